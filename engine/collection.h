@@ -1,0 +1,130 @@
+// An in-memory collection of uint64-keyed vectors, searchable while written.
+//
+// Storage: rows live in append-only RowBlocks (engine/row_block.h) of a fixed
+// capacity in panel layout; slot = block.slot_base + row. Deletes and upserts
+// set tombstone bits; tombstoned rows score -inf inside the kernel, so they
+// never take a bin and recall holds.
+//
+// Concurrency: one writer at a time (writes serialise on a mutex); any number
+// of searches run concurrently with it. A search takes a Snapshot: an
+// immutable view (blocks, row counts, tombstone bitmaps) published by the last
+// completed write. Writers never modify anything a published snapshot can
+// see: rows are appended past the published count, and tombstone bitmaps are
+// copied on write. Searches never wait for writers, nor writers for searches.
+//
+// Every write is atomic: it is validated whole before anything changes.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "engine/schema.h"
+#include "engine/snapshot.h"
+#include "engine/thread_pool.h"
+
+namespace peakknn {
+
+struct CollectionOptions {
+  // Rows per storage block; a multiple of 16. Large blocks amortise
+  // per-block work; small ones suit tests.
+  int64_t block_rows = 65536;
+  ThreadPool* pool = nullptr;  // nullptr: ThreadPool::Default()
+};
+
+struct SearchParams {
+  int64_t k = 10;
+  // 0: the collection's default; 1: exact search.
+  double recall_target = 0;
+};
+
+// Results of a batch, query-major: query q's results are
+// ids[q*k .. q*k + counts[q]), best first. counts[q] < k only when fewer than
+// k live rows exist.
+struct SearchResults {
+  int64_t num_queries = 0;
+  int64_t k = 0;
+  std::vector<uint64_t> ids;
+  std::vector<float> distances;  // metric's own terms; see kernels/score.h
+  std::vector<int32_t> counts;
+  bool exact = false;
+  int64_t bins = 0;              // L used (live rows when exact)
+  double expected_recall = 1.0;  // from the recall calculator
+  double worst_rank_recall = 1.0;
+};
+
+struct CollectionStats {
+  int64_t rows = 0;       // slots used, tombstoned ones included
+  int64_t live_rows = 0;  // rows a search can return
+  int64_t memory_bytes = 0;
+};
+
+enum class WriteMode {
+  kInsert,  // every id must be new (to the collection and within the batch)
+  kUpsert,  // a known id's old row is tombstoned and replaced
+};
+
+class Collection {
+ public:
+  static absl::StatusOr<std::unique_ptr<Collection>> Create(
+      const CollectionSchema& schema, const CollectionOptions& options = {});
+
+  const CollectionSchema& schema() const { return schema_; }
+
+  // Checks a write without applying it: vector count and dim, finite values,
+  // non-zero vectors under COSINE, duplicate ids, and (kInsert) ids already
+  // present. `vectors` is row-major [ids.size()][dim].
+  absl::Status ValidateWrite(WriteMode mode, std::span<const uint64_t> ids,
+                             std::span<const float> vectors) const;
+  // Validates, then applies the whole batch and publishes it to searches.
+  absl::Status Write(WriteMode mode, std::span<const uint64_t> ids,
+                     std::span<const float> vectors);
+  // Tombstones the ids that exist; returns how many did. Unknown ids are not
+  // an error (deletes are idempotent).
+  int64_t Delete(std::span<const uint64_t> ids);
+  // The stored vector of each id, or nullopt for unknown ids. bf16
+  // collections return the stored (rounded) values; COSINE the normalised
+  // vector.
+  std::vector<std::optional<std::vector<float>>> Get(
+      std::span<const uint64_t> ids) const;
+
+  // Searches a batch of queries, row-major [num_queries][dim].
+  absl::StatusOr<SearchResults> Search(std::span<const float> queries,
+                                       const SearchParams& params) const;
+
+  // The current published state; cheap (one shared_ptr copy).
+  std::shared_ptr<const Snapshot> snapshot() const;
+
+  CollectionStats Stats() const;
+
+ private:
+  Collection(const CollectionSchema& schema, const CollectionOptions& options);
+
+  absl::Status ValidateVectors(std::span<const uint64_t> ids,
+                               std::span<const float> vectors) const;
+  // Appends one row to the tail block (allocating a block when full) and
+  // records its slot; the row stays invisible until Publish.
+  void AppendRow(uint64_t id, const float* vector)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
+  void TombstoneSlot(int64_t slot) ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
+  void Publish() ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
+
+  const CollectionSchema schema_;
+  const CollectionOptions options_;
+  ThreadPool* const pool_;
+
+  mutable absl::Mutex write_mu_;
+  // The writer's working copy of the state, published by copy.
+  std::shared_ptr<Snapshot> pending_ ABSL_GUARDED_BY(write_mu_);
+  IdMap id_to_slot_ ABSL_GUARDED_BY(write_mu_);
+
+  mutable absl::Mutex publish_mu_;
+  std::shared_ptr<const Snapshot> published_ ABSL_GUARDED_BY(publish_mu_);
+};
+
+}  // namespace peakknn

@@ -1,0 +1,46 @@
+// A fixed pool of worker threads for data-parallel loops.
+//
+// ParallelFor(n, fn) runs fn(0..n-1) across the workers and the calling
+// thread and returns when all are done. Several threads may call ParallelFor
+// at once (e.g. two collections searching); their tasks share the workers.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <thread>
+#include <vector>
+
+#include "absl/synchronization/mutex.h"
+
+namespace peakknn {
+
+class ThreadPool {
+ public:
+  // threads = 0 means one per hardware thread. The pool starts threads - 1
+  // workers: the calling thread is the last one.
+  explicit ThreadPool(int threads = 0);
+  ~ThreadPool();
+  ThreadPool(const ThreadPool&) = delete;
+  ThreadPool& operator=(const ThreadPool&) = delete;
+
+  int num_threads() const { return static_cast<int>(workers_.size()) + 1; }
+
+  void ParallelFor(int64_t n, const std::function<void(int64_t)>& fn);
+
+  // A process-wide pool sized by PEAKKNN_THREADS or the hardware.
+  static ThreadPool& Default();
+
+ private:
+  struct Loop;
+  void WorkerMain();
+  // Runs tasks of `loop` until none are left to claim.
+  static void Drain(Loop* loop);
+
+  absl::Mutex mu_;
+  std::deque<Loop*> loops_ ABSL_GUARDED_BY(mu_);
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::vector<std::thread> workers_;
+};
+
+}  // namespace peakknn

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs every Debian 12 package peakknn needs to build, test, benchmark and
+# run. Idempotent; run as root (or with sudo). The CUDA toolkit is not a Debian
+# package: it is used from /usr/local/cuda when present.
+set -euo pipefail
+
+packages=(
+  build-essential cmake ninja-build pkg-config git clang-format
+  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
+  libabsl-dev prometheus-cpp-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+  libfaiss-dev libhnswlib-dev libopenblas-dev
+  libisal-dev
+  prometheus curl
+  python3 python3-grpcio python3-grpc-tools python3-protobuf python3-numpy python3-matplotlib
+  dataset-fashion-mnist
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  SUDO=""
+  [ "$(id -u)" -ne 0 ] && SUDO=sudo
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+echo "install-deps: all ${#packages[@]} packages present"
