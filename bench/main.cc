@@ -1,0 +1,281 @@
+// peakknn-bench: peakknn's engine against FAISS exact flat search on the
+// same data, in one process, on the same threads. See bench/README.md.
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <limits>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "bench/contender.h"
+#include "bench/datasets.h"
+#include "bench/faiss_contender.h"
+#include "bench/openblas_env.h"
+#include "bench/peakknn_contender.h"
+#include "bench/recall.h"
+#include "bench/report.h"
+#include "bench/sgemm_peak.h"
+#include "engine/schema.h"
+#include "engine/thread_pool.h"
+
+ABSL_FLAG(std::string, data, "synthetic",
+          "synthetic | sift5k | fashion-mnist | a vector file (.fvecs, "
+          ".bvecs, .npy, .csv, .tsv)");
+ABSL_FLAG(int64_t, n, -1,
+          "base rows: synthetic default 100000; files: all rows when -1");
+ABSL_FLAG(int64_t, dim, 128, "dimension of synthetic data");
+ABSL_FLAG(int64_t, queries, -1,
+          "queries: synthetic default 1024; files without --queries-file "
+          "hold out this many rows (default 1000, sift5k 500)");
+ABSL_FLAG(int64_t, clusters, 1000, "Gaussian clusters in synthetic data");
+ABSL_FLAG(uint64_t, seed, 42, "seed of synthetic data");
+ABSL_FLAG(std::string, queries_file, "", "query vectors for a file --data");
+ABSL_FLAG(std::string, ground_truth, "",
+          ".ivecs of true neighbour rows per query (else computed exactly)");
+ABSL_FLAG(int64_t, k, 10, "neighbours per query");
+ABSL_FLAG(double, recall, 0.95, "peakknn recall_target in (0, 1]; 1 = exact");
+ABSL_FLAG(std::string, metric, "l2", "l2 | ip | cosine");
+ABSL_FLAG(std::string, dtype, "both", "peakknn row storage: f32 | bf16 | both");
+ABSL_FLAG(std::string, compare, "faiss-flat", "faiss-flat | none");
+ABSL_FLAG(std::string, json, "", "also write the results as JSON here");
+ABSL_FLAG(int, threads, 0, "threads for every contender; 0 = all cores");
+ABSL_FLAG(int, repeats, 3, "timed runs per contender after one warm-up");
+ABSL_FLAG(int, sgemm_size, 2048, "matrix size of the sgemm peak measurement");
+
+namespace peakknn::bench {
+namespace {
+
+struct Measurement {
+  SearchOutput output;  // from the warm-up run
+  double best_seconds = std::numeric_limits<double>::infinity();
+};
+
+// One warm-up search, then `repeats` timed ones; keeps the best time (the
+// least disturbed by other work on a shared machine).
+absl::StatusOr<Measurement> Measure(Contender& contender,
+                                    const FloatMatrix& queries, int64_t k,
+                                    int repeats) {
+  Measurement m;
+  absl::StatusOr<SearchOutput> warm = contender.Search(queries, k);
+  if (!warm.ok()) return warm.status();
+  m.output = *std::move(warm);
+  for (int r = 0; r < repeats; ++r) {
+    const auto start = std::chrono::steady_clock::now();
+    absl::StatusOr<SearchOutput> out = contender.Search(queries, k);
+    const std::chrono::duration<double> took =
+        std::chrono::steady_clock::now() - start;
+    if (!out.ok()) return out.status();
+    m.best_seconds = std::min(m.best_seconds, took.count());
+  }
+  return m;
+}
+
+absl::Status Run(const std::string& env_line) {
+  const int64_t k = absl::GetFlag(FLAGS_k);
+  const double target = absl::GetFlag(FLAGS_recall);
+  const int repeats = absl::GetFlag(FLAGS_repeats);
+  const std::string compare = absl::GetFlag(FLAGS_compare);
+  const std::string dtype_flag = absl::GetFlag(FLAGS_dtype);
+  if (k < 1)
+    return absl::InvalidArgumentError(
+        absl::StrCat("--k must be >= 1, got ", k));
+  if (!(target > 0 && target <= 1)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--recall must be in (0, 1], got ", target));
+  }
+  if (repeats < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--repeats must be >= 1, got ", repeats));
+  }
+  if (compare != "faiss-flat" && compare != "none") {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--compare must be faiss-flat or none, got \"", compare, "\""));
+  }
+  absl::StatusOr<Metric> metric = ParseMetric(absl::GetFlag(FLAGS_metric));
+  if (!metric.ok()) return metric.status();
+  std::vector<DType> dtypes;
+  if (dtype_flag == "both") {
+    dtypes = {DType::kF32, DType::kBf16};
+  } else {
+    absl::StatusOr<DType> dtype = ParseDType(dtype_flag);
+    if (!dtype.ok()) return dtype.status();
+    dtypes = {*dtype};
+  }
+  int threads = absl::GetFlag(FLAGS_threads);
+  if (threads < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--threads must be >= 0, got ", threads));
+  }
+  if (threads == 0) {
+    threads =
+        static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  }
+  SetBlasThreads(threads);
+  ThreadPool pool(threads);
+
+  DatasetRequest request;
+  request.data = absl::GetFlag(FLAGS_data);
+  request.n = absl::GetFlag(FLAGS_n);
+  request.dim = absl::GetFlag(FLAGS_dim);
+  request.queries = absl::GetFlag(FLAGS_queries);
+  request.clusters = absl::GetFlag(FLAGS_clusters);
+  request.seed = absl::GetFlag(FLAGS_seed);
+  request.queries_file = absl::GetFlag(FLAGS_queries_file);
+  request.ground_truth_file = absl::GetFlag(FLAGS_ground_truth);
+  const char* source = std::getenv("PEAKKNN_SOURCE_DIR");
+  request.shared_dir = absl::StrCat(source ? source : ".", "/../shared");
+  absl::StatusOr<Dataset> data = LoadDataset(request);
+  if (!data.ok()) return data.status();
+  if (*metric == Metric::kCosine) {
+    // FAISS has no cosine index: both systems get unit rows (peakknn would
+    // normalise them itself) and FAISS searches them by inner product.
+    NormalizeRows(data->base);
+    NormalizeRows(data->queries);
+  }
+  std::printf("data %s: n=%lld dim=%lld queries=%lld; threads=%d\n%s\n",
+              data->name.c_str(), static_cast<long long>(data->base.rows),
+              static_cast<long long>(data->base.dim),
+              static_cast<long long>(data->queries.rows), threads,
+              env_line.c_str());
+
+  const double peak =
+      MeasureSgemmPeakGflops(absl::GetFlag(FLAGS_sgemm_size), 3);
+  std::printf("sgemm peak: %.1f GFLOP/s\n", peak);
+
+  std::vector<std::unique_ptr<Contender>> contenders;
+  std::unique_ptr<Contender> truth_source;
+  if (compare == "faiss-flat") {
+    contenders.push_back(std::make_unique<FaissFlatContender>(*metric));
+  }
+  for (DType dtype : dtypes) {
+    contenders.push_back(
+        std::make_unique<PeakknnContender>(*metric, dtype, target, &pool));
+  }
+
+  // Ground truth: the file's, else FAISS flat's exact answer (the timed
+  // run's, when FAISS is a contender; its results do not change between
+  // runs).
+  std::vector<int64_t> truth;
+  int64_t truth_stride = k;
+  if (data->ground_truth.has_value()) {
+    if (data->ground_truth->dim < std::min(k, data->base.rows)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--ground-truth has ", data->ground_truth->dim,
+                       " neighbours per query; --k is ", k));
+    }
+    truth.assign(data->ground_truth->values.begin(),
+                 data->ground_truth->values.end());
+    truth_stride = data->ground_truth->dim;
+  } else if (compare != "faiss-flat") {
+    FaissFlatContender exact(*metric);
+    if (absl::Status s = exact.Build(data->base); !s.ok()) return s;
+    absl::StatusOr<SearchOutput> out = exact.Search(data->queries, k);
+    if (!out.ok()) return out.status();
+    truth = std::move(out->rows);
+  }
+
+  std::vector<ResultRow> rows;
+  const double flops = 2.0 * static_cast<double>(data->base.rows) *
+                       static_cast<double>(data->base.dim) *
+                       static_cast<double>(data->queries.rows);
+  for (std::unique_ptr<Contender>& contender : contenders) {
+    const auto build_start = std::chrono::steady_clock::now();
+    if (absl::Status s = contender->Build(data->base); !s.ok()) return s;
+    const std::chrono::duration<double> build =
+        std::chrono::steady_clock::now() - build_start;
+    absl::StatusOr<Measurement> m =
+        Measure(*contender, data->queries, k, repeats);
+    if (!m.ok()) {
+      return absl::Status(
+          m.status().code(),
+          absl::StrCat(contender->system(), " ", contender->dtype(), ": ",
+                       m.status().message()));
+    }
+    if (truth.empty()) truth = m->output.rows;  // FAISS flat runs first
+    ResultRow row;
+    row.system = contender->system();
+    row.dtype = contender->dtype();
+    row.metric = std::string(MetricName(*metric));
+    row.n = data->base.rows;
+    row.dim = data->base.dim;
+    row.queries = data->queries.rows;
+    row.k = k;
+    row.recall_target = m->output.recall_target;
+    row.qps = static_cast<double>(data->queries.rows) / m->best_seconds;
+    row.recall = MeasuredRecall(data->base, data->queries, *metric, k,
+                                m->output.rows, k, truth, truth_stride);
+    row.expected_recall = m->output.expected_recall;
+    row.gflops = flops / m->best_seconds / 1e9;
+    std::printf("%s %s: load %.2f s, best search %.4f s of %d\n",
+                row.system.c_str(), row.dtype.c_str(), build.count(),
+                m->best_seconds, repeats);
+    rows.push_back(row);
+    contender.reset();  // frees its copy of the rows before the next one
+  }
+
+  std::printf("\n%s", FormatTable(rows).c_str());
+  if (rows.size() > 1 && rows[0].system == "faiss-flat") {
+    for (size_t i = 1; i < rows.size(); ++i) {
+      std::printf("%s %s / faiss-flat QPS: %.2fx\n", rows[i].system.c_str(),
+                  rows[i].dtype.c_str(), rows[i].qps / rows[0].qps);
+    }
+  }
+  const std::string json_path = absl::GetFlag(FLAGS_json);
+  if (!json_path.empty()) {
+    if (absl::Status s = WriteFile(json_path, FormatJson(peak, rows));
+        !s.ok()) {
+      return s;
+    }
+  }
+  return absl::OkStatus();
+}
+
+// Accepts --queries-file as well as absl's --queries_file: rewrites the
+// dashes of every "--flag-name[=value]" argument's name to underscores.
+std::vector<char*> DashedFlagsToUnderscores(int argc, char** argv,
+                                            std::vector<std::string>& storage) {
+  storage.assign(argv, argv + argc);
+  std::vector<char*> out;
+  for (std::string& arg : storage) {
+    if (arg.size() > 2 && arg.compare(0, 2, "--") == 0) {
+      const size_t end = std::min(arg.find('='), arg.size());
+      std::replace(arg.begin() + 2, arg.begin() + end, '-', '_');
+    }
+    out.push_back(arg.data());
+  }
+  out.push_back(nullptr);
+  return out;
+}
+
+}  // namespace
+}  // namespace peakknn::bench
+
+int main(int argc, char** argv) {
+  // Before anything touches BLAS (it is loaded already, but not yet used).
+  const std::string env_line =
+      peakknn::bench::ReexecWithoutOpenblasOverrides(argv);
+  absl::SetProgramUsageMessage(
+      "peakknn vs FAISS exact flat search, QPS at measured recall@k.\n"
+      "  peakknn-bench --data synthetic --n 1000000 --dim 128 --queries 1024 "
+      "--k 10 --recall 0.95 --metric l2 --dtype f32 --compare faiss-flat");
+  std::vector<std::string> storage;
+  std::vector<char*> args =
+      peakknn::bench::DashedFlagsToUnderscores(argc, argv, storage);
+  absl::ParseCommandLine(argc, args.data());
+  const absl::Status status = peakknn::bench::Run(env_line);
+  if (!status.ok()) {
+    std::fprintf(stderr, "peakknn-bench: %s\n", status.ToString().c_str());
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,33 @@
+// peakknn's engine (engine/collection.h) as a benchmark contender.
+#pragma once
+
+#include <memory>
+
+#include "bench/contender.h"
+#include "engine/collection.h"
+#include "engine/schema.h"
+#include "engine/thread_pool.h"
+
+namespace peakknn::bench {
+
+class PeakknnContender : public Contender {
+ public:
+  // `pool` must outlive the contender.
+  PeakknnContender(Metric metric, DType dtype, double recall_target,
+                   ThreadPool* pool);
+
+  std::string system() const override { return "peakknn"; }
+  std::string dtype() const override;
+  absl::Status Build(const FloatMatrix& base) override;
+  absl::StatusOr<SearchOutput> Search(const FloatMatrix& queries,
+                                      int64_t k) override;
+
+ private:
+  const Metric metric_;
+  const DType dtype_;
+  const double recall_target_;
+  ThreadPool* const pool_;
+  std::unique_ptr<Collection> collection_;
+};
+
+}  // namespace peakknn::bench
