@@ -50,6 +50,8 @@ ABSL_FLAG(std::string, compare, "faiss-flat", "faiss-flat | none");
 ABSL_FLAG(std::string, json, "", "also write the results as JSON here");
 ABSL_FLAG(int, threads, 0, "threads for every contender; 0 = all cores");
 ABSL_FLAG(int, repeats, 3, "timed runs per contender after one warm-up");
+ABSL_FLAG(std::string, shared_dir, "../shared",
+          "the shared folder holding data/sift5k (for --data sift5k)");
 ABSL_FLAG(int, sgemm_size, 2048, "matrix size of the sgemm peak measurement");
 
 namespace peakknn::bench {
@@ -132,8 +134,7 @@ absl::Status Run(const std::string& env_line) {
   request.seed = absl::GetFlag(FLAGS_seed);
   request.queries_file = absl::GetFlag(FLAGS_queries_file);
   request.ground_truth_file = absl::GetFlag(FLAGS_ground_truth);
-  const char* source = std::getenv("PEAKKNN_SOURCE_DIR");
-  request.shared_dir = absl::StrCat(source ? source : ".", "/../shared");
+  request.shared_dir = absl::GetFlag(FLAGS_shared_dir);
   absl::StatusOr<Dataset> data = LoadDataset(request);
   if (!data.ok()) return data.status();
   if (*metric == Metric::kCosine) {
