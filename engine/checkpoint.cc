@@ -4,10 +4,12 @@
 #include <cstring>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
+#include "engine/absl_view.h"
 #include "engine/crc32c.h"
 #include "kernels/layout.h"
 
@@ -43,7 +45,7 @@ absl::StatusOr<Durability> ParseDurability(std::string_view text) {
   if (text == "fsync") return Durability::kFsync;
   if (text == "none") return Durability::kNone;
   return absl::InvalidArgumentError(
-      absl::StrCat("durability must be fsync or none, got '", text, "'"));
+      absl::StrCat("durability must be fsync or none, got '", AV(text), "'"));
 }
 
 }  // namespace
@@ -51,10 +53,10 @@ absl::StatusOr<Durability> ParseDurability(std::string_view text) {
 std::string SerializeManifest(const CheckpointManifest& m) {
   std::string text = absl::StrCat(
       kManifestMagic, "\nname ", m.schema.name, "\ndim ", m.schema.dim,
-      "\nmetric ", MetricName(m.schema.metric), "\ndtype ",
-      DTypeName(m.schema.dtype), "\nrecall ",
+      "\nmetric ", AV(MetricName(m.schema.metric)), "\ndtype ",
+      AV(DTypeName(m.schema.dtype)), "\nrecall ",
       absl::StrFormat("%.17g", m.schema.default_recall_target), "\ndurability ",
-      DurabilityName(m.default_durability), "\nsequence ", m.sequence,
+      AV(DurabilityName(m.default_durability)), "\nsequence ", m.sequence,
       "\ndata ", m.data_file.empty() ? "-" : m.data_file, "\nrows ", m.rows,
       "\ndata_bytes ", m.data_bytes, "\n");
   absl::StrAppend(&text, "crc32c ", absl::Hex(Crc32c(text)), "\n");
@@ -63,41 +65,41 @@ std::string SerializeManifest(const CheckpointManifest& m) {
 
 absl::StatusOr<CheckpointManifest> ParseManifest(std::string_view text,
                                                  std::string_view path) {
-  const auto bad = [&](std::string_view what) {
-    return absl::DataLossError(absl::StrCat("manifest ", path, ": ", what));
+  const auto bad = [&](absl::string_view what) {
+    return absl::DataLossError(absl::StrCat("manifest ", AV(path), ": ", what));
   };
   const size_t crc_at = text.rfind("crc32c ");
   if (crc_at == std::string_view::npos) return bad("no crc32c line");
   uint32_t want;
   std::string_view crc_text = text.substr(crc_at + 7);
   if (!crc_text.empty() && crc_text.back() == '\n') crc_text.remove_suffix(1);
-  if (!absl::SimpleHexAtoi(crc_text, &want)) {
-    return bad(absl::StrCat("unreadable crc32c '", crc_text, "'"));
+  if (!absl::SimpleHexAtoi(AV(crc_text), &want)) {
+    return bad(absl::StrCat("unreadable crc32c '", AV(crc_text), "'"));
   }
   const std::string_view body = text.substr(0, crc_at);
   if (Crc32c(body) != want) return bad("CRC32C mismatch");
-  std::vector<std::string_view> lines =
-      absl::StrSplit(body, '\n', absl::SkipEmpty());
+  std::vector<absl::string_view> lines =
+      absl::StrSplit(AV(body), '\n', absl::SkipEmpty());
   if (lines.empty() || lines[0] != kManifestMagic) {
     return bad(absl::StrCat("first line is not '", kManifestMagic, "'"));
   }
-  absl::flat_hash_map<std::string_view, std::string_view> fields;
+  absl::flat_hash_map<absl::string_view, absl::string_view> fields;
   for (size_t i = 1; i < lines.size(); ++i) {
     const size_t space = lines[i].find(' ');
-    if (space == std::string_view::npos) {
+    if (space == absl::string_view::npos) {
       return bad(absl::StrCat("line '", lines[i], "' has no value"));
     }
     fields[lines[i].substr(0, space)] = lines[i].substr(space + 1);
   }
-  const auto field = [&](std::string_view key) -> std::string_view {
+  const auto field = [&](absl::string_view key) -> absl::string_view {
     auto it = fields.find(key);
-    return it == fields.end() ? std::string_view() : it->second;
+    return it == fields.end() ? absl::string_view() : it->second;
   };
   CheckpointManifest m;
   m.schema.name = std::string(field("name"));
-  auto metric = ParseMetric(field("metric"));
-  auto dtype = ParseDType(field("dtype"));
-  auto durability = ParseDurability(field("durability"));
+  auto metric = ParseMetric(SV(field("metric")));
+  auto dtype = ParseDType(SV(field("dtype")));
+  auto durability = ParseDurability(SV(field("durability")));
   if (!metric.ok()) return bad(metric.status().message());
   if (!dtype.ok()) return bad(dtype.status().message());
   if (!durability.ok()) return bad(durability.status().message());
@@ -213,7 +215,7 @@ absl::Status ReadCheckpointRows(
                                      std::span<const float>)>& on_rows) {
   if (manifest.data_file.empty()) return absl::OkStatus();
   const std::string path = JoinPath(dir, manifest.data_file);
-  const auto bad = [&](uint64_t offset, std::string_view what) {
+  const auto bad = [&](uint64_t offset, absl::string_view what) {
     return absl::DataLossError(
         absl::StrCat("checkpoint ", path, " offset ", offset, ": ", what));
   };

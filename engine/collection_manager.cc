@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
+#include "engine/absl_view.h"
 
 namespace peakknn {
 namespace {
@@ -28,7 +29,7 @@ bool EndsWith(std::string_view s, std::string_view suffix) {
 
 absl::Status NotFound(std::string_view name) {
   return absl::NotFoundError(
-      absl::StrCat("collection '", name, "' does not exist"));
+      absl::StrCat("collection '", AV(name), "' does not exist"));
 }
 
 }  // namespace
@@ -126,7 +127,7 @@ absl::StatusOr<std::shared_ptr<DurableCollection>> CollectionManager::Find(
     return absl::UnavailableError("the store is recovering; try again soon");
   }
   if (closed_) return absl::FailedPreconditionError("the store is closed");
-  auto it = collections_.find(name);
+  auto it = collections_.find(AV(name));
   if (it == collections_.end()) return NotFound(name);
   return it->second;
 }
@@ -164,7 +165,7 @@ absl::Status CollectionManager::DropCollection(std::string_view name) {
   std::shared_ptr<DurableCollection> c = *std::move(found);
   {
     absl::MutexLock lock(&mu_);
-    collections_.erase(name);
+    collections_.erase(AV(name));
   }
   // Writes already queued finish (and are then deleted with the files).
   c->Close(/*checkpoint=*/false).IgnoreError();
@@ -300,7 +301,7 @@ void CollectionManager::MaintenanceLoop() {
       }
       if (c->CheckpointDue(options_.checkpoint_wal_bytes,
                            options_.checkpoint_max_age)) {
-        if (absl::Status s = c->Checkpoint(); !s.ok()) Log(s.message());
+        if (absl::Status s = c->Checkpoint(); !s.ok()) Log(SV(s.message()));
       }
     }
   }
@@ -325,7 +326,7 @@ absl::Status CollectionManager::Close() {
 }
 
 CollectionManager::~CollectionManager() {
-  if (absl::Status s = Close(); !s.ok()) Log(s.message());
+  if (absl::Status s = Close(); !s.ok()) Log(SV(s.message()));
 }
 
 }  // namespace peakknn

@@ -9,13 +9,14 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "engine/absl_view.h"
 
 namespace peakknn {
 namespace {
 
 absl::Status PosixError(std::string_view op, std::string_view path, int err) {
-  std::string message = absl::StrCat(op, " ", path, ": ", std::strerror(err),
-                                     " (errno ", err, ")");
+  std::string message = absl::StrCat(AV(op), " ", AV(path), ": ",
+                                     std::strerror(err), " (errno ", err, ")");
   switch (err) {
     case ENOENT:
       return absl::NotFoundError(message);
@@ -197,7 +198,7 @@ Env* Env::Default() {
 }
 
 std::string JoinPath(std::string_view dir, std::string_view name) {
-  return absl::StrCat(dir, "/", name);
+  return absl::StrCat(AV(dir), "/", AV(name));
 }
 
 absl::StatusOr<std::string> ReadFileToString(Env* env,

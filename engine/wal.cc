@@ -6,6 +6,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "engine/absl_view.h"
 #include "engine/crc32c.h"
 
 namespace peakknn {
@@ -72,7 +73,7 @@ void AppendWalDelete(uint64_t sequence, std::span<const uint64_t> ids,
 
 absl::StatusOr<WalBatch> DecodeWalRecord(const WalRecord& record) {
   const std::string_view p = record.payload;
-  const auto bad = [&](std::string_view what) {
+  const auto bad = [&](absl::string_view what) {
     return absl::DataLossError(absl::StrCat("WAL record at offset ",
                                             record.offset, " (sequence ",
                                             record.sequence, "): ", what));
@@ -191,8 +192,8 @@ std::optional<uint64_t> ParseWalSegmentName(std::string_view name) {
   }
   uint64_t number;
   if (!absl::SimpleAtoi(
-          name.substr(kPrefix.size(),
-                      name.size() - kPrefix.size() - kSuffix.size()),
+          AV(name.substr(kPrefix.size(),
+                         name.size() - kPrefix.size() - kSuffix.size())),
           &number)) {
     return std::nullopt;
   }
