@@ -139,6 +139,20 @@ absl::Status DurableCollection::Recover() {
     segments.resize(i + 1);
     break;
   }
+  // Segments left empty (a restart with no writes, a cut torn tail) hold
+  // nothing to replay; drop them so restarts do not accumulate files.
+  std::vector<Segment> nonempty;
+  for (const Segment& segment : segments) {
+    if (segment.bytes > 0) {
+      nonempty.push_back(segment);
+    } else if (absl::Status d = env_->DeleteFile(
+                   JoinPath(dir_, WalSegmentName(segment.number)));
+               !d.ok()) {
+      return d;
+    }
+  }
+  const uint64_t next = segments.empty() ? 1 : segments.back().number + 1;
+  segments = std::move(nonempty);
   {
     absl::MutexLock lock(&mu_);
     last_sequence_ = last_sequence;
@@ -153,7 +167,6 @@ absl::Status DurableCollection::Recover() {
   // in the OS page cache; the next checkpoint fsyncs them.)
   durable_sequence_ = last_sequence;
   segments_ = segments;
-  const uint64_t next = segments.empty() ? 1 : segments.back().number + 1;
   if (absl::Status started = StartSegment(next); !started.ok()) return started;
   recovery_.elapsed = absl::Now() - start;
   if (recovery_.replayed_records > 0 || recovery_.truncated_bytes > 0) {

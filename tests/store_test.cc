@@ -317,7 +317,18 @@ TEST_P(FaultTest, FailedWriteIsReportedAndAcknowledgedDataSurvives) {
 
 INSTANTIATE_TEST_SUITE_P(Faults, FaultTest,
                          ::testing::Values(Fault::kSync, Fault::kShortWrite,
-                                           Fault::kNoSpace));
+                                           Fault::kNoSpace),
+                         [](const ::testing::TestParamInfo<Fault>& param) {
+                           switch (param.param) {
+                             case Fault::kSync:
+                               return "FailedFsync";
+                             case Fault::kShortWrite:
+                               return "ShortWrite";
+                             case Fault::kNoSpace:
+                               return "NoSpace";
+                           }
+                           return "Unknown";
+                         });
 
 TEST(FaultTest, FailedCheckpointRenameKeepsThePreviousCheckpoint) {
   FaultInjectionEnv env(Env::Default());
