@@ -103,6 +103,10 @@ class Collection {
   CollectionStats Stats() const;
 
  private:
+  // Restore and compaction (engine/collection_maintenance.h) edit the
+  // writer's state directly, under write_mu_.
+  friend class CollectionMaintenance;
+
   Collection(const CollectionSchema& schema, const CollectionOptions& options);
 
   absl::Status ValidateVectors(std::span<const uint64_t> ids,

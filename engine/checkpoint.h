@@ -1,0 +1,84 @@
+// Checkpoints: a collection's live rows at a WAL sequence number, written so
+// that a crash at any moment leaves either the old or the new checkpoint.
+//
+// A collection directory holds
+//   MANIFEST             the current checkpoint (text, last line a CRC32C)
+//   ckpt-<sequence>.dat  its rows
+//   wal-NNNNNNNN.log     log segments (engine/wal.h)
+//
+// Data file, little-endian:
+//   header: "PKNNCKP1", u32 dim, u32 zero, u64 rows, u32 CRC32C of the
+//           previous 24 bytes
+//   chunks: u32 CRC32C of the rest of the chunk, u32 count, u64 ids[count],
+//           f32 vectors[count][dim]: stored values as Collection::Get returns
+//           them (normalised under COSINE, bf16-rounded for bf16), so a
+//           restore reproduces every stored bit.
+// Only live rows are written: a restore is also a compaction.
+//
+// Install protocol: data to "<file>.tmp", fsync, rename, then the same for
+// MANIFEST, then fsync of the directory. Only after that may older data files
+// and the WAL segments the checkpoint covers be deleted.
+// Cost: O(live rows * dim) bytes written per checkpoint.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <span>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "engine/durability.h"
+#include "engine/env.h"
+#include "engine/schema.h"
+#include "engine/snapshot.h"
+
+namespace peakknn {
+
+inline constexpr char kManifestName[] = "MANIFEST";
+
+struct CheckpointManifest {
+  CollectionSchema schema;
+  Durability default_durability = Durability::kFsync;
+  // Every write with a sequence <= this is in the data file; replay starts
+  // after it.
+  uint64_t sequence = 0;
+  std::string data_file;  // empty: no rows
+  int64_t rows = 0;
+  uint64_t data_bytes = 0;
+};
+
+// Text form of a manifest and back; Parse fails (DATA_LOSS) on a bad CRC or
+// field, naming it.
+std::string SerializeManifest(const CheckpointManifest& manifest);
+absl::StatusOr<CheckpointManifest> ParseManifest(std::string_view text,
+                                                 std::string_view path);
+
+// Atomically replaces dir/MANIFEST.
+absl::Status WriteManifest(Env* env, const std::string& dir,
+                           const CheckpointManifest& manifest);
+absl::StatusOr<CheckpointManifest> ReadManifest(Env* env,
+                                                const std::string& dir);
+
+// Writes the live rows of `snapshot` as the checkpoint at
+// `manifest.sequence`, installs it and returns the installed manifest (with
+// data_file, rows and data_bytes filled in). On error nothing visible
+// changed: the previous checkpoint stays current.
+absl::StatusOr<CheckpointManifest> WriteCheckpoint(
+    Env* env, const std::string& dir, const CheckpointManifest& manifest,
+    const Snapshot& snapshot);
+
+// Streams the rows of a checkpoint in chunks: ids and row-major vectors.
+// Verifies every CRC and the row count; fails with DATA_LOSS naming the file
+// and offset.
+absl::Status ReadCheckpointRows(
+    Env* env, const std::string& dir, const CheckpointManifest& manifest,
+    const std::function<absl::Status(std::span<const uint64_t>,
+                                     std::span<const float>)>& on_rows);
+
+// Deletes data files in `dir` other than `manifest.data_file`, and stray
+// temporary files. Best effort: returns the first error.
+absl::Status DeleteStaleCheckpointFiles(Env* env, const std::string& dir,
+                                        const CheckpointManifest& manifest);
+
+}  // namespace peakknn

@@ -1,0 +1,88 @@
+#include "engine/collection_maintenance.h"
+
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "kernels/layout.h"
+
+namespace peakknn {
+
+absl::Status CollectionMaintenance::RestoreRows(
+    Collection& c, std::span<const uint64_t> ids,
+    std::span<const float> stored_vectors) {
+  const int dim = c.schema_.dim;
+  if (stored_vectors.size() != ids.size() * dim) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("restore of ", ids.size(), " rows of dim ", dim, " got ",
+                     stored_vectors.size(), " floats"));
+  }
+  absl::MutexLock lock(&c.write_mu_);
+  for (uint64_t id : ids) {
+    if (c.id_to_slot_.contains(id)) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "restore: id ", id, " is already present in collection '",
+          c.schema_.name, "'"));
+    }
+  }
+  c.id_to_slot_.reserve(c.id_to_slot_.size() + ids.size());
+  for (size_t i = 0; i < ids.size(); ++i) {
+    c.AppendRow(ids[i], stored_vectors.data() + i * dim);
+  }
+  c.Publish();
+  return absl::OkStatus();
+}
+
+int64_t CollectionMaintenance::CompactBlocks(Collection& c,
+                                             double min_dead_fraction) {
+  absl::MutexLock lock(&c.write_mu_);
+  Snapshot& state = *c.pending_;
+  if (state.blocks.size() < 2) return 0;
+  const int dim = c.schema_.dim;
+  std::vector<float> row(dim);
+  std::vector<BlockView> kept;
+  std::vector<TombstoneBitmap*> kept_bitmaps;
+  kept.reserve(state.blocks.size());
+  int64_t compacted = 0;
+  const size_t tail = state.blocks.size() - 1;
+  for (size_t b = 0; b < state.blocks.size(); ++b) {
+    BlockView& view = state.blocks[b];
+    const bool full = view.rows == view.block->capacity();
+    if (b == tail || !full || view.dead_rows == 0 ||
+        view.dead_rows < min_dead_fraction * view.rows) {
+      kept.push_back(std::move(view));
+      kept_bitmaps.push_back(c.private_bitmaps_[b]);
+      continue;
+    }
+    ++compacted;
+    state.rows -= view.dead_rows;
+    const int64_t live = view.rows - view.dead_rows;
+    if (live == 0) continue;
+    const RowBlock& old = *view.block;
+    const int64_t capacity = (live + kernels::kPanelRows - 1) /
+                             kernels::kPanelRows * kernels::kPanelRows;
+    auto fresh = std::make_shared<RowBlock>(
+        dim, old.dtype(),
+        c.schema_.metric == Metric::kL2 ? kernels::ScoreKind::kL2
+                                        : kernels::ScoreKind::kInnerProduct,
+        capacity, old.slot_base());
+    const uint64_t* dead = view.dead ? view.dead->data() : nullptr;
+    int64_t out = 0;
+    for (int64_t r = 0; r < view.rows; ++r) {
+      if (kernels::IsDead(dead, r)) continue;
+      // Stored values written back unchanged: f32 copies, bf16 values are
+      // exact in bf16, so bias and bits match the old row.
+      old.ReadRow(r, row.data());
+      fresh->WriteRow(out, old.id(r), row.data());
+      c.id_to_slot_[old.id(r)] = old.slot_base() + out;
+      ++out;
+    }
+    kept.push_back(BlockView{std::move(fresh), live, nullptr, 0});
+    kept_bitmaps.push_back(nullptr);
+  }
+  state.blocks = std::move(kept);
+  c.private_bitmaps_ = std::move(kept_bitmaps);
+  if (compacted > 0) c.Publish();
+  return compacted;
+}
+
+}  // namespace peakknn

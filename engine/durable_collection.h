@@ -1,0 +1,228 @@
+// A Collection made durable: its directory holds a checkpoint and a
+// write-ahead log (engine/checkpoint.h, engine/wal.h), and every write is
+// logged before it is applied.
+//
+// Write path (one collection):
+//   caller: validate the batch (dims, finite, duplicates; for inserts, ids
+//           against the collection plus an overlay of logged-but-unapplied
+//           batches), assign the next sequence number and append the framed
+//           record to an in-memory group buffer, all under mu_, so sequence
+//           order = log order = apply order and a logged batch always
+//           applies.
+//   commit thread: takes the whole group buffer, writes it with one
+//           append, fsyncs once if any batch in the group asked for fsync,
+//           applies the batches to the Collection in sequence order (which
+//           publishes them to searches), then calls each batch's callback.
+// So an ack means: logged (and fsynced unless durability none) and visible.
+//
+// A failed append or fsync fails its group and every batch queued behind it
+// (they were validated assuming the group would apply), and the segment is
+// truncated back to the last good record. If even that fails the log is
+// marked broken: further writes fail with the original error until a
+// restart recovers from disk; reads keep working.
+//
+// Checkpoint: rotate the log, take (applied sequence, snapshot) atomically,
+// write the snapshot's live rows, install, then delete log segments whose
+// records are all covered. Writers and searches continue meanwhile.
+//
+// Recovery (Open): load the checkpoint, replay every later log record in
+// order. A torn tail on the last segment is truncated and logged; any other
+// bad record stops Open with DATA_LOSS naming file and offset, unless
+// truncate_corrupt_wal is set, in which case the log is cut there (and later
+// segments deleted), loudly.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "engine/checkpoint.h"
+#include "engine/collection.h"
+#include "engine/durability.h"
+#include "engine/env.h"
+#include "engine/wal.h"
+
+namespace peakknn {
+
+struct DurableCollectionOptions {
+  Env* env = nullptr;  // nullptr: Env::Default()
+  CollectionOptions collection;
+  // A log segment is closed and a new one started past this size.
+  int64_t wal_segment_bytes = int64_t{64} << 20;
+  // Recovery: cut the log at a corrupt record instead of failing.
+  bool truncate_corrupt_wal = false;
+  // Where recovery and maintenance report what they did (one line each).
+  // nullptr: standard error.
+  std::function<void(std::string_view)> log;
+};
+
+// What an acknowledged write did.
+struct WriteAck {
+  uint64_t sequence = 0;  // the batch's position in the collection's log
+  Durability durability = Durability::kFsync;  // kFsync or kNone, as applied
+  int64_t rows = 0;  // rows written, or ids deleted (unknown ids not counted)
+};
+
+using WriteCallback = std::function<void(absl::StatusOr<WriteAck>)>;
+
+// What recovery found, for logs and tests.
+struct RecoveryReport {
+  uint64_t checkpoint_sequence = 0;
+  int64_t checkpoint_rows = 0;
+  int64_t replayed_records = 0;
+  int64_t truncated_bytes = 0;  // torn tail or (when asked) corruption cut
+  absl::Duration elapsed;
+};
+
+class DurableCollection {
+ public:
+  // Creates the collection's directory `dir` (which must not exist)
+  // atomically: a temporary directory with its MANIFEST renamed into place.
+  static absl::StatusOr<std::unique_ptr<DurableCollection>> Create(
+      const std::string& dir, const CollectionSchema& schema,
+      Durability default_durability, const DurableCollectionOptions& options);
+  // Recovers the collection in `dir` (checkpoint + log replay).
+  static absl::StatusOr<std::unique_ptr<DurableCollection>> Open(
+      const std::string& dir, const DurableCollectionOptions& options);
+
+  // Stops the commit thread after the queued writes finish. Takes no
+  // checkpoint: call Close(true) for a clean shutdown.
+  ~DurableCollection();
+  DurableCollection(const DurableCollection&) = delete;
+  DurableCollection& operator=(const DurableCollection&) = delete;
+
+  // Asynchronous writes: `done` runs exactly once, on the commit thread (keep
+  // it short) or, for a batch rejected by validation, on the caller's thread
+  // before the call returns. `vectors` is row-major [ids.size()][dim];
+  // both spans are copied before the call returns.
+  void WriteAsync(WriteMode mode, std::span<const uint64_t> ids,
+                  std::span<const float> vectors, Durability durability,
+                  WriteCallback done);
+  void DeleteAsync(std::span<const uint64_t> ids, Durability durability,
+                   WriteCallback done);
+  // Blocking forms: return when the batch is acknowledged or failed.
+  absl::StatusOr<WriteAck> Write(WriteMode mode, std::span<const uint64_t> ids,
+                                 std::span<const float> vectors,
+                                 Durability durability = Durability::kDefault);
+  absl::StatusOr<WriteAck> Delete(std::span<const uint64_t> ids,
+                                  Durability durability = Durability::kDefault);
+
+  // Reads go straight to the in-memory collection.
+  const Collection& collection() const { return *collection_; }
+
+  // Takes a checkpoint unless nothing was applied since the last one.
+  absl::Status Checkpoint();
+  // True when the log holds >= wal_bytes since the last checkpoint, or any
+  // log bytes and the last checkpoint is older than max_age.
+  bool CheckpointDue(int64_t wal_bytes, absl::Duration max_age) const;
+  // Compacts blocks at least min_dead_fraction dead; returns how many.
+  int64_t Compact(double min_dead_fraction);
+
+  // Drains queued writes, stops the commit thread and, when checkpoint is
+  // true, takes a final checkpoint. Writes after Close fail.
+  absl::Status Close(bool checkpoint);
+
+  const CollectionSchema& schema() const { return collection_->schema(); }
+  const std::string& dir() const { return dir_; }
+  Durability default_durability() const { return default_durability_; }
+  // Highest sequence applied (visible), and highest on stable storage
+  // (fsynced in the log, or in a checkpoint).
+  uint64_t applied_sequence() const;
+  uint64_t durable_sequence() const;
+  // Bytes of the current checkpoint plus live log segments.
+  int64_t disk_bytes() const;
+  const RecoveryReport& recovery_report() const { return recovery_; }
+
+ private:
+  struct Op {
+    uint64_t sequence = 0;
+    WalRecordType type = WalRecordType::kWrite;
+    WriteMode mode = WriteMode::kInsert;
+    bool sync = true;
+    std::vector<uint64_t> ids;
+    std::vector<float> vectors;
+    WriteCallback done;
+  };
+  struct Segment {
+    uint64_t number = 0;
+    uint64_t max_sequence = 0;  // 0: no records
+    int64_t bytes = 0;
+  };
+  // An id's state after the logged-but-unapplied batches that touched it.
+  struct OverlayEntry {
+    bool present = false;
+    uint64_t sequence = 0;  // last batch that touched it
+  };
+
+  DurableCollection(std::string dir, const DurableCollectionOptions& options,
+                    std::unique_ptr<Collection> collection,
+                    const CheckpointManifest& manifest);
+
+  void Log(std::string_view line) const;
+  absl::Status Recover();
+  absl::Status ReplaySegment(Segment* segment, bool last,
+                             uint64_t* last_sequence);
+  // Opens segment `number` as the active one and fsyncs the directory.
+  absl::Status StartSegment(uint64_t number)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(file_mu_);
+  // Syncs and closes the active segment, starts the next one.
+  absl::Status RotateSegment() ABSL_EXCLUSIVE_LOCKS_REQUIRED(file_mu_);
+  Durability Resolve(Durability requested) const;
+  // Validates under mu_, then logs into the group buffer.
+  void Submit(Op op, std::span<const float> vectors_for_record);
+  absl::Status CheckInsertIds(std::span<const uint64_t> ids) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void CommitLoop();
+  // Writes one group; on failure rolls the segment back.
+  absl::Status WriteGroup(const std::string& records, bool sync,
+                          uint64_t max_sequence);
+  void Apply(Op& op, absl::StatusOr<WriteAck>* result)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(apply_mu_);
+
+  const std::string dir_;
+  const DurableCollectionOptions options_;
+  Env* const env_;
+  const std::unique_ptr<Collection> collection_;
+  const Durability default_durability_;
+  RecoveryReport recovery_;
+
+  // Admission: sequence numbers, the group buffer, the overlay.
+  mutable absl::Mutex mu_;
+  absl::CondVar work_cv_;
+  uint64_t last_sequence_ ABSL_GUARDED_BY(mu_) = 0;
+  std::string group_ ABSL_GUARDED_BY(mu_);
+  std::deque<Op> queue_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<uint64_t, OverlayEntry> overlay_ ABSL_GUARDED_BY(mu_);
+  absl::Status broken_ ABSL_GUARDED_BY(mu_);
+  bool closing_ ABSL_GUARDED_BY(mu_) = false;
+
+  // The log files.
+  mutable absl::Mutex file_mu_ ABSL_ACQUIRED_AFTER(ckpt_mu_);
+  std::unique_ptr<WritableFile> active_ ABSL_GUARDED_BY(file_mu_);
+  bool active_unsynced_ ABSL_GUARDED_BY(file_mu_) = false;
+  std::vector<Segment> segments_ ABSL_GUARDED_BY(file_mu_);  // active last
+  uint64_t durable_sequence_ ABSL_GUARDED_BY(file_mu_) = 0;
+
+  // Applying to the collection; held while a checkpoint captures its state.
+  mutable absl::Mutex apply_mu_;
+  uint64_t applied_sequence_ ABSL_GUARDED_BY(apply_mu_) = 0;
+
+  // Checkpoints, one at a time.
+  mutable absl::Mutex ckpt_mu_;
+  CheckpointManifest manifest_ ABSL_GUARDED_BY(ckpt_mu_);
+  absl::Time last_checkpoint_ ABSL_GUARDED_BY(ckpt_mu_);
+
+  std::thread committer_;
+};
+
+}  // namespace peakknn

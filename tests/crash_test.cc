@@ -1,0 +1,207 @@
+// Crash test: a child process (tests/crash_writer.cc) streams batches into a
+// store and prints each acknowledgement; this test SIGKILLs it at random
+// moments, again and again on the same directory. After every restart the
+// recovered rows must equal exactly the acknowledged batches, plus possibly
+// the one batch that was in flight, applied whole: acknowledged ids present
+// with their exact vectors, deleted ids gone, no batch half applied.
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <map>
+#include <optional>
+#include <random>
+#include <sstream>
+#include <string>
+
+#include "gtest/gtest.h"
+#include "tests/crash_workload.h"
+
+namespace peakknn {
+namespace {
+
+using Model = std::map<uint64_t, uint64_t>;  // present id -> tag of its vector
+
+void ApplyBatch(uint64_t tag, Model* model) {
+  const crash::Batch batch = crash::MakeBatch(tag);
+  for (uint64_t id : batch.ids) {
+    if (batch.kind == crash::Kind::kDelete) {
+      model->erase(id);
+    } else {
+      (*model)[id] = tag;
+    }
+  }
+}
+
+std::string Describe(const Model& want, const Model& got) {
+  std::ostringstream out;
+  int shown = 0;
+  for (const auto& [id, tag] : want) {
+    auto it = got.find(id);
+    if (it == got.end() && shown++ < 5) out << " id " << id << " missing;";
+    if (it != got.end() && it->second != tag && shown++ < 5) {
+      out << " id " << id << " has tag " << it->second << " want " << tag
+          << ";";
+    }
+  }
+  for (const auto& [id, tag] : got) {
+    if (!want.contains(id) && shown++ < 5) out << " id " << id << " extra;";
+  }
+  return out.str();
+}
+
+class Child {
+ public:
+  Child(const std::string& dir, uint64_t start_tag) {
+    int fds[2];
+    EXPECT_EQ(::pipe(fds), 0);
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      ::dup2(fds[1], STDOUT_FILENO);
+      ::close(fds[0]);
+      ::close(fds[1]);
+      const std::string tag = std::to_string(start_tag);
+      ::execl(CRASH_WRITER_PATH, CRASH_WRITER_PATH, dir.c_str(), tag.c_str(),
+              static_cast<char*>(nullptr));
+      std::_Exit(127);
+    }
+    ::close(fds[1]);
+    fd_ = fds[0];
+  }
+  ~Child() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+
+  // The next complete line, or nullopt at EOF or when `deadline` passes.
+  std::optional<std::string> ReadLine(
+      std::chrono::steady_clock::time_point deadline) {
+    while (true) {
+      const size_t nl = buffer_.find('\n');
+      if (nl != std::string::npos) {
+        std::string line = buffer_.substr(0, nl);
+        buffer_.erase(0, nl + 1);
+        return line;
+      }
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - std::chrono::steady_clock::now());
+      if (left.count() <= 0) return std::nullopt;
+      pollfd p{fd_, POLLIN, 0};
+      if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) continue;
+      char chunk[4096];
+      const ssize_t n = ::read(fd_, chunk, sizeof(chunk));
+      if (n <= 0) return std::nullopt;  // EOF: a partial line is dropped
+      buffer_.append(chunk, static_cast<size_t>(n));
+    }
+  }
+
+  // SIGKILL; returns true when the child died of it (not earlier).
+  bool Kill() {
+    ::kill(pid_, SIGKILL);
+    int status = 0;
+    ::waitpid(pid_, &status, 0);
+    return WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
+  }
+
+ private:
+  pid_t pid_ = -1;
+  int fd_ = -1;
+  std::string buffer_;
+};
+
+TEST(CrashTest, AcknowledgedWritesSurviveRepeatedSigkill) {
+  char tmpl[] = "/tmp/peakknn-crash-XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  const std::string dir = std::string(tmpl) + "/store";
+  constexpr int kRounds = 24;
+  std::mt19937 rng(12345);
+  std::uniform_int_distribution<int> run_ms(20, 400);
+
+  Model model;
+  int64_t in_flight = -1;  // tag with BEGIN seen and no ACK, or -1
+  uint64_t next_tag = 0;
+  int64_t acked_total = 0;
+  for (int round = 0; round < kRounds; ++round) {
+    SCOPED_TRACE("round " + std::to_string(round));
+    // Start past the in-flight batch, so the child's recovered range covers
+    // its ids whether or not it was applied.
+    if (in_flight >= 0) next_tag = in_flight + 1;
+    Child child(dir, next_tag);
+    const auto start = std::chrono::steady_clock::now();
+    Model recovered;
+    bool ready = false;
+    while (auto line = child.ReadLine(start + std::chrono::seconds(20))) {
+      std::istringstream in(*line);
+      std::string word;
+      in >> word;
+      if (word == "READY") {
+        ready = true;
+        break;
+      }
+      ASSERT_EQ(word, "HAVE") << *line;
+      uint64_t id, tag;
+      in >> id >> tag;
+      recovered[id] = tag;
+    }
+    ASSERT_TRUE(ready) << "child did not recover within 20 s";
+    if (recovered != model) {
+      ASSERT_GE(in_flight, 0)
+          << "recovered state differs from the acknowledged batches:"
+          << Describe(model, recovered);
+      Model with = model;
+      ApplyBatch(in_flight, &with);
+      ASSERT_EQ(recovered, with)
+          << "recovered state is neither the acknowledged batches nor them "
+             "plus whole in-flight batch "
+          << in_flight << ":" << Describe(with, recovered);
+      model = std::move(with);
+    }
+    in_flight = -1;
+
+    const auto kill_at = std::chrono::steady_clock::now() +
+                         std::chrono::milliseconds(run_ms(rng));
+    while (auto line = child.ReadLine(kill_at)) {
+      std::istringstream in(*line);
+      std::string word;
+      uint64_t tag;
+      in >> word >> tag;
+      if (word == "BEGIN") {
+        in_flight = static_cast<int64_t>(tag);
+      } else if (word == "ACK") {
+        ASSERT_EQ(in_flight, static_cast<int64_t>(tag)) << *line;
+        ApplyBatch(tag, &model);
+        in_flight = -1;
+        next_tag = tag + 1;
+        ++acked_total;
+      } else {
+        FAIL() << "child: " << *line;
+      }
+    }
+    ASSERT_TRUE(child.Kill()) << "child exited before it was killed";
+    // Lines the child wrote before dying still count.
+    while (auto line = child.ReadLine(std::chrono::steady_clock::now() +
+                                      std::chrono::seconds(2))) {
+      std::istringstream in(*line);
+      std::string word;
+      uint64_t tag;
+      in >> word >> tag;
+      if (word == "BEGIN") in_flight = static_cast<int64_t>(tag);
+      if (word == "ACK" && in_flight == static_cast<int64_t>(tag)) {
+        ApplyBatch(tag, &model);
+        in_flight = -1;
+        next_tag = tag + 1;
+        ++acked_total;
+      }
+    }
+  }
+  EXPECT_GT(acked_total, kRounds) << "too few batches to mean anything";
+  std::printf("crash test: %d kills, %lld acknowledged batches, %zu live ids\n",
+              kRounds, static_cast<long long>(acked_total), model.size());
+  std::system(("rm -rf " + std::string(tmpl)).c_str());
+}
+
+}  // namespace
+}  // namespace peakknn

@@ -1,0 +1,217 @@
+// On-disk formats: CRC32C, the Env, WAL framing (torn tail vs corruption),
+// manifests and checkpoint data files.
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "engine/checkpoint.h"
+#include "engine/collection.h"
+#include "engine/crc32c.h"
+#include "engine/env.h"
+#include "engine/wal.h"
+#include "gtest/gtest.h"
+
+namespace peakknn {
+namespace {
+
+std::string TempDir() {
+  char tmpl[] = "/tmp/peakknn-format-XXXXXX";
+  EXPECT_NE(::mkdtemp(tmpl), nullptr);
+  return tmpl;
+}
+
+TEST(Crc32cTest, MatchesTheStandardCheckValue) {
+  EXPECT_EQ(Crc32c("123456789"), 0xE3069283u);
+  EXPECT_EQ(Crc32c(""), 0u);
+  // Extending equals computing over the concatenation.
+  EXPECT_EQ(Crc32c(Crc32c("1234"), "56789", 5), 0xE3069283u);
+}
+
+TEST(EnvTest, WriteFileAtomicallyReplacesWholeFile) {
+  Env* env = Env::Default();
+  const std::string dir = TempDir();
+  const std::string path = JoinPath(dir, "f");
+  ASSERT_TRUE(WriteFileAtomically(env, dir, path, "first").ok());
+  ASSERT_TRUE(WriteFileAtomically(env, dir, path, "second").ok());
+  EXPECT_EQ(*ReadFileToString(env, path), "second");
+  EXPECT_FALSE(env->FileExists(path + ".tmp"));
+  auto missing = ReadFileToString(env, JoinPath(dir, "nope"));
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_NE(missing.status().message().find("nope"), std::string::npos);
+}
+
+// Writes `records` (sequence i + 1 holding ids {i}) and returns the file.
+std::string WriteLog(Env* env, const std::string& dir, int records) {
+  std::string data;
+  for (int i = 0; i < records; ++i) {
+    const uint64_t id = i;
+    const std::vector<float> v = {1.0f * i, 2.0f};
+    AppendWalWrite(i + 1, WriteMode::kInsert, {&id, 1}, v, 2, &data);
+  }
+  const std::string path = JoinPath(dir, WalSegmentName(1));
+  EXPECT_TRUE(WriteFileAtomically(env, dir, path, data).ok());
+  return path;
+}
+
+absl::StatusOr<WalSegmentScan> Scan(Env* env, const std::string& path,
+                                    std::vector<uint64_t>* sequences) {
+  return ScanWalSegment(env, path, [&](const WalRecord& r) {
+    auto batch = DecodeWalRecord(r);
+    if (!batch.ok()) return batch.status();
+    EXPECT_EQ(batch->ids.size(), 1u);
+    EXPECT_EQ(batch->vectors[0], 1.0f * batch->ids[0]);
+    sequences->push_back(r.sequence);
+    return absl::OkStatus();
+  });
+}
+
+TEST(WalTest, RoundTripsRecords) {
+  Env* env = Env::Default();
+  const std::string path = WriteLog(env, TempDir(), 5);
+  std::vector<uint64_t> seqs;
+  auto scan = Scan(env, path, &seqs);
+  ASSERT_TRUE(scan.ok()) << scan.status();
+  EXPECT_EQ(scan->tail, WalTail::kClean);
+  EXPECT_EQ(seqs, (std::vector<uint64_t>{1, 2, 3, 4, 5}));
+  EXPECT_EQ(scan->valid_bytes, scan->file_bytes);
+}
+
+TEST(WalTest, PartialLastRecordIsATornTail) {
+  Env* env = Env::Default();
+  const std::string path = WriteLog(env, TempDir(), 5);
+  const uint64_t size = *env->GetFileSize(path);
+  for (uint64_t cut : {uint64_t{1}, uint64_t{10}, uint64_t{20}}) {
+    ASSERT_TRUE(env->TruncateFile(path, size - cut).ok());
+    std::vector<uint64_t> seqs;
+    auto scan = Scan(env, path, &seqs);
+    ASSERT_TRUE(scan.ok());
+    EXPECT_EQ(scan->tail, WalTail::kTorn) << scan->problem;
+    EXPECT_EQ(seqs.size(), 4u);
+  }
+}
+
+TEST(WalTest, ZeroFilledTailIsTorn) {
+  Env* env = Env::Default();
+  const std::string dir = TempDir();
+  const std::string path = WriteLog(env, dir, 3);
+  std::string data = *ReadFileToString(env, path);
+  data.append(100, '\0');
+  ASSERT_TRUE(WriteFileAtomically(env, dir, path, data).ok());
+  std::vector<uint64_t> seqs;
+  auto scan = Scan(env, path, &seqs);
+  EXPECT_EQ(scan->tail, WalTail::kTorn);
+  EXPECT_EQ(seqs.size(), 3u);
+}
+
+TEST(WalTest, BadRecordInTheMiddleIsCorruption) {
+  Env* env = Env::Default();
+  const std::string dir = TempDir();
+  const std::string path = WriteLog(env, dir, 5);
+  std::string data = *ReadFileToString(env, path);
+  const size_t record = data.size() / 5;
+  data[2 * record + kWalHeaderBytes + 3] ^= 0x40;  // inside record 3
+  ASSERT_TRUE(WriteFileAtomically(env, dir, path, data).ok());
+  std::vector<uint64_t> seqs;
+  auto scan = Scan(env, path, &seqs);
+  ASSERT_TRUE(scan.ok());
+  EXPECT_EQ(scan->tail, WalTail::kCorrupt);
+  EXPECT_EQ(scan->valid_bytes, 2 * record);
+  EXPECT_NE(scan->problem.find("CRC32C"), std::string::npos) << scan->problem;
+  EXPECT_EQ(seqs, (std::vector<uint64_t>{1, 2}));
+}
+
+TEST(WalTest, SegmentNamesRoundTrip) {
+  EXPECT_EQ(WalSegmentName(42), "wal-00000042.log");
+  EXPECT_EQ(ParseWalSegmentName("wal-00000042.log"), 42u);
+  EXPECT_FALSE(ParseWalSegmentName("wal-x.log").has_value());
+  EXPECT_FALSE(ParseWalSegmentName("MANIFEST").has_value());
+}
+
+CollectionSchema Schema() {
+  CollectionSchema schema;
+  schema.name = "c";
+  schema.dim = 3;
+  schema.metric = Metric::kCosine;
+  schema.default_recall_target = 0.9;
+  return schema;
+}
+
+TEST(CheckpointTest, ManifestRoundTripsAndDetectsCorruption) {
+  CheckpointManifest m;
+  m.schema = Schema();
+  m.default_durability = Durability::kNone;
+  m.sequence = 77;
+  m.data_file = "ckpt-x.dat";
+  m.rows = 5;
+  m.data_bytes = 123;
+  const std::string text = SerializeManifest(m);
+  auto back = ParseManifest(text, "M");
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->schema.name, "c");
+  EXPECT_EQ(back->schema.metric, Metric::kCosine);
+  EXPECT_EQ(back->schema.default_recall_target, 0.9);
+  EXPECT_EQ(back->default_durability, Durability::kNone);
+  EXPECT_EQ(back->sequence, 77u);
+  EXPECT_EQ(back->data_file, "ckpt-x.dat");
+  std::string bad = text;
+  bad[text.find("77")] = '8';
+  EXPECT_EQ(ParseManifest(bad, "M").status().code(),
+            absl::StatusCode::kDataLoss);
+}
+
+TEST(CheckpointTest, WritesLiveRowsAndRejectsABitFlip) {
+  Env* env = Env::Default();
+  const std::string dir = TempDir();
+  CollectionOptions options;
+  options.block_rows = 16;
+  auto c = *Collection::Create(Schema(), options);
+  std::vector<uint64_t> ids;
+  std::vector<float> vectors;
+  for (uint64_t i = 0; i < 40; ++i) {
+    ids.push_back(i);
+    vectors.insert(vectors.end(), {1.0f + i, 2.0f, -1.0f * i});
+  }
+  ASSERT_TRUE(c->Write(WriteMode::kInsert, ids, vectors).ok());
+  const uint64_t dead[] = {3, 17, 39};
+  c->Delete(dead);
+  CheckpointManifest m;
+  m.schema = Schema();
+  m.sequence = 9;
+  auto installed = WriteCheckpoint(env, dir, m, *c->snapshot());
+  ASSERT_TRUE(installed.ok()) << installed.status();
+  EXPECT_EQ(installed->rows, 37);
+  auto read = ReadManifest(env, dir);
+  ASSERT_TRUE(read.ok());
+  EXPECT_EQ(read->sequence, 9u);
+
+  std::vector<uint64_t> got_ids;
+  std::vector<float> got;
+  ASSERT_TRUE(ReadCheckpointRows(
+                  env, dir, *read,
+                  [&](std::span<const uint64_t> i, std::span<const float> v) {
+                    got_ids.insert(got_ids.end(), i.begin(), i.end());
+                    got.insert(got.end(), v.begin(), v.end());
+                    return absl::OkStatus();
+                  })
+                  .ok());
+  ASSERT_EQ(got_ids.size(), 37u);
+  // Stored (normalised) values, exactly as Get returns them.
+  const auto stored = c->Get(got_ids);
+  for (size_t i = 0; i < got_ids.size(); ++i) {
+    EXPECT_NE(got_ids[i], 3u);
+    EXPECT_EQ(std::vector<float>(got.begin() + 3 * i, got.begin() + 3 * i + 3),
+              *stored[i]);
+  }
+
+  const std::string path = JoinPath(dir, read->data_file);
+  std::string data = *ReadFileToString(env, path);
+  data[data.size() / 2] ^= 1;
+  ASSERT_TRUE(WriteFileAtomically(env, dir, path, data).ok());
+  absl::Status s = ReadCheckpointRows(
+      env, dir, *read, [](auto, auto) { return absl::OkStatus(); });
+  EXPECT_EQ(s.code(), absl::StatusCode::kDataLoss);
+  EXPECT_NE(s.message().find(path), std::string::npos) << s;
+}
+
+}  // namespace
+}  // namespace peakknn

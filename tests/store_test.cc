@@ -1,0 +1,473 @@
+// The durable store: named collections, recovery, injected disk faults,
+// compaction under searches, and writers + searches + maintenance together
+// (meaningful under ThreadSanitizer: PEAKKNN_SANITIZE=thread).
+#include <atomic>
+#include <cstdlib>
+#include <map>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "engine/collection_manager.h"
+#include "engine/durable_collection.h"
+#include "engine/fault_injection_env.h"
+#include "engine/wal.h"
+#include "gtest/gtest.h"
+
+namespace peakknn {
+namespace {
+
+constexpr int kDim = 4;
+
+std::string TempDir() {
+  char tmpl[] = "/tmp/peakknn-store-XXXXXX";
+  EXPECT_NE(::mkdtemp(tmpl), nullptr);
+  return tmpl;
+}
+
+std::vector<float> Vec(uint64_t id, float version = 0) {
+  return {static_cast<float>(id), version, 1.0f, -0.5f * id};
+}
+
+std::vector<float> Vecs(const std::vector<uint64_t>& ids, float version = 0) {
+  std::vector<float> out;
+  for (uint64_t id : ids) {
+    const auto v = Vec(id, version);
+    out.insert(out.end(), v.begin(), v.end());
+  }
+  return out;
+}
+
+std::vector<uint64_t> Range(uint64_t begin, uint64_t end) {
+  std::vector<uint64_t> ids;
+  for (uint64_t i = begin; i < end; ++i) ids.push_back(i);
+  return ids;
+}
+
+CollectionSchema Schema(const std::string& name = "vecs") {
+  CollectionSchema s;
+  s.name = name;
+  s.dim = kDim;
+  return s;
+}
+
+DurableCollectionOptions Options(Env* env = nullptr) {
+  DurableCollectionOptions o;
+  o.env = env;
+  o.collection.block_rows = 64;
+  o.log = [](std::string_view) {};
+  return o;
+}
+
+// id -> version for every live row; expects each vector to be exactly Vec.
+std::map<uint64_t, float> Contents(const Collection& c, uint64_t max_id) {
+  std::map<uint64_t, float> out;
+  const auto ids = Range(0, max_id);
+  const auto rows = c.Get(ids);
+  for (size_t i = 0; i < ids.size(); ++i) {
+    if (!rows[i]) continue;
+    EXPECT_EQ(*rows[i], Vec(ids[i], (*rows[i])[1])) << "id " << ids[i];
+    out[ids[i]] = (*rows[i])[1];
+  }
+  return out;
+}
+
+TEST(ManagerTest, CreateListDescribeDrop) {
+  ManagerOptions options;
+  options.data_dir = TempDir();
+  options.log = [](std::string_view) {};
+  auto store = *CollectionManager::Open(options);
+  ASSERT_TRUE(store->CreateCollection(Schema("a")).ok());
+  ASSERT_TRUE(store->CreateCollection(Schema("b"), Durability::kNone).ok());
+  EXPECT_EQ(store->CreateCollection(Schema("a")).code(),
+            absl::StatusCode::kAlreadyExists);
+  const absl::Status bad_name = store->CreateCollection(Schema("no/slash"));
+  EXPECT_EQ(bad_name.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(bad_name.message().find("name"), std::string::npos) << bad_name;
+  EXPECT_EQ(store->ListCollections(), (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(store->Describe("zzz").status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(store->Insert("zzz", {}, {}).status().code(),
+            absl::StatusCode::kNotFound);
+
+  const auto ids = Range(0, 10);
+  auto ack = store->Insert("b", ids, Vecs(ids));
+  ASSERT_TRUE(ack.ok()) << ack.status();
+  EXPECT_EQ(ack->durability, Durability::kNone);  // the collection's default
+  ack = store->Insert("a", ids, Vecs(ids));
+  ASSERT_TRUE(ack.ok());
+  EXPECT_EQ(ack->durability, Durability::kFsync);
+  EXPECT_EQ(ack->sequence, 1u);
+  auto info = store->Describe("a");
+  ASSERT_TRUE(info.ok());
+  EXPECT_EQ(info->live_rows, 10);
+  EXPECT_EQ(info->durable_sequence, 1u);
+  EXPECT_GT(info->disk_bytes, 0);
+  EXPECT_GT(info->memory_bytes, 0);
+
+  ASSERT_TRUE(store->DropCollection("a").ok());
+  EXPECT_EQ(store->DropCollection("a").code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(store->ListCollections(), (std::vector<std::string>{"b"}));
+  ASSERT_TRUE(store->CreateCollection(Schema("a")).ok());
+  EXPECT_EQ(store->Describe("a")->live_rows, 0);
+  ASSERT_TRUE(store->Close().ok());
+
+  // Clean shutdown checkpointed; reopening finds the same collections.
+  auto again = *CollectionManager::Open(options);
+  EXPECT_EQ(again->ListCollections(), (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(again->Describe("b")->live_rows, 10);
+}
+
+TEST(ManagerTest, RecoveringManagerRefusesCalls) {
+  ManagerOptions options;
+  options.data_dir = TempDir();
+  auto store = CollectionManager::Create(options);
+  EXPECT_TRUE(store->recovering());
+  EXPECT_EQ(store->Describe("x").status().code(),
+            absl::StatusCode::kUnavailable);
+  ASSERT_TRUE(store->Recover().ok());
+  EXPECT_FALSE(store->recovering());
+}
+
+TEST(DurableCollectionTest, InsertValidationSeesQueuedBatches) {
+  const std::string dir = TempDir() + "/c";
+  auto c =
+      *DurableCollection::Create(dir, Schema(), Durability::kFsync, Options());
+  const auto ids = Range(0, 5);
+  ASSERT_TRUE(c->Write(WriteMode::kInsert, ids, Vecs(ids)).ok());
+  auto dup = c->Write(WriteMode::kInsert, Range(4, 6), Vecs(Range(4, 6)));
+  EXPECT_EQ(dup.status().code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_NE(dup.status().message().find("id 4"), std::string::npos);
+  // A batch is atomic: id 5 was not written either.
+  EXPECT_FALSE(c->collection().Get(Range(5, 6))[0].has_value());
+  const std::vector<float> nan = {1, NAN, 0, 0};
+  const uint64_t id9 = 9;
+  EXPECT_EQ(c->Write(WriteMode::kInsert, {&id9, 1}, nan).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  // Delete then insert of the same id, queued back to back, both apply.
+  std::atomic<int> done{0};
+  c->DeleteAsync(Range(0, 1), Durability::kDefault,
+                 [&](absl::StatusOr<WriteAck> a) {
+                   EXPECT_TRUE(a.ok());
+                   ++done;
+                 });
+  c->WriteAsync(WriteMode::kInsert, Range(0, 1), Vecs(Range(0, 1), 7),
+                Durability::kDefault, [&](absl::StatusOr<WriteAck> a) {
+                  EXPECT_TRUE(a.ok()) << a.status();
+                  ++done;
+                });
+  while (done.load() < 2) std::this_thread::yield();
+  EXPECT_EQ(Contents(c->collection(), 10)[0], 7.0f);
+}
+
+TEST(DurableCollectionTest, RecoversFromLogAndCheckpoint) {
+  const std::string dir = TempDir() + "/c";
+  std::map<uint64_t, float> want;
+  {
+    auto c = *DurableCollection::Create(dir, Schema(), Durability::kFsync,
+                                        Options());
+    ASSERT_TRUE(
+        c->Write(WriteMode::kInsert, Range(0, 100), Vecs(Range(0, 100))).ok());
+    ASSERT_TRUE(
+        c->Write(WriteMode::kUpsert, Range(90, 110), Vecs(Range(90, 110), 1))
+            .ok());
+    ASSERT_EQ(c->Delete(Range(0, 10))->rows, 10);
+    want = Contents(c->collection(), 200);
+    // Destroyed without a checkpoint: recovery must replay the log.
+  }
+  {
+    auto c = DurableCollection::Open(dir, Options());
+    ASSERT_TRUE(c.ok()) << c.status();
+    EXPECT_EQ((*c)->recovery_report().replayed_records, 3);
+    EXPECT_EQ(Contents((*c)->collection(), 200), want);
+    ASSERT_TRUE((*c)->Checkpoint().ok());
+    ASSERT_TRUE((*c)->Delete(Range(50, 60)).ok());
+    for (uint64_t i = 50; i < 60; ++i) want.erase(i);
+  }
+  auto c = DurableCollection::Open(dir, Options());
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ((*c)->recovery_report().checkpoint_rows, 100);
+  EXPECT_EQ((*c)->recovery_report().replayed_records, 1);
+  EXPECT_EQ(Contents((*c)->collection(), 200), want);
+  // Sequences continue after recovery.
+  auto ack = (*c)->Delete(Range(60, 61));
+  EXPECT_EQ(ack->sequence, 5u);
+}
+
+std::string LastSegment(const std::string& dir) {
+  std::string last;
+  const auto names = *Env::Default()->GetChildren(dir);
+  for (const auto& name : names) {
+    if (ParseWalSegmentName(name) && name > last) last = name;
+  }
+  return JoinPath(dir, last);
+}
+
+TEST(DurableCollectionTest, TornTailIsTruncatedAndLogged) {
+  const std::string dir = TempDir() + "/c";
+  {
+    auto c = *DurableCollection::Create(dir, Schema(), Durability::kFsync,
+                                        Options());
+    ASSERT_TRUE(
+        c->Write(WriteMode::kInsert, Range(0, 8), Vecs(Range(0, 8))).ok());
+    ASSERT_TRUE(
+        c->Write(WriteMode::kInsert, Range(8, 9), Vecs(Range(8, 9))).ok());
+  }
+  // A crash in the middle of appending the second record.
+  const std::string segment = LastSegment(dir);
+  const uint64_t size = *Env::Default()->GetFileSize(segment);
+  ASSERT_TRUE(Env::Default()->TruncateFile(segment, size - 7).ok());
+  std::vector<std::string> lines;
+  DurableCollectionOptions options = Options();
+  options.log = [&](std::string_view l) { lines.emplace_back(l); };
+  auto c = DurableCollection::Open(dir, options);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_GT((*c)->recovery_report().truncated_bytes, 0);
+  EXPECT_EQ(Contents((*c)->collection(), 20).size(), 8u);
+  ASSERT_FALSE(lines.empty());
+  EXPECT_NE(lines[0].find("torn"), std::string::npos) << lines[0];
+}
+
+TEST(DurableCollectionTest, MidLogCorruptionStopsStartupUnlessTruncating) {
+  const std::string dir = TempDir() + "/c";
+  {
+    auto c = *DurableCollection::Create(dir, Schema(), Durability::kFsync,
+                                        Options());
+    for (uint64_t i = 0; i < 3; ++i) {
+      ASSERT_TRUE(c->Write(WriteMode::kInsert, Range(i * 4, i * 4 + 4),
+                           Vecs(Range(i * 4, i * 4 + 4)))
+                      .ok());
+    }
+  }
+  const std::string segment = LastSegment(dir);
+  std::string data = *ReadFileToString(Env::Default(), segment);
+  const size_t record = data.size() / 3;
+  data[record + kWalHeaderBytes + 20] ^= 0x10;  // second record's payload
+  ASSERT_TRUE(WriteFileAtomically(Env::Default(), dir, segment, data).ok());
+
+  auto failed = DurableCollection::Open(dir, Options());
+  ASSERT_EQ(failed.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_NE(failed.status().message().find(segment), std::string::npos)
+      << failed.status();
+  EXPECT_NE(failed.status().message().find("offset " + std::to_string(record)),
+            std::string::npos)
+      << failed.status();
+
+  DurableCollectionOptions options = Options();
+  options.truncate_corrupt_wal = true;
+  auto c = DurableCollection::Open(dir, options);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(Contents((*c)->collection(), 20).size(), 4u);
+}
+
+enum class Fault { kSync, kShortWrite, kNoSpace };
+
+class FaultTest : public ::testing::TestWithParam<Fault> {};
+
+TEST_P(FaultTest, FailedWriteIsReportedAndAcknowledgedDataSurvives) {
+  FaultInjectionEnv env(Env::Default());
+  const std::string dir = TempDir() + "/c";
+  std::map<uint64_t, float> want;
+  {
+    auto c = *DurableCollection::Create(dir, Schema(), Durability::kFsync,
+                                        Options(&env));
+    ASSERT_TRUE(
+        c->Write(WriteMode::kInsert, Range(0, 10), Vecs(Range(0, 10))).ok());
+    switch (GetParam()) {
+      case Fault::kSync:
+        env.InjectSyncFailure();
+        break;
+      case Fault::kShortWrite:
+        env.InjectShortWrite();
+        break;
+      case Fault::kNoSpace:
+        env.InjectNoSpace();
+        break;
+    }
+    auto failed =
+        c->Write(WriteMode::kInsert, Range(10, 20), Vecs(Range(10, 20)));
+    ASSERT_FALSE(failed.ok());
+    EXPECT_EQ(env.faults_fired(), 1);
+    EXPECT_NE(failed.status().message().find("injected"), std::string::npos)
+        << failed.status();
+    EXPECT_NE(failed.status().message().find("wal-"), std::string::npos)
+        << failed.status();
+    if (GetParam() == Fault::kNoSpace) {
+      EXPECT_EQ(failed.status().code(), absl::StatusCode::kResourceExhausted);
+    }
+    // Reads keep working and see only acknowledged data.
+    EXPECT_EQ(Contents(c->collection(), 30).size(), 10u);
+    const std::vector<float> q = Vec(3);
+    SearchParams params;
+    params.k = 1;
+    params.recall_target = 1;
+    auto found = c->collection().Search(q, params);
+    ASSERT_TRUE(found.ok());
+    EXPECT_EQ(found->ids[0], 3u);
+    // The store recovers: the same ids can be written now.
+    ASSERT_TRUE(
+        c->Write(WriteMode::kInsert, Range(10, 15), Vecs(Range(10, 15))).ok());
+    want = Contents(c->collection(), 30);
+    EXPECT_EQ(want.size(), 15u);
+  }
+  auto c = DurableCollection::Open(dir, Options());
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(Contents((*c)->collection(), 30), want);
+}
+
+INSTANTIATE_TEST_SUITE_P(Faults, FaultTest,
+                         ::testing::Values(Fault::kSync, Fault::kShortWrite,
+                                           Fault::kNoSpace),
+                         [](const ::testing::TestParamInfo<Fault>& param) {
+                           switch (param.param) {
+                             case Fault::kSync:
+                               return "FailedFsync";
+                             case Fault::kShortWrite:
+                               return "ShortWrite";
+                             case Fault::kNoSpace:
+                               return "NoSpace";
+                           }
+                           return "Unknown";
+                         });
+
+TEST(FaultTest, FailedCheckpointRenameKeepsThePreviousCheckpoint) {
+  FaultInjectionEnv env(Env::Default());
+  const std::string dir = TempDir() + "/c";
+  std::map<uint64_t, float> want;
+  {
+    auto c = *DurableCollection::Create(dir, Schema(), Durability::kFsync,
+                                        Options(&env));
+    ASSERT_TRUE(
+        c->Write(WriteMode::kInsert, Range(0, 10), Vecs(Range(0, 10))).ok());
+    ASSERT_TRUE(c->Checkpoint().ok());
+    ASSERT_TRUE(
+        c->Write(WriteMode::kInsert, Range(10, 20), Vecs(Range(10, 20))).ok());
+    env.InjectRenameFailure();
+    const absl::Status s = c->Checkpoint();
+    EXPECT_FALSE(s.ok());
+    EXPECT_NE(s.message().find("previous one stays current"), std::string::npos)
+        << s;
+    EXPECT_NE(s.message().find("injected"), std::string::npos) << s;
+    // Writes and reads go on.
+    ASSERT_TRUE(
+        c->Write(WriteMode::kInsert, Range(20, 25), Vecs(Range(20, 25))).ok());
+    want = Contents(c->collection(), 30);
+  }
+  auto c = DurableCollection::Open(dir, Options());
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ((*c)->recovery_report().checkpoint_rows, 10);
+  EXPECT_EQ(Contents((*c)->collection(), 30), want);
+}
+
+// Exact top-1 of every live row must be the row itself, before, during and
+// after compaction.
+TEST(CompactionTest, SearchesStayCorrectDuringAndAfter) {
+  const std::string dir = TempDir() + "/c";
+  auto c =
+      *DurableCollection::Create(dir, Schema(), Durability::kNone, Options());
+  const auto ids = Range(0, 640);
+  ASSERT_TRUE(c->Write(WriteMode::kInsert, ids, Vecs(ids)).ok());
+  std::vector<uint64_t> dead;
+  for (uint64_t i = 0; i < 640; i += 3) dead.push_back(i);
+  for (uint64_t i = 1; i < 640; i += 3) dead.push_back(i);
+  ASSERT_TRUE(c->Delete(dead).ok());
+  const int64_t rows_before = c->collection().Stats().rows;
+
+  std::atomic<bool> stop{false};
+  std::atomic<int64_t> checked{0};
+  std::thread searcher([&] {
+    SearchParams params;
+    params.k = 1;
+    params.recall_target = 1;
+    while (!stop.load()) {
+      for (uint64_t id = 2; id < 640; id += 3 * 17) {
+        auto found = c->collection().Search(Vec(id), params);
+        ASSERT_TRUE(found.ok());
+        ASSERT_EQ(found->counts[0], 1);
+        ASSERT_EQ(found->ids[0], id);
+        ++checked;
+      }
+    }
+  });
+  const int64_t compacted = c->Compact(0.5);
+  while (checked.load() < 50) std::this_thread::yield();
+  stop = true;
+  searcher.join();
+  EXPECT_EQ(compacted, 9);  // full blocks only; the tail block stays
+  const CollectionStats stats = c->collection().Stats();
+  EXPECT_LT(stats.rows, rows_before);
+  EXPECT_EQ(stats.live_rows, 640 - static_cast<int64_t>(dead.size()));
+  // Ids moved to new slots are still found by Get, upsert and delete.
+  EXPECT_EQ(Contents(c->collection(), 640).size(), stats.live_rows);
+  ASSERT_TRUE(
+      c->Write(WriteMode::kUpsert, Range(2, 3), Vecs(Range(2, 3), 5)).ok());
+  ASSERT_EQ(c->Delete(Range(5, 6))->rows, 1);
+  EXPECT_EQ(Contents(c->collection(), 640)[2], 5.0f);
+  EXPECT_EQ(Contents(c->collection(), 640).count(5), 0u);
+}
+
+TEST(ConcurrencyTest, WritersSearchesCompactionAndCheckpointsTogether) {
+  const std::string dir = TempDir() + "/c";
+  auto c =
+      *DurableCollection::Create(dir, Schema(), Durability::kNone, Options());
+  constexpr int kWriters = 2;
+  constexpr uint64_t kPerWriter = 400;
+  std::atomic<bool> stop{false};
+  std::vector<std::map<uint64_t, float>> expected(kWriters);
+  std::vector<std::thread> threads;
+  for (int w = 0; w < kWriters; ++w) {
+    threads.emplace_back([&, w] {
+      const uint64_t base = w * 100000;
+      for (uint64_t i = 0; i < kPerWriter; i += 8) {
+        const auto ids = Range(base + i, base + i + 8);
+        ASSERT_TRUE(c->Write(WriteMode::kInsert, ids, Vecs(ids)).ok());
+        for (uint64_t id : ids) expected[w][id] = 0;
+        const auto half = Range(base + i, base + i + 4);
+        ASSERT_TRUE(c->Delete(half).ok());
+        for (uint64_t id : half) expected[w].erase(id);
+        const auto up = Range(base + i + 6, base + i + 8);
+        ASSERT_TRUE(c->Write(WriteMode::kUpsert, up, Vecs(up, 2)).ok());
+        for (uint64_t id : up) expected[w][id] = 2;
+      }
+    });
+  }
+  threads.emplace_back([&] {
+    SearchParams params;
+    params.k = 5;
+    while (!stop.load()) {
+      auto found = c->collection().Search(Vec(7), params);
+      ASSERT_TRUE(found.ok());
+    }
+  });
+  threads.emplace_back([&] {
+    while (!stop.load()) {
+      c->Compact(0.3);
+      ASSERT_TRUE(c->Checkpoint().ok());
+    }
+  });
+  threads[0].join();
+  threads[1].join();
+  stop = true;
+  for (size_t t = 2; t < threads.size(); ++t) threads[t].join();
+  std::map<uint64_t, float> want;
+  for (const auto& e : expected) want.insert(e.begin(), e.end());
+  std::map<uint64_t, float> got;
+  for (int w = 0; w < kWriters; ++w) {
+    const auto part = Contents(c->collection(), w * 100000 + kPerWriter);
+    got.insert(part.begin(), part.end());
+  }
+  EXPECT_EQ(got, want);
+  ASSERT_TRUE(c->Close(true).ok());
+  auto reopened = DurableCollection::Open(dir, Options());
+  ASSERT_TRUE(reopened.ok()) << reopened.status();
+  std::map<uint64_t, float> after;
+  for (int w = 0; w < kWriters; ++w) {
+    const auto part =
+        Contents((*reopened)->collection(), w * 100000 + kPerWriter);
+    after.insert(part.begin(), part.end());
+  }
+  EXPECT_EQ(after, want);
+}
+
+}  // namespace
+}  // namespace peakknn
