@@ -163,19 +163,6 @@ absl::Status ResetBins(const DeviceBins& bins, int64_t queries,
       "clearing the bins");
 }
 
-absl::Status QueriesToBf16(const float* in, int64_t count, int dim,
-                           uint16_t* out, int64_t out_stride,
-                           cudaStream_t stream) {
-  if (out_stride < PaddedDimBf16(dim)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("bf16 query stride ", out_stride,
-                     " is below the padded dim ", PaddedDimBf16(dim)));
-  }
-  return CudaStatus(
-      detail::LaunchQueriesToBf16(in, count, dim, out, out_stride, stream),
-      "converting queries to bf16");
-}
-
 absl::Status PartialReduce(ScanPath path, const DeviceQueries& queries,
                            const DeviceRows& rows, const DeviceBins& bins,
                            const ScanContext& context) {

@@ -59,12 +59,6 @@ struct ScanContext {
 absl::Status ResetBins(const DeviceBins& bins, int64_t queries,
                        cudaStream_t stream);
 
-// bf16 queries for bf16 rows: out[q][d] = FloatToBf16(in[q][d]) (the CPU's
-// rounding), zero for the pad; out_stride = PaddedDimBf16(dim).
-absl::Status QueriesToBf16(const float* in, int64_t count, int dim,
-                           uint16_t* out, int64_t out_stride,
-                           cudaStream_t stream);
-
 // Folds queries x rows into bins[0 .. queries.count). Checks: bins a
 // positive multiple of kPanelRows, slot_base a multiple of kPanelRows, slots
 // within kMaxFoldSlot, query type matching the rows, kTensorCore only for

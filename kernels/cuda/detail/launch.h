@@ -45,11 +45,6 @@ cudaError_t LaunchReduceScoreTile(const float* scores, int64_t queries,
                                   int64_t count, const DeviceBins& bins,
                                   cudaStream_t stream);
 
-// out[q][d] = bf16(in[q][d]) for d < dim, 0 for d in [dim, out_stride).
-cudaError_t LaunchQueriesToBf16(const float* in, int64_t count, int dim,
-                                uint16_t* out, int64_t out_stride,
-                                cudaStream_t stream);
-
 // Sorts each query's bins descending (best first) into `sorted`.
 // `offsets` holds queries + 1 int64 values of scratch. temp_bytes == 0 with
 // temp == nullptr asks for the size (written to *temp_bytes).

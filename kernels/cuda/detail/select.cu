@@ -1,25 +1,15 @@
-// Query conversion and the second stage: each query's bins sorted best
+// The second stage: each query's bins sorted best
 // first on the device (CUB segmented sort of fold keys, whose unsigned order
 // is kernels::Better), so only the first k keys per query are copied back.
 // Cost: O(queries * L log L) work; memory 2 * queries * L * 8 bytes.
 #include <cub/device/device_segmented_sort.cuh>
 
-#include "kernels/bf16.h"
 #include "kernels/cuda/detail/launch.h"
 
 namespace peakknn::kernels::cuda::detail {
 namespace {
 
 constexpr int kThreads = 256;
-
-__global__ void QueriesToBf16Kernel(const float* in, int64_t count, int dim,
-                                    uint16_t* out, int64_t out_stride) {
-  const int64_t i = static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x;
-  if (i >= count * out_stride) return;
-  const int64_t q = i / out_stride;
-  const int64_t d = i % out_stride;
-  out[i] = d < dim ? FloatToBf16(in[q * dim + d]) : 0;
-}
 
 __global__ void SegmentOffsetsKernel(int64_t* offsets, int64_t queries,
                                      int64_t bins) {
@@ -28,16 +18,6 @@ __global__ void SegmentOffsetsKernel(int64_t* offsets, int64_t queries,
 }
 
 }  // namespace
-
-cudaError_t LaunchQueriesToBf16(const float* in, int64_t count, int dim,
-                                uint16_t* out, int64_t out_stride,
-                                cudaStream_t stream) {
-  if (count == 0) return cudaSuccess;
-  const int64_t blocks = (count * out_stride + kThreads - 1) / kThreads;
-  QueriesToBf16Kernel<<<static_cast<unsigned>(blocks), kThreads, 0, stream>>>(
-      in, count, dim, out, out_stride);
-  return cudaGetLastError();
-}
 
 cudaError_t LaunchSortBins(const DeviceBins& bins, int64_t queries,
                            int64_t* offsets, uint64_t* sorted, void* temp,
