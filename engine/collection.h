@@ -107,6 +107,10 @@ class Collection {
 
   absl::Status ValidateVectors(std::span<const uint64_t> ids,
                                std::span<const float> vectors) const;
+  absl::Status ValidateWriteLocked(WriteMode mode,
+                                   std::span<const uint64_t> ids,
+                                   std::span<const float> vectors) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
   // Appends one row to the tail block (allocating a block when full) and
   // records its slot; the row stays invisible until Publish.
   void AppendRow(uint64_t id, const float* vector)
@@ -122,6 +126,11 @@ class Collection {
   // The writer's working copy of the state, published by copy.
   std::shared_ptr<Snapshot> pending_ ABSL_GUARDED_BY(write_mu_);
   IdMap id_to_slot_ ABSL_GUARDED_BY(write_mu_);
+  // Slot of row 0 of the next block allocated.
+  int64_t next_slot_base_ ABSL_GUARDED_BY(write_mu_) = 0;
+  // Per block of pending_: the tombstone bitmap this write already copied
+  // (and may modify), or nullptr while it is still shared with published_.
+  std::vector<TombstoneBitmap*> private_bitmaps_ ABSL_GUARDED_BY(write_mu_);
 
   mutable absl::Mutex publish_mu_;
   std::shared_ptr<const Snapshot> published_ ABSL_GUARDED_BY(publish_mu_);

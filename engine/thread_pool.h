@@ -34,8 +34,8 @@ class ThreadPool {
  private:
   struct Loop;
   void WorkerMain();
-  // Runs tasks of `loop` until none are left to claim.
-  static void Drain(Loop* loop);
+  // Runs tasks of `loop` until none are left to claim; returns how many.
+  static int64_t Drain(Loop* loop);
 
   absl::Mutex mu_;
   std::deque<Loop*> loops_ ABSL_GUARDED_BY(mu_);

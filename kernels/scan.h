@@ -76,11 +76,10 @@ struct TopKBuffer {
   float threshold = 0;  // set by Reset
 
   void Reset();
-  // Appends one candidate already known to beat `threshold`.
-  void Push(float score, int64_t slot) {
-    items[size++] = Candidate{score, slot};
-    if (size == capacity) Compact();
-  }
+  // Appends one candidate already known to beat `threshold`. Out of line on
+  // purpose: SIMD translation units must not emit their own copies of inline
+  // functions that a CPU without those instructions could end up calling.
+  void Push(float score, int64_t slot);
   // Cuts to the best min(k, size) candidates, sorted best first.
   void Finish();
   // Pushes every candidate of `other` that beats this buffer's threshold.

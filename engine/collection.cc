@@ -1,0 +1,334 @@
+#include "engine/collection.h"
+
+#include <cmath>
+#include <cstring>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/str_cat.h"
+#include "engine/recall_calculator.h"
+#include "engine/searcher.h"
+#include "kernels/bf16.h"
+#include "kernels/layout.h"
+#include "kernels/score.h"
+
+namespace peakknn {
+namespace {
+
+kernels::ScoreKind ScoreKindOf(Metric metric) {
+  return metric == Metric::kL2 ? kernels::ScoreKind::kL2
+                               : kernels::ScoreKind::kInnerProduct;
+}
+
+double SquaredNorm(const float* v, int dim) {
+  double sum = 0;
+  for (int d = 0; d < dim; ++d) sum += static_cast<double>(v[d]) * v[d];
+  return sum;
+}
+
+// Checks that `values` holds whole vectors of `dim` finite floats, non-zero
+// under COSINE. `what` names the vectors in messages ("vector", "query").
+absl::Status CheckVectors(std::span<const float> values, int64_t count,
+                          int dim, Metric metric, const char* what) {
+  if (static_cast<int64_t>(values.size()) != count * dim) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, "s hold ", values.size(), " floats; expected ",
+                     count, " x dim ", dim, " = ", count * dim));
+  }
+  for (int64_t i = 0; i < count; ++i) {
+    const float* v = values.data() + i * dim;
+    for (int d = 0; d < dim; ++d) {
+      if (!std::isfinite(v[d])) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(what, " ", i, " has a non-finite value (", v[d],
+                         ") at dimension ", d));
+      }
+    }
+    if (metric == Metric::kCosine && SquaredNorm(v, dim) == 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          what, " ", i, " is all zeros; COSINE needs a non-zero vector"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Collection>> Collection::Create(
+    const CollectionSchema& schema, const CollectionOptions& options) {
+  if (absl::Status s = ValidateSchema(schema, /*check_name=*/false); !s.ok()) {
+    return s;
+  }
+  if (options.block_rows < kernels::kPanelRows ||
+      options.block_rows % kernels::kPanelRows != 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("block_rows must be a positive multiple of ",
+                     kernels::kPanelRows, ", got ", options.block_rows));
+  }
+  return std::unique_ptr<Collection>(new Collection(schema, options));
+}
+
+Collection::Collection(const CollectionSchema& schema,
+                       const CollectionOptions& options)
+    : schema_(schema),
+      options_(options),
+      pool_(options.pool != nullptr ? options.pool : &ThreadPool::Default()),
+      pending_(std::make_shared<Snapshot>()),
+      published_(std::make_shared<const Snapshot>()) {}
+
+std::shared_ptr<const Snapshot> Collection::snapshot() const {
+  absl::MutexLock lock(&publish_mu_);
+  return published_;
+}
+
+absl::Status Collection::ValidateVectors(std::span<const uint64_t> ids,
+                                         std::span<const float> vectors) const {
+  if (absl::Status s = CheckVectors(vectors, static_cast<int64_t>(ids.size()),
+                                    schema_.dim, schema_.metric, "vector");
+      !s.ok()) {
+    return s;
+  }
+  absl::flat_hash_set<uint64_t> seen;
+  seen.reserve(ids.size());
+  for (uint64_t id : ids) {
+    if (!seen.insert(id).second) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("id ", id, " appears more than once in the batch"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Collection::ValidateWrite(WriteMode mode,
+                                       std::span<const uint64_t> ids,
+                                       std::span<const float> vectors) const {
+  absl::MutexLock lock(&write_mu_);
+  return ValidateWriteLocked(mode, ids, vectors);
+}
+
+absl::Status Collection::ValidateWriteLocked(
+    WriteMode mode, std::span<const uint64_t> ids,
+    std::span<const float> vectors) const {
+  if (absl::Status s = ValidateVectors(ids, vectors); !s.ok()) return s;
+  if (mode == WriteMode::kInsert) {
+    for (uint64_t id : ids) {
+      if (id_to_slot_.contains(id)) {
+        return absl::AlreadyExistsError(absl::StrCat(
+            "id ", id, " already exists in collection '", schema_.name,
+            "'; use upsert to replace it"));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Collection::Write(WriteMode mode, std::span<const uint64_t> ids,
+                               std::span<const float> vectors) {
+  absl::MutexLock lock(&write_mu_);
+  if (absl::Status s = ValidateWriteLocked(mode, ids, vectors); !s.ok()) {
+    return s;
+  }
+  std::vector<float> normalised(schema_.dim);
+  for (size_t i = 0; i < ids.size(); ++i) {
+    const float* v = vectors.data() + i * schema_.dim;
+    if (schema_.metric == Metric::kCosine) {
+      const float inv_norm =
+          static_cast<float>(1.0 / std::sqrt(SquaredNorm(v, schema_.dim)));
+      for (int d = 0; d < schema_.dim; ++d) normalised[d] = v[d] * inv_norm;
+      v = normalised.data();
+    }
+    if (auto it = id_to_slot_.find(ids[i]); it != id_to_slot_.end()) {
+      TombstoneSlot(it->second);
+    }
+    AppendRow(ids[i], v);
+  }
+  Publish();
+  return absl::OkStatus();
+}
+
+void Collection::AppendRow(uint64_t id, const float* vector) {
+  Snapshot& state = *pending_;
+  if (state.blocks.empty() ||
+      state.blocks.back().rows == state.blocks.back().block->capacity()) {
+    auto block = std::make_shared<RowBlock>(
+        schema_.dim, schema_.dtype, ScoreKindOf(schema_.metric),
+        options_.block_rows, next_slot_base_);
+    next_slot_base_ += options_.block_rows;
+    state.blocks.push_back(BlockView{std::move(block), 0, nullptr, 0});
+    private_bitmaps_.push_back(nullptr);
+  }
+  BlockView& tail = state.blocks.back();
+  const int64_t row = tail.rows;
+  tail.block->WriteRow(row, id, vector);
+  ++tail.rows;
+  ++state.rows;
+  ++state.live_rows;
+  id_to_slot_[id] = tail.block->slot_base() + row;
+}
+
+void Collection::TombstoneSlot(int64_t slot) {
+  Snapshot& state = *pending_;
+  BlockView* view = const_cast<BlockView*>(state.FindBlock(slot));
+  const size_t index = view - state.blocks.data();
+  TombstoneBitmap*& bitmap = private_bitmaps_[index];
+  if (bitmap == nullptr) {
+    // Copy on write: the published bitmap may be in use by searches.
+    auto copy = view->dead != nullptr
+                    ? std::make_shared<TombstoneBitmap>(*view->dead)
+                    : std::make_shared<TombstoneBitmap>(
+                          (view->block->capacity() + 63) / 64, 0);
+    bitmap = copy.get();
+    view->dead = std::move(copy);
+  }
+  const int64_t row = slot - view->block->slot_base();
+  (*bitmap)[row >> 6] |= uint64_t{1} << (row & 63);
+  ++view->dead_rows;
+  --state.live_rows;
+}
+
+void Collection::Publish() {
+  auto published = std::make_shared<const Snapshot>(*pending_);
+  std::fill(private_bitmaps_.begin(), private_bitmaps_.end(), nullptr);
+  absl::MutexLock lock(&publish_mu_);
+  published_ = std::move(published);
+}
+
+int64_t Collection::Delete(std::span<const uint64_t> ids) {
+  absl::MutexLock lock(&write_mu_);
+  int64_t deleted = 0;
+  for (uint64_t id : ids) {
+    auto it = id_to_slot_.find(id);
+    if (it == id_to_slot_.end()) continue;
+    TombstoneSlot(it->second);
+    id_to_slot_.erase(it);
+    ++deleted;
+  }
+  if (deleted > 0) Publish();
+  return deleted;
+}
+
+std::vector<std::optional<std::vector<float>>> Collection::Get(
+    std::span<const uint64_t> ids) const {
+  absl::MutexLock lock(&write_mu_);
+  std::vector<std::optional<std::vector<float>>> out(ids.size());
+  for (size_t i = 0; i < ids.size(); ++i) {
+    auto it = id_to_slot_.find(ids[i]);
+    if (it == id_to_slot_.end()) continue;
+    const BlockView* view = pending_->FindBlock(it->second);
+    std::vector<float> v(schema_.dim);
+    view->block->ReadRow(it->second - view->block->slot_base(), v.data());
+    out[i] = std::move(v);
+  }
+  return out;
+}
+
+absl::StatusOr<SearchResults> Collection::Search(
+    std::span<const float> queries, const SearchParams& params) const {
+  const int dim = schema_.dim;
+  if (params.k < 1 || params.k > kMaxK) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("k must be in [1, ", kMaxK, "], got ", params.k));
+  }
+  if (!(params.recall_target >= 0 && params.recall_target <= 1)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "recall_target must be in (0, 1] (0 = the collection default ",
+        schema_.default_recall_target, "), got ", params.recall_target));
+  }
+  if (queries.empty() || queries.size() % dim != 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("queries hold ", queries.size(),
+                     " floats; expected a positive multiple of dim ", dim));
+  }
+  const int64_t nq = static_cast<int64_t>(queries.size()) / dim;
+  if (absl::Status s = CheckVectors(queries, nq, dim, schema_.metric, "query");
+      !s.ok()) {
+    return s;
+  }
+  const double target = params.recall_target == 0
+                             ? schema_.default_recall_target
+                             : params.recall_target;
+
+  const std::shared_ptr<const Snapshot> snap = snapshot();
+  absl::StatusOr<RecallPlan> plan =
+      PlanRecall(snap->live_rows, params.k, target);
+  if (!plan.ok()) return plan.status();
+
+  // Prepare queries: normalise (COSINE), round to bf16 for bf16 rows.
+  std::vector<float> f32(queries.begin(), queries.end());
+  std::vector<float> query_norms(nq);
+  for (int64_t q = 0; q < nq; ++q) {
+    float* v = f32.data() + q * dim;
+    if (schema_.metric == Metric::kCosine) {
+      const float inv = static_cast<float>(1.0 / std::sqrt(SquaredNorm(v, dim)));
+      for (int d = 0; d < dim; ++d) v[d] *= inv;
+    }
+    query_norms[q] = static_cast<float>(SquaredNorm(v, dim));
+  }
+  kernels::QueryTile tile;
+  tile.count = nq;
+  std::vector<uint16_t> bf16;
+  if (schema_.dtype == DType::kF32) {
+    tile.f32 = f32.data();
+    tile.stride = dim;
+  } else {
+    const int padded = kernels::PaddedDimBf16(dim);
+    bf16.assign(nq * padded, 0);
+    for (int64_t q = 0; q < nq; ++q) {
+      double norm = 0;
+      for (int d = 0; d < dim; ++d) {
+        bf16[q * padded + d] = kernels::FloatToBf16(f32[q * dim + d]);
+        const double stored = kernels::Bf16ToFloat(bf16[q * padded + d]);
+        norm += stored * stored;
+      }
+      query_norms[q] = static_cast<float>(norm);
+    }
+    tile.bf16 = bf16.data();
+    tile.stride = padded;
+  }
+
+  ScanPlan scan;
+  scan.exact = plan->exact;
+  scan.bins = plan->bins;
+  scan.k = params.k;
+  const ScanResult found =
+      ScanSnapshot(*snap, tile, scan, kernels::BestKernelSet(), *pool_);
+
+  SearchResults out;
+  out.num_queries = nq;
+  out.k = params.k;
+  out.ids.assign(nq * params.k, 0);
+  out.distances.assign(nq * params.k, 0);
+  out.counts = found.counts;
+  out.exact = plan->exact;
+  out.bins = plan->exact ? snap->live_rows : plan->bins;
+  out.expected_recall = plan->expected_recall;
+  out.worst_rank_recall = plan->worst_rank_recall;
+  const kernels::ScoreKind kind = ScoreKindOf(schema_.metric);
+  for (int64_t q = 0; q < nq; ++q) {
+    for (int32_t i = 0; i < found.counts[q]; ++i) {
+      const kernels::Candidate& c = found.items[q * params.k + i];
+      const BlockView* view = snap->FindBlock(c.slot);
+      out.ids[q * params.k + i] = view->block->id(c.slot - view->block->slot_base());
+      out.distances[q * params.k + i] =
+          kernels::ScoreToDistance(kind, c.score, query_norms[q]);
+    }
+  }
+  return out;
+}
+
+CollectionStats Collection::Stats() const {
+  const std::shared_ptr<const Snapshot> snap = snapshot();
+  CollectionStats stats;
+  stats.rows = snap->rows;
+  stats.live_rows = snap->live_rows;
+  for (const BlockView& view : snap->blocks) {
+    stats.memory_bytes += view.block->reserved_bytes();
+    if (view.dead) stats.memory_bytes += view.dead->size() * sizeof(uint64_t);
+  }
+  absl::MutexLock lock(&write_mu_);
+  // flat_hash_map: one control byte plus one slot per bucket.
+  stats.memory_bytes += static_cast<int64_t>(id_to_slot_.bucket_count()) *
+                        (sizeof(IdMap::value_type) + 1);
+  return stats;
+}
+
+}  // namespace peakknn

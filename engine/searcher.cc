@@ -1,0 +1,173 @@
+#include "engine/searcher.h"
+
+#include <algorithm>
+#include <memory>
+
+#include "kernels/layout.h"
+
+namespace peakknn {
+namespace {
+
+// Queries per task: a multiple of every micro-kernel's query count (12, 8,
+// 6, 4) so tiles split evenly into micro-tiles.
+constexpr int64_t kQueryTile = 48;
+// Fewer rows than this per range costs more in merging than it gains.
+constexpr int64_t kMinRowsPerRange = 8192;
+
+// A piece of the snapshot's rows: [begin, end) of block `block`.
+struct Segment {
+  int64_t block;
+  int64_t begin;
+  int64_t end;
+};
+
+// Splits the snapshot's visible rows into `ranges` contiguous runs of about
+// equal length, cut at panel boundaries.
+std::vector<std::vector<Segment>> SplitRows(const Snapshot& snapshot,
+                                            int64_t ranges) {
+  std::vector<std::vector<Segment>> out(ranges);
+  const int64_t per_range =
+      (snapshot.rows + ranges - 1) / ranges / kernels::kPanelRows *
+          kernels::kPanelRows +
+      kernels::kPanelRows;
+  int64_t range = 0;
+  int64_t filled = 0;
+  for (size_t b = 0; b < snapshot.blocks.size(); ++b) {
+    const int64_t rows = snapshot.blocks[b].rows;
+    int64_t begin = 0;
+    while (begin < rows) {
+      // Cut inside a block only at a panel boundary (kernels need begin to
+      // be a multiple of kPanelRows; begin always is, being 0 or a cut).
+      int64_t end = std::min(rows, begin + (per_range - filled));
+      if (end < rows) {
+        end = std::min(rows, std::max(begin + kernels::kPanelRows,
+                                      end / kernels::kPanelRows *
+                                          kernels::kPanelRows));
+      }
+      out[range].push_back(Segment{static_cast<int64_t>(b), begin, end});
+      filled += end - begin;
+      begin = end;
+      if (filled >= per_range && range + 1 < ranges) {
+        ++range;
+        filled = 0;
+      }
+    }
+  }
+  return out;
+}
+
+kernels::QueryTile SubTile(const kernels::QueryTile& all, int64_t q0,
+                           int64_t count) {
+  kernels::QueryTile tile = all;
+  if (tile.f32 != nullptr) tile.f32 += q0 * all.stride;
+  if (tile.bf16 != nullptr) tile.bf16 += q0 * all.stride;
+  tile.count = count;
+  return tile;
+}
+
+}  // namespace
+
+ScanResult ScanSnapshot(const Snapshot& snapshot,
+                        const kernels::QueryTile& queries, const ScanPlan& plan,
+                        const kernels::KernelSet& kernels, ThreadPool& pool) {
+  const int64_t nq = queries.count;
+  const int64_t k = plan.k;
+  ScanResult result;
+  result.k = k;
+  result.items.resize(nq * k);
+  result.counts.assign(nq, 0);
+  if (nq == 0 || snapshot.rows == 0) return result;
+
+  const int64_t tiles = (nq + kQueryTile - 1) / kQueryTile;
+  const int64_t wanted_tasks = 4 * static_cast<int64_t>(pool.num_threads());
+  const int64_t max_ranges = std::max<int64_t>(1, snapshot.rows / kMinRowsPerRange);
+  const int64_t ranges =
+      std::clamp<int64_t>((wanted_tasks + tiles - 1) / tiles, 1, max_ranges);
+  const std::vector<std::vector<Segment>> segments = SplitRows(snapshot, ranges);
+
+  auto scan_range = [&](int64_t range, auto&& scan_one) {
+    for (const Segment& seg : segments[range]) {
+      const BlockView& view = snapshot.blocks[seg.block];
+      scan_one(view.block->Range(seg.begin, seg.end,
+                                 view.dead ? view.dead->data() : nullptr));
+    }
+  };
+
+  if (!plan.exact) {
+    const int64_t bins = plan.bins;
+    // [range][query][bin]
+    std::vector<float> scores(ranges * nq * bins);
+    std::vector<int64_t> slots(ranges * nq * bins);
+    auto table = [&](int64_t range, int64_t q0) {
+      const int64_t offset = (range * nq + q0) * bins;
+      return kernels::BinTable{scores.data() + offset, slots.data() + offset,
+                               bins};
+    };
+    pool.ParallelFor(tiles * ranges, [&](int64_t task) {
+      const int64_t tile = task / ranges, range = task % ranges;
+      const int64_t q0 = tile * kQueryTile;
+      const int64_t count = std::min(kQueryTile, nq - q0);
+      const kernels::BinTable bins_table = table(range, q0);
+      kernels::ResetBins(bins_table, count);
+      const kernels::QueryTile sub = SubTile(queries, q0, count);
+      scan_range(range, [&](const kernels::RowRange& rows) {
+        kernels.partial_reduce(sub, rows, bins_table);
+      });
+    });
+    pool.ParallelFor(tiles, [&](int64_t tile) {
+      const int64_t q0 = tile * kQueryTile;
+      const int64_t count = std::min(kQueryTile, nq - q0);
+      const kernels::BinTable merged = table(0, q0);
+      for (int64_t range = 1; range < ranges; ++range) {
+        kernels::MergeBins(merged, table(range, q0), count);
+      }
+      std::vector<kernels::Candidate> scratch(bins);
+      for (int64_t q = q0; q < q0 + count; ++q) {
+        const int64_t i = q - q0;
+        result.counts[q] = static_cast<int32_t>(kernels::SelectTopK(
+            {merged.query_scores(i), static_cast<size_t>(bins)},
+            {merged.query_slots(i), static_cast<size_t>(bins)}, k, scratch,
+            result.items.data() + q * k));
+      }
+    });
+    return result;
+  }
+
+  // Exact: a running top-k per (range, query).
+  const int64_t capacity = std::max<int64_t>(2 * k, 64);
+  std::vector<kernels::Candidate> storage(ranges * nq * capacity);
+  std::vector<kernels::TopKBuffer> buffers(ranges * nq);
+  for (int64_t i = 0; i < ranges * nq; ++i) {
+    buffers[i].items = storage.data() + i * capacity;
+    buffers[i].capacity = static_cast<int32_t>(capacity);
+    buffers[i].k = static_cast<int32_t>(k);
+    buffers[i].Reset();
+  }
+  pool.ParallelFor(tiles * ranges, [&](int64_t task) {
+    const int64_t tile = task / ranges, range = task % ranges;
+    const int64_t q0 = tile * kQueryTile;
+    const int64_t count = std::min(kQueryTile, nq - q0);
+    const kernels::QueryTile sub = SubTile(queries, q0, count);
+    kernels::TopKBuffer* mine = buffers.data() + range * nq + q0;
+    scan_range(range, [&](const kernels::RowRange& rows) {
+      kernels.exact_scan(sub, rows, mine);
+    });
+  });
+  pool.ParallelFor(tiles, [&](int64_t tile) {
+    const int64_t q0 = tile * kQueryTile;
+    const int64_t count = std::min(kQueryTile, nq - q0);
+    for (int64_t q = q0; q < q0 + count; ++q) {
+      kernels::TopKBuffer& merged = buffers[q];
+      for (int64_t range = 1; range < ranges; ++range) {
+        merged.Merge(buffers[range * nq + q]);
+      }
+      merged.Finish();
+      std::copy(merged.items, merged.items + merged.size,
+                result.items.data() + q * k);
+      result.counts[q] = merged.size;
+    }
+  });
+  return result;
+}
+
+}  // namespace peakknn

@@ -1,0 +1,105 @@
+#include "engine/thread_pool.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cstdlib>
+#include <string>
+
+namespace peakknn {
+
+// One ParallelFor call. Tasks are claimed with an atomic counter; completion
+// and the number of workers inside the loop are tracked under the pool mutex
+// so the caller can destroy the Loop only once nobody can touch it.
+struct ThreadPool::Loop {
+  const std::function<void(int64_t)>* fn = nullptr;
+  int64_t n = 0;
+  std::atomic<int64_t> next{0};
+  int64_t done = 0;  // guarded by the pool's mu_
+  int active = 0;    // workers inside Drain; guarded by mu_
+
+  bool Claimable() const { return next.load(std::memory_order_relaxed) < n; }
+};
+
+ThreadPool::ThreadPool(int threads) {
+  if (threads <= 0) {
+    threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  }
+  workers_.reserve(threads - 1);
+  for (int i = 0; i + 1 < threads; ++i) {
+    workers_.emplace_back([this] { WorkerMain(); });
+  }
+}
+
+ThreadPool::~ThreadPool() {
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+  }
+  for (std::thread& t : workers_) t.join();
+}
+
+ThreadPool& ThreadPool::Default() {
+  static ThreadPool* pool = [] {
+    int threads = 0;
+    if (const char* env = std::getenv("PEAKKNN_THREADS")) {
+      threads = std::atoi(env);
+    }
+    return new ThreadPool(threads);
+  }();
+  return *pool;
+}
+
+int64_t ThreadPool::Drain(Loop* loop) {
+  int64_t ran = 0;
+  for (int64_t i = loop->next.fetch_add(1); i < loop->n;
+       i = loop->next.fetch_add(1)) {
+    (*loop->fn)(i);
+    ++ran;
+  }
+  return ran;
+}
+
+void ThreadPool::WorkerMain() {
+  absl::MutexLock lock(&mu_);
+  while (true) {
+    auto has_work = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      if (stopping_) return true;
+      return std::any_of(loops_.begin(), loops_.end(),
+                         [](Loop* l) { return l->Claimable(); });
+    };
+    mu_.Await(absl::Condition(&has_work));
+    if (stopping_) return;
+    Loop* loop = *std::find_if(loops_.begin(), loops_.end(),
+                               [](Loop* l) { return l->Claimable(); });
+    ++loop->active;
+    mu_.Unlock();
+    const int64_t ran = Drain(loop);
+    mu_.Lock();
+    loop->done += ran;
+    --loop->active;
+  }
+}
+
+void ThreadPool::ParallelFor(int64_t n,
+                             const std::function<void(int64_t)>& fn) {
+  if (n <= 0) return;
+  if (n == 1 || workers_.empty()) {
+    for (int64_t i = 0; i < n; ++i) fn(i);
+    return;
+  }
+  Loop loop;
+  loop.fn = &fn;
+  loop.n = n;
+  {
+    absl::MutexLock lock(&mu_);
+    loops_.push_back(&loop);
+  }
+  const int64_t ran = Drain(&loop);
+  absl::MutexLock lock(&mu_);
+  loop.done += ran;
+  loops_.erase(std::find(loops_.begin(), loops_.end(), &loop));
+  auto finished = [&loop]() { return loop.done == loop.n && loop.active == 0; };
+  mu_.Await(absl::Condition(&finished));
+}
+
+}  // namespace peakknn

@@ -1,0 +1,41 @@
+// Internal to kernels/cpu: what the per-ISA translation units share.
+//
+// Each SIMD kernel file is compiled with its own -m flags. Anything it calls
+// that is not an intrinsic must be a non-inline function defined in a file
+// built without those flags (here), or a function in the SIMD file's anonymous
+// namespace; otherwise the linker may keep an AVX-512 copy of an inline
+// function and call it on a CPU without AVX-512.
+#pragma once
+
+#include <cstdint>
+
+#include "kernels/scan.h"
+
+namespace peakknn::kernels::detail {
+
+// The scalar reference, also used by the SIMD kernels for a trailing partial
+// panel (rows past a snapshot's end may be being written; only the scalar
+// code reads row by row).
+void ScalarPartialReduce(const QueryTile& queries, const RowRange& rows,
+                         const BinTable& bins);
+void ScalarExactScan(const QueryTile& queries, const RowRange& rows,
+                     TopKBuffer* buffers);
+
+// Slow paths of the SIMD epilogues, taken only when at least one of 16 lanes
+// wins. scores16[lane] is the score of slot first_slot + lane; `lanes` is a
+// bit mask of candidate lanes (re-checked here, in lane order).
+void FoldIntoBins(float* bin_scores, int64_t* bin_slots, const float* scores16,
+                  uint32_t lanes, int64_t first_slot);
+void PushAboveThreshold(TopKBuffer* buffer, const float* scores16,
+                        uint32_t lanes, int64_t first_slot);
+
+// Rows per cache block: keep a block of rows (this many bytes) in L2 while
+// every query tile streams past it.
+inline constexpr int64_t kRowBlockBytes = 256 * 1024;
+
+extern const KernelSet kScalarKernels;
+extern const KernelSet kAvx2Kernels;
+extern const KernelSet kAvx512Kernels;
+extern const KernelSet kAvx512Bf16Kernels;
+
+}  // namespace peakknn::kernels::detail
