@@ -29,10 +29,10 @@ absl::Status Batcher::Submit(SearchJob job) {
           "collection \"", collection_, "\": search queue is shut down"));
     }
     if (queued_queries_ + job.num_queries > options_.max_queue) {
-      return absl::ResourceExhaustedError(absl::StrCat(
-          "collection \"", collection_, "\": search queue full (",
-          queued_queries_, " queries queued, limit --max_queue=",
-          options_.max_queue, "); retry with backoff"));
+      return absl::ResourceExhaustedError(
+          absl::StrCat("collection \"", collection_, "\": search queue full (",
+                       queued_queries_, " queries queued, limit --max_queue=",
+                       options_.max_queue, "); retry with backoff"));
     }
     queued_queries_ += job.num_queries;
     depth = queued_queries_;
@@ -101,11 +101,11 @@ void Batcher::RunBatch(std::deque<Queued>& batch) {
   for (Queued& q : batch) {
     if (q.job.deadline <= now) {
       ++expired;
-      q.job.done(absl::DeadlineExceededError(absl::StrCat(
-                     "deadline passed after ",
-                     absl::FormatDuration(now - q.enqueued),
-                     " in the search queue; not computed")),
-                 nullptr, 0);
+      q.job.done(
+          absl::DeadlineExceededError(absl::StrCat(
+              "deadline passed after ", absl::FormatDuration(now - q.enqueued),
+              " in the search queue; not computed")),
+          nullptr, 0);
     } else if (q.job.cancelled && q.job.cancelled()) {
       q.job.done(absl::CancelledError("cancelled by the client while queued"),
                  nullptr, 0);

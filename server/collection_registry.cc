@@ -13,7 +13,7 @@ absl::StatusOr<std::unique_ptr<CollectionRegistry>> CollectionRegistry::Open(
 }
 
 absl::StatusOr<std::shared_ptr<CollectionRegistry::Entry>>
-CollectionRegistry::Find(std::string_view name) const {
+CollectionRegistry::Find(absl::string_view name) const {
   absl::MutexLock lock(&mu_);
   auto it = entries_.find(name);
   if (it == entries_.end()) {
@@ -53,7 +53,7 @@ absl::StatusOr<CollectionInfo> CollectionRegistry::Create(
   return InfoOf(*entry);
 }
 
-absl::Status CollectionRegistry::Drop(std::string_view name) {
+absl::Status CollectionRegistry::Drop(absl::string_view name) {
   absl::MutexLock lock(&mu_);
   if (entries_.erase(name) == 0) {
     return absl::NotFoundError(
@@ -78,21 +78,21 @@ std::vector<CollectionInfo> CollectionRegistry::List() const {
 }
 
 absl::StatusOr<CollectionInfo> CollectionRegistry::Describe(
-    std::string_view name) const {
+    absl::string_view name) const {
   absl::StatusOr<std::shared_ptr<Entry>> entry = Find(name);
   if (!entry.ok()) return entry.status();
   return InfoOf(**entry);
 }
 
 absl::StatusOr<CollectionSchema> CollectionRegistry::Schema(
-    std::string_view name) const {
+    absl::string_view name) const {
   absl::StatusOr<std::shared_ptr<Entry>> entry = Find(name);
   if (!entry.ok()) return entry.status();
   return (*entry)->collection->schema();
 }
 
 absl::StatusOr<WriteResult> CollectionRegistry::Write(
-    std::string_view name, WriteMode mode, std::span<const uint64_t> ids,
+    absl::string_view name, WriteMode mode, std::span<const uint64_t> ids,
     std::span<const float> vectors) {
   absl::StatusOr<std::shared_ptr<Entry>> entry = Find(name);
   if (!entry.ok()) return entry.status();
@@ -109,7 +109,7 @@ absl::StatusOr<WriteResult> CollectionRegistry::Write(
 }
 
 absl::StatusOr<WriteResult> CollectionRegistry::Delete(
-    std::string_view name, std::span<const uint64_t> ids) {
+    absl::string_view name, std::span<const uint64_t> ids) {
   absl::StatusOr<std::shared_ptr<Entry>> entry = Find(name);
   if (!entry.ok()) return entry.status();
   Entry& e = **entry;
@@ -122,7 +122,7 @@ absl::StatusOr<WriteResult> CollectionRegistry::Delete(
 }
 
 absl::StatusOr<std::vector<std::optional<std::vector<float>>>>
-CollectionRegistry::Get(std::string_view name,
+CollectionRegistry::Get(absl::string_view name,
                         std::span<const uint64_t> ids) const {
   absl::StatusOr<std::shared_ptr<Entry>> entry = Find(name);
   if (!entry.ok()) return entry.status();
@@ -130,7 +130,7 @@ CollectionRegistry::Get(std::string_view name,
 }
 
 absl::StatusOr<SearchOutcome> CollectionRegistry::Search(
-    std::string_view name, std::span<const float> queries,
+    absl::string_view name, std::span<const float> queries,
     const SearchParams& params) const {
   absl::StatusOr<std::shared_ptr<Entry>> entry = Find(name);
   if (!entry.ok()) return entry.status();

@@ -17,12 +17,12 @@
 #include <optional>
 #include <span>
 #include <string>
-#include <string_view>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "engine/collection.h"
 #include "engine/schema.h"
@@ -67,20 +67,20 @@ class CollectionRegistry {
 
   // ALREADY_EXISTS when the name is taken; INVALID_ARGUMENT for a bad schema.
   absl::StatusOr<CollectionInfo> Create(const CollectionSchema& schema);
-  absl::Status Drop(std::string_view name);
+  absl::Status Drop(absl::string_view name);
   std::vector<CollectionInfo> List() const;  // sorted by name
-  absl::StatusOr<CollectionInfo> Describe(std::string_view name) const;
-  absl::StatusOr<CollectionSchema> Schema(std::string_view name) const;
+  absl::StatusOr<CollectionInfo> Describe(absl::string_view name) const;
+  absl::StatusOr<CollectionSchema> Schema(absl::string_view name) const;
 
   // `vectors` is row-major [ids.size()][dim].
-  absl::StatusOr<WriteResult> Write(std::string_view name, WriteMode mode,
+  absl::StatusOr<WriteResult> Write(absl::string_view name, WriteMode mode,
                                     std::span<const uint64_t> ids,
                                     std::span<const float> vectors);
-  absl::StatusOr<WriteResult> Delete(std::string_view name,
+  absl::StatusOr<WriteResult> Delete(absl::string_view name,
                                      std::span<const uint64_t> ids);
   absl::StatusOr<std::vector<std::optional<std::vector<float>>>> Get(
-      std::string_view name, std::span<const uint64_t> ids) const;
-  absl::StatusOr<SearchOutcome> Search(std::string_view name,
+      absl::string_view name, std::span<const uint64_t> ids) const;
+  absl::StatusOr<SearchOutcome> Search(absl::string_view name,
                                        std::span<const float> queries,
                                        const SearchParams& params) const;
 
@@ -96,7 +96,7 @@ class CollectionRegistry {
   };
 
   explicit CollectionRegistry(const Options& options) : options_(options) {}
-  absl::StatusOr<std::shared_ptr<Entry>> Find(std::string_view name) const;
+  absl::StatusOr<std::shared_ptr<Entry>> Find(absl::string_view name) const;
   static CollectionInfo InfoOf(Entry& entry);
 
   const Options options_;

@@ -46,14 +46,22 @@ namespace {
 
 // Every flag above; each is also read from PEAKKNN_<NAME in upper case>.
 constexpr const char* kFlagNames[] = {
-    "listen",       "metrics_listen",
-    "data_dir",     "backend",
-    "port_file",    "max_batch",
-    "max_delay_us", "max_queue",
-    "max_message_bytes", "max_dim",
-    "max_k",        "max_queries_per_request",
-    "max_rows_per_write", "block_rows",
-    "threads",      "drain_seconds",
+    "listen",
+    "metrics_listen",
+    "data_dir",
+    "backend",
+    "port_file",
+    "max_batch",
+    "max_delay_us",
+    "max_queue",
+    "max_message_bytes",
+    "max_dim",
+    "max_k",
+    "max_queries_per_request",
+    "max_rows_per_write",
+    "block_rows",
+    "threads",
+    "drain_seconds",
 };
 
 absl::Status ApplyEnvironment() {
@@ -77,8 +85,8 @@ absl::StatusOr<Backend> ParseBackend(const std::string& text) {
   if (lower == "auto") return Backend::kAuto;
   if (lower == "cpu") return Backend::kCpu;
   if (lower == "cuda") return Backend::kCuda;
-  return absl::InvalidArgumentError(absl::StrCat(
-      "--backend=\"", text, "\": must be one of auto, cpu, cuda"));
+  return absl::InvalidArgumentError(
+      absl::StrCat("--backend=\"", text, "\": must be one of auto, cpu, cuda"));
 }
 
 absl::Status CheckRange(const char* flag, int64_t value, int64_t lo,
@@ -117,8 +125,8 @@ absl::Status ValidateConfig(const ServerConfig& c) {
         "--block_rows=", c.block_rows, ": must be a multiple of 16"));
   }
   if (!(c.drain_seconds >= 0)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--drain_seconds=", c.drain_seconds, ": must be >= 0"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("--drain_seconds=", c.drain_seconds, ": must be >= 0"));
   }
   return absl::OkStatus();
 }

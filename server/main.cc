@@ -59,12 +59,13 @@ absl::Status WritePortFile(const std::string& path, int port,
     std::ofstream out(tmp, std::ios::trunc);
     out << port << "\n" << metrics_port << "\n";
     if (!out.good()) {
-      return absl::InternalError(absl::StrCat("--port_file: cannot write ", tmp));
+      return absl::InternalError(
+          absl::StrCat("--port_file: cannot write ", tmp));
     }
   }
   if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    return absl::InternalError(absl::StrCat("--port_file: cannot rename ", tmp,
-                                            " to ", path));
+    return absl::InternalError(
+        absl::StrCat("--port_file: cannot rename ", tmp, " to ", path));
   }
   return absl::OkStatus();
 }
@@ -149,9 +150,9 @@ int Run(int argc, char** argv) {
     return 1;
   }
   if (!(*registry)->durable()) {
-    Log(absl::StrCat("collections are kept in memory only; --data_dir=",
-                     config->data_dir,
-                     " is not used yet (durable storage not wired in)"));
+    Log(absl::StrCat(
+        "collections are kept in memory only; --data_dir=", config->data_dir,
+        " is not used yet (durable storage not wired in)"));
   }
   service.SetRegistry(std::move(*registry));
   health->SetServingStatus(true);
@@ -166,8 +167,8 @@ int Run(int argc, char** argv) {
   health->SetServingStatus(kServiceName, false);
   // Stops accepting; waits for in-flight calls (whose searches the batchers
   // keep running) until the deadline, then cancels the rest.
-  server->Shutdown(absl::ToChronoTime(
-      absl::Now() + absl::Seconds(config->drain_seconds)));
+  server->Shutdown(
+      absl::ToChronoTime(absl::Now() + absl::Seconds(config->drain_seconds)));
   service.StopBatchers();
   const absl::Time checkpoint_start = absl::Now();
   absl::Status checkpoint = service.registry()->Checkpoint();

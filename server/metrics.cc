@@ -15,7 +15,7 @@ using prometheus::Histogram;
 // Latency buckets from 50 us to 30 s, roughly x2.5 apart (seconds).
 Histogram::BucketBoundaries LatencyBuckets() {
   return {50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3,
-          50e-3, 100e-3, 250e-3, 500e-3, 1,     2.5,    5,    10,    30};
+          50e-3, 100e-3, 250e-3, 500e-3, 1,    2.5,    5,    10,    30};
 }
 
 // Powers of two from 1 to 65536 (queries or requests per batch).
@@ -37,29 +37,26 @@ Metrics::Metrics()
                        .Name("peakknn_rpc_duration_seconds")
                        .Help("gRPC request latency, by method and status")
                        .Register(*registry_)),
-      batch_queries_(
-          BuildHistogram()
-              .Name("peakknn_search_batch_queries")
-              .Help("Queries per engine batch formed by the batcher")
-              .Register(*registry_)
-              .Add({}, SizeBuckets())),
-      batch_requests_(
-          BuildHistogram()
-              .Name("peakknn_search_batch_requests")
-              .Help("Search requests merged into one engine batch")
-              .Register(*registry_)
-              .Add({}, SizeBuckets())),
+      batch_queries_(BuildHistogram()
+                         .Name("peakknn_search_batch_queries")
+                         .Help("Queries per engine batch formed by the batcher")
+                         .Register(*registry_)
+                         .Add({}, SizeBuckets())),
+      batch_requests_(BuildHistogram()
+                          .Name("peakknn_search_batch_requests")
+                          .Help("Search requests merged into one engine batch")
+                          .Register(*registry_)
+                          .Add({}, SizeBuckets())),
       engine_seconds_(BuildHistogram()
                           .Name("peakknn_search_engine_duration_seconds")
                           .Help("Engine time per search batch")
                           .Register(*registry_)
                           .Add({}, LatencyBuckets())),
-      engine_seconds_total_(
-          BuildCounter()
-              .Name("peakknn_search_engine_seconds_total")
-              .Help("Engine time spent in search batches")
-              .Register(*registry_)
-              .Add({})),
+      engine_seconds_total_(BuildCounter()
+                                .Name("peakknn_search_engine_seconds_total")
+                                .Help("Engine time spent in search batches")
+                                .Register(*registry_)
+                                .Add({})),
       engine_flops_total_(
           BuildCounter()
               .Name("peakknn_search_flops_total")
@@ -128,13 +125,13 @@ absl::StatusOr<int> Metrics::Serve(const std::string& address) {
   exposer_->RegisterCollectable(registry_);
   const std::vector<int> ports = exposer_->GetListeningPorts();
   if (ports.empty()) {
-    return absl::UnavailableError(absl::StrCat(
-        "--metrics_listen=", address, ": exposer bound no port"));
+    return absl::UnavailableError(
+        absl::StrCat("--metrics_listen=", address, ": exposer bound no port"));
   }
   return ports.front();
 }
 
-void Metrics::ObserveRpc(std::string_view method, std::string_view code,
+void Metrics::ObserveRpc(absl::string_view method, absl::string_view code,
                          double seconds) {
   const prometheus::Labels labels = {{"method", std::string(method)},
                                      {"code", std::string(code)}};

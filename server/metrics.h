@@ -9,10 +9,10 @@
 #include <cstdint>
 #include <memory>
 #include <string>
-#include <string_view>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "prometheus/counter.h"
 #include "prometheus/exposer.h"
@@ -34,7 +34,7 @@ class Metrics : public BatcherObserver {
   absl::StatusOr<int> Serve(const std::string& address);
 
   // One finished RPC: `code` is the gRPC status name ("OK", "NOT_FOUND"...).
-  void ObserveRpc(std::string_view method, std::string_view code,
+  void ObserveRpc(absl::string_view method, absl::string_view code,
                   double seconds);
   // Rows of a collection after a write (or at startup).
   void SetCollectionRows(const std::string& collection, int64_t rows,

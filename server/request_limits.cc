@@ -11,8 +11,8 @@ RequestLimits RequestLimits::From(const ServerConfig& config) {
           config.max_rows_per_write};
 }
 
-absl::Status RequestLimits::CheckName(std::string_view field,
-                                      std::string_view name) const {
+absl::Status RequestLimits::CheckName(absl::string_view field,
+                                      absl::string_view name) const {
   if (name.empty()) {
     return absl::InvalidArgumentError(
         absl::StrCat(field, ": must name a collection (got an empty string)"));
@@ -45,11 +45,11 @@ absl::Status RequestLimits::CheckRecallTarget(double target) const {
   return absl::OkStatus();
 }
 
-absl::Status RequestLimits::CheckVectors(std::string_view field,
+absl::Status RequestLimits::CheckVectors(absl::string_view field,
                                          std::span<const float> values,
                                          int64_t dim, int64_t expected_count,
                                          int64_t max_count,
-                                         std::string_view limit_flag) const {
+                                         absl::string_view limit_flag) const {
   const int64_t size = static_cast<int64_t>(values.size());
   if (size == 0 || size % dim != 0) {
     return absl::InvalidArgumentError(
@@ -65,9 +65,9 @@ absl::Status RequestLimits::CheckVectors(std::string_view field,
                      " but ids holds ", expected_count));
   }
   if (count > max_count) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        field, ": ", count, " vectors; at most ", max_count, " (", limit_flag,
-        ")"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, ": ", count, " vectors; at most ", max_count, " (",
+                     limit_flag, ")"));
   }
   for (int64_t i = 0; i < size; ++i) {
     if (!std::isfinite(values[i])) {
@@ -79,7 +79,7 @@ absl::Status RequestLimits::CheckVectors(std::string_view field,
   return absl::OkStatus();
 }
 
-absl::Status RequestLimits::CheckIds(std::string_view field,
+absl::Status RequestLimits::CheckIds(absl::string_view field,
                                      int64_t count) const {
   if (count == 0) {
     return absl::InvalidArgumentError(

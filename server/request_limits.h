@@ -5,9 +5,9 @@
 
 #include <cstdint>
 #include <span>
-#include <string_view>
 
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 #include "server/config.h"
 
 namespace peakknn::server {
@@ -20,18 +20,18 @@ struct RequestLimits {
 
   static RequestLimits From(const ServerConfig& config);
 
-  absl::Status CheckName(std::string_view field, std::string_view name) const;
+  absl::Status CheckName(absl::string_view field, absl::string_view name) const;
   absl::Status CheckDim(int64_t dim) const;
   absl::Status CheckK(int64_t k) const;
   // 0 (collection default) or in (0, 1].
   absl::Status CheckRecallTarget(double target) const;
   // `values` holds whole vectors of `dim` and every value is finite; the
   // count is `expected_count` (when >= 0) and at most `max_count`.
-  absl::Status CheckVectors(std::string_view field,
+  absl::Status CheckVectors(absl::string_view field,
                             std::span<const float> values, int64_t dim,
                             int64_t expected_count, int64_t max_count,
-                            std::string_view limit_flag) const;
-  absl::Status CheckIds(std::string_view field, int64_t count) const;
+                            absl::string_view limit_flag) const;
+  absl::Status CheckIds(absl::string_view field, int64_t count) const;
 };
 
 }  // namespace peakknn::server

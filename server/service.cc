@@ -14,11 +14,11 @@ namespace peakknn::server {
 namespace {
 
 // Returns early from a function returning absl::Status(Or) on error.
-#define PEAKKNN_RETURN_IF_ERROR(expr)          \
-  do {                                         \
-    if (absl::Status _s = (expr); !_s.ok()) {  \
-      return _s;                               \
-    }                                          \
+#define PEAKKNN_RETURN_IF_ERROR(expr)         \
+  do {                                        \
+    if (absl::Status _s = (expr); !_s.ok()) { \
+      return _s;                              \
+    }                                         \
   } while (false)
 
 template <typename T>
@@ -79,14 +79,14 @@ void VectorSearchService::StopBatchers() {
   for (auto& [name, entry] : batchers) entry.batcher->Stop();
 }
 
-void VectorSearchService::RecordRpc(std::string_view method, absl::Time start,
+void VectorSearchService::RecordRpc(absl::string_view method, absl::Time start,
                                     absl::StatusCode code) {
   metrics_->ObserveRpc(method, absl::StatusCodeToString(code),
                        absl::ToDoubleSeconds(absl::Now() - start));
 }
 
 grpc::ServerUnaryReactor* VectorSearchService::Finish(
-    grpc::CallbackServerContext* ctx, std::string_view method,
+    grpc::CallbackServerContext* ctx, absl::string_view method,
     absl::Time start, const absl::Status& status) {
   RecordRpc(method, start, status.code());
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
@@ -94,7 +94,8 @@ grpc::ServerUnaryReactor* VectorSearchService::Finish(
   return reactor;
 }
 
-// ---- Collections -------------------------------------------------------------
+// ---- Collections
+// -------------------------------------------------------------
 
 grpc::ServerUnaryReactor* VectorSearchService::CreateCollection(
     grpc::CallbackServerContext* ctx, const v1::CreateCollectionRequest* req,
@@ -103,10 +104,11 @@ grpc::ServerUnaryReactor* VectorSearchService::CreateCollection(
   auto body = [&]() -> absl::Status {
     absl::StatusOr<CollectionRegistry*> registry = Ready();
     if (!registry.ok()) return registry.status();
-    PEAKKNN_RETURN_IF_ERROR(limits_.CheckName("schema.name", req->schema().name()));
+    PEAKKNN_RETURN_IF_ERROR(
+        limits_.CheckName("schema.name", req->schema().name()));
     PEAKKNN_RETURN_IF_ERROR(limits_.CheckDim(req->schema().dim()));
-    absl::StatusOr<CollectionSchema> schema =
-        SchemaFromProto(req->schema(), CollectionSchema{}.default_recall_target);
+    absl::StatusOr<CollectionSchema> schema = SchemaFromProto(
+        req->schema(), CollectionSchema{}.default_recall_target);
     if (!schema.ok()) return schema.status();
     absl::StatusOr<CollectionInfo> info = (*registry)->Create(*schema);
     if (!info.ok()) return info.status();
@@ -164,7 +166,8 @@ grpc::ServerUnaryReactor* VectorSearchService::DescribeCollection(
   return Finish(ctx, "DescribeCollection", start, body());
 }
 
-// ---- Search ------------------------------------------------------------------
+// ---- Search
+// ------------------------------------------------------------------
 
 absl::StatusOr<std::shared_ptr<Batcher>> VectorSearchService::BatcherFor(
     const CollectionSchema& schema) {
@@ -189,7 +192,7 @@ absl::StatusOr<std::shared_ptr<Batcher>> VectorSearchService::BatcherFor(
                                      const SearchParams& params) {
         return registry->Search(name, queries, params);
       },
-      this);
+      static_cast<BatcherObserver*>(this));
   batchers_[schema.name] = {schema.dim, batcher};
   return batcher;
 }
@@ -229,16 +232,15 @@ absl::Status VectorSearchService::SearchBody(grpc::CallbackServerContext* ctx,
   job.queries = queries;
   job.num_queries = static_cast<int64_t>(queries.size()) / schema->dim;
   job.k = req->k();
-  job.recall_target = req->recall_target() == 0
-                          ? schema->default_recall_target
-                          : req->recall_target();
+  job.recall_target = req->recall_target() == 0 ? schema->default_recall_target
+                                                : req->recall_target();
   job.deadline = DeadlineOf(ctx);
   job.cancelled = [ctx] { return ctx->IsCancelled(); };
   // Taken here: DefaultReactor() must not race with the batcher thread.
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  job.done = [this, reactor, resp, start, k = job.k,
-              n = job.num_queries](const absl::Status& status,
-                                   const SearchOutcome* batch, int64_t first) {
+  job.done = [this, reactor, resp, start, k = job.k, n = job.num_queries](
+                 const absl::Status& status, const SearchOutcome* batch,
+                 int64_t first) {
     if (status.ok()) {
       const SearchResults& r = batch->results;
       for (int64_t q = first; q < first + n; ++q) {
@@ -292,10 +294,11 @@ void VectorSearchService::OnExpired(const std::string& collection,
   metrics_->OnExpired(collection, requests);
 }
 
-// ---- Writes ------------------------------------------------------------------
+// ---- Writes
+// ------------------------------------------------------------------
 
 absl::StatusOr<WriteResult> VectorSearchService::WriteRows(
-    std::string_view collection, WriteMode mode, std::span<const uint64_t> ids,
+    absl::string_view collection, WriteMode mode, std::span<const uint64_t> ids,
     std::span<const float> vectors) {
   absl::StatusOr<CollectionRegistry*> registry = Ready();
   if (!registry.ok()) return registry.status();
@@ -365,13 +368,17 @@ class VectorSearchService::InsertReactor final
       collection_ = request_.collection();
     } else if (!request_.collection().empty() &&
                request_.collection() != collection_) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "collection=\"", request_.collection(), "\": this InsertStream "
-          "writes \"", collection_, "\"; open another stream for another "
-          "collection"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("collection=\"", request_.collection(),
+                       "\": this InsertStream "
+                       "writes \"",
+                       collection_,
+                       "\"; open another stream for another "
+                       "collection"));
     }
     absl::StatusOr<WriteResult> result = service_->WriteRows(
-        collection_, request_.upsert() ? WriteMode::kUpsert : WriteMode::kInsert,
+        collection_,
+        request_.upsert() ? WriteMode::kUpsert : WriteMode::kInsert,
         SpanOf(request_.ids()), SpanOf(request_.vectors()));
     if (!result.ok()) return result.status();
     ack_.set_sequence(result->sequence);
@@ -455,7 +462,8 @@ grpc::ServerUnaryReactor* VectorSearchService::Get(
   return Finish(ctx, "Get", start, body());
 }
 
-// ---- Planning and stats ------------------------------------------------------
+// ---- Planning and stats
+// ------------------------------------------------------
 
 grpc::ServerUnaryReactor* VectorSearchService::PlanRecall(
     grpc::CallbackServerContext* ctx, const v1::PlanRecallRequest* req,
@@ -479,10 +487,11 @@ grpc::ServerUnaryReactor* VectorSearchService::PlanRecall(
       return absl::InvalidArgumentError(absl::StrCat(
           "recall_target=", req->recall_target(), ": must be in (0, 1]"));
     }
-    const int per_bin = req->per_bin() == 0 ? 1 : static_cast<int>(req->per_bin());
+    const int per_bin =
+        req->per_bin() == 0 ? 1 : static_cast<int>(req->per_bin());
     const int shards = req->shards() == 0 ? 1 : static_cast<int>(req->shards());
-    absl::StatusOr<RecallPlan> plan = peakknn::PlanRecall(
-        n, req->k(), req->recall_target(), per_bin, shards);
+    absl::StatusOr<RecallPlan> plan =
+        peakknn::PlanRecall(n, req->k(), req->recall_target(), per_bin, shards);
     if (!plan.ok()) {
       return absl::InvalidArgumentError(plan.status().message());
     }
@@ -520,7 +529,8 @@ grpc::ServerUnaryReactor* VectorSearchService::GetStats(
     resp->set_max_k(static_cast<uint32_t>(config_.max_k));
     resp->set_max_queries_per_request(
         static_cast<uint32_t>(config_.max_queries_per_request));
-    resp->set_max_message_bytes(static_cast<uint64_t>(config_.max_message_bytes));
+    resp->set_max_message_bytes(
+        static_cast<uint64_t>(config_.max_message_bytes));
     return absl::OkStatus();
   };
   return Finish(ctx, "GetStats", start, body());

@@ -10,11 +10,11 @@
 #include <cstdint>
 #include <memory>
 #include <string>
-#include <string_view>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "peakknn/v1/vector_search.grpc.pb.h"
@@ -84,15 +84,15 @@ class VectorSearchService final : public v1::VectorSearch::CallbackService,
   absl::StatusOr<CollectionRegistry*> Ready() const;
   // Records the RPC's metrics and finishes its default reactor.
   grpc::ServerUnaryReactor* Finish(grpc::CallbackServerContext* ctx,
-                                   std::string_view method, absl::Time start,
+                                   absl::string_view method, absl::Time start,
                                    const absl::Status& status);
-  void RecordRpc(std::string_view method, absl::Time start,
+  void RecordRpc(absl::string_view method, absl::Time start,
                  absl::StatusCode code);
   absl::StatusOr<std::shared_ptr<Batcher>> BatcherFor(
       const CollectionSchema& schema);
   void ForgetBatcher(const std::string& name);
   // Validates, writes, updates metrics: shared by Upsert and InsertStream.
-  absl::StatusOr<WriteResult> WriteRows(std::string_view collection,
+  absl::StatusOr<WriteResult> WriteRows(absl::string_view collection,
                                         WriteMode mode,
                                         std::span<const uint64_t> ids,
                                         std::span<const float> vectors);
