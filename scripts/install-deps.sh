@@ -10,7 +10,7 @@ packages=(
   libabsl-dev prometheus-cpp-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libfaiss-dev libhnswlib-dev libopenblas-dev
-  libisal-dev
+  libisal-dev zlib1g-dev
   prometheus curl
   python3 python3-grpcio python3-grpc-tools python3-protobuf python3-numpy python3-matplotlib
   dataset-fashion-mnist
