@@ -30,7 +30,9 @@ namespace {
 constexpr const char* kServiceName = "peakknn.v1.VectorSearch";
 
 void Log(const std::string& line) {
-  std::fprintf(stderr, "peakknn-server: %s\n", line.c_str());
+  const std::string now = absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", absl::Now(),
+                                           absl::UTCTimeZone());
+  std::fprintf(stderr, "%s peakknn-server: %s\n", now.c_str(), line.c_str());
   std::fflush(stderr);
 }
 
