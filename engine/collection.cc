@@ -27,8 +27,8 @@ double SquaredNorm(const float* v, int dim) {
 
 // Checks that `values` holds whole vectors of `dim` finite floats, non-zero
 // under COSINE. `what` names the vectors in messages ("vector", "query").
-absl::Status CheckVectors(std::span<const float> values, int64_t count,
-                          int dim, Metric metric, const char* what) {
+absl::Status CheckVectors(std::span<const float> values, int64_t count, int dim,
+                          Metric metric, const char* what) {
   if (static_cast<int64_t>(values.size()) != count * dim) {
     return absl::InvalidArgumentError(
         absl::StrCat(what, "s hold ", values.size(), " floats; expected ",
@@ -112,9 +112,9 @@ absl::Status Collection::ValidateWriteLocked(
   if (mode == WriteMode::kInsert) {
     for (uint64_t id : ids) {
       if (id_to_slot_.contains(id)) {
-        return absl::AlreadyExistsError(absl::StrCat(
-            "id ", id, " already exists in collection '", schema_.name,
-            "'; use upsert to replace it"));
+        return absl::AlreadyExistsError(
+            absl::StrCat("id ", id, " already exists in collection '",
+                         schema_.name, "'; use upsert to replace it"));
       }
     }
   }
@@ -244,8 +244,8 @@ absl::StatusOr<SearchResults> Collection::Search(
     return s;
   }
   const double target = params.recall_target == 0
-                             ? schema_.default_recall_target
-                             : params.recall_target;
+                            ? schema_.default_recall_target
+                            : params.recall_target;
 
   const std::shared_ptr<const Snapshot> snap = snapshot();
   absl::StatusOr<RecallPlan> plan =
@@ -258,7 +258,8 @@ absl::StatusOr<SearchResults> Collection::Search(
   for (int64_t q = 0; q < nq; ++q) {
     float* v = f32.data() + q * dim;
     if (schema_.metric == Metric::kCosine) {
-      const float inv = static_cast<float>(1.0 / std::sqrt(SquaredNorm(v, dim)));
+      const float inv =
+          static_cast<float>(1.0 / std::sqrt(SquaredNorm(v, dim)));
       for (int d = 0; d < dim; ++d) v[d] *= inv;
     }
     query_norms[q] = static_cast<float>(SquaredNorm(v, dim));
@@ -307,7 +308,8 @@ absl::StatusOr<SearchResults> Collection::Search(
     for (int32_t i = 0; i < found.counts[q]; ++i) {
       const kernels::Candidate& c = found.items[q * params.k + i];
       const BlockView* view = snap->FindBlock(c.slot);
-      out.ids[q * params.k + i] = view->block->id(c.slot - view->block->slot_base());
+      out.ids[q * params.k + i] =
+          view->block->id(c.slot - view->block->slot_base());
       out.distances[q * params.k + i] =
           kernels::ScoreToDistance(kind, c.score, query_norms[q]);
     }

@@ -21,9 +21,9 @@
 namespace peakknn {
 
 struct RecallPlan {
-  bool exact = false;            // true: scan with an exact top-k (L = N)
-  int64_t bins = 0;              // total bins L over all shards (N if exact)
-  int64_t bins_per_shard = 0;    // ceil(L / shards), a multiple of 16
+  bool exact = false;          // true: scan with an exact top-k (L = N)
+  int64_t bins = 0;            // total bins L over all shards (N if exact)
+  int64_t bins_per_shard = 0;  // ceil(L / shards), a multiple of 16
   int32_t per_bin = 1;
   double expected_recall = 1.0;  // E[recall@k] with the bins actually used
   double worst_rank_recall = 1.0;

@@ -17,7 +17,8 @@ int64_t RowElements(int dim, DType dtype) {
 int64_t ElementBytes(DType dtype) { return dtype == DType::kF32 ? 4 : 2; }
 
 int64_t DataBytes(int dim, DType dtype, int64_t capacity) {
-  const int64_t bytes = capacity * RowElements(dim, dtype) * ElementBytes(dtype);
+  const int64_t bytes =
+      capacity * RowElements(dim, dtype) * ElementBytes(dtype);
   return (bytes + 63) / 64 * 64;  // aligned_alloc wants a multiple of 64
 }
 
@@ -83,8 +84,8 @@ kernels::RowRange RowBlock::Range(int64_t begin, int64_t end,
                                   const uint64_t* dead) const {
   kernels::RowRange range;
   range.panels = data_.get();
-  range.type = dtype_ == DType::kF32 ? kernels::RowType::kF32
-                                     : kernels::RowType::kBf16;
+  range.type =
+      dtype_ == DType::kF32 ? kernels::RowType::kF32 : kernels::RowType::kBf16;
   range.dim = dim_;
   range.bias = bias_.get();
   range.dead = dead;

@@ -26,10 +26,9 @@ struct Segment {
 std::vector<std::vector<Segment>> SplitRows(const Snapshot& snapshot,
                                             int64_t ranges) {
   std::vector<std::vector<Segment>> out(ranges);
-  const int64_t per_range =
-      (snapshot.rows + ranges - 1) / ranges / kernels::kPanelRows *
-          kernels::kPanelRows +
-      kernels::kPanelRows;
+  const int64_t per_range = (snapshot.rows + ranges - 1) / ranges /
+                                kernels::kPanelRows * kernels::kPanelRows +
+                            kernels::kPanelRows;
   int64_t range = 0;
   int64_t filled = 0;
   for (size_t b = 0; b < snapshot.blocks.size(); ++b) {
@@ -40,9 +39,9 @@ std::vector<std::vector<Segment>> SplitRows(const Snapshot& snapshot,
       // be a multiple of kPanelRows; begin always is, being 0 or a cut).
       int64_t end = std::min(rows, begin + (per_range - filled));
       if (end < rows) {
-        end = std::min(rows, std::max(begin + kernels::kPanelRows,
-                                      end / kernels::kPanelRows *
-                                          kernels::kPanelRows));
+        end = std::min(
+            rows, std::max(begin + kernels::kPanelRows,
+                           end / kernels::kPanelRows * kernels::kPanelRows));
       }
       out[range].push_back(Segment{static_cast<int64_t>(b), begin, end});
       filled += end - begin;
@@ -80,10 +79,12 @@ ScanResult ScanSnapshot(const Snapshot& snapshot,
 
   const int64_t tiles = (nq + kQueryTile - 1) / kQueryTile;
   const int64_t wanted_tasks = 4 * static_cast<int64_t>(pool.num_threads());
-  const int64_t max_ranges = std::max<int64_t>(1, snapshot.rows / kMinRowsPerRange);
+  const int64_t max_ranges =
+      std::max<int64_t>(1, snapshot.rows / kMinRowsPerRange);
   const int64_t ranges =
       std::clamp<int64_t>((wanted_tasks + tiles - 1) / tiles, 1, max_ranges);
-  const std::vector<std::vector<Segment>> segments = SplitRows(snapshot, ranges);
+  const std::vector<std::vector<Segment>> segments =
+      SplitRows(snapshot, ranges);
 
   auto scan_range = [&](int64_t range, auto&& scan_one) {
     for (const Segment& seg : segments[range]) {

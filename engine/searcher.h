@@ -22,7 +22,7 @@ namespace peakknn {
 
 struct ScanPlan {
   bool exact = false;  // running top-k instead of bins
-  int64_t bins = 0;    // L, a multiple of kernels::kPanelRows (ignored if exact)
+  int64_t bins = 0;  // L, a multiple of kernels::kPanelRows (ignored if exact)
   int64_t k = 0;
 };
 

@@ -22,7 +22,8 @@ struct ThreadPool::Loop {
 
 ThreadPool::ThreadPool(int threads) {
   if (threads <= 0) {
-    threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    threads =
+        static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   }
   workers_.reserve(threads - 1);
   for (int i = 0; i + 1 < threads; ++i) {

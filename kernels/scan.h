@@ -31,21 +31,21 @@ enum class RowType : int32_t { kF32 = 0, kBf16 = 1 };
 struct RowRange {
   const void* panels = nullptr;  // block data; float* or uint16_t* (bf16 bits)
   RowType type = RowType::kF32;
-  int dim = 0;                   // logical dim; bf16 rows use PaddedDimBf16
-  const float* bias = nullptr;   // [block rows] score = q.x + bias[row]
+  int dim = 0;                     // logical dim; bf16 rows use PaddedDimBf16
+  const float* bias = nullptr;     // [block rows] score = q.x + bias[row]
   const uint64_t* dead = nullptr;  // tombstone bit per block row, or nullptr
-  int64_t begin = 0;             // multiple of kPanelRows
-  int64_t end = 0;               // rows at or past end are never read
-  int64_t slot_base = 0;         // global slot of block row 0; multiple of 16
+  int64_t begin = 0;               // multiple of kPanelRows
+  int64_t end = 0;                 // rows at or past end are never read
+  int64_t slot_base = 0;           // global slot of block row 0; multiple of 16
 };
 
 // Queries, row-major. For bf16 rows the engine passes bf16 queries with
 // PaddedDimBf16(dim) elements per row (the pad element is zero).
 struct QueryTile {
-  const float* f32 = nullptr;       // [count][stride] when rows are f32
-  const uint16_t* bf16 = nullptr;   // [count][stride] when rows are bf16
+  const float* f32 = nullptr;      // [count][stride] when rows are f32
+  const uint16_t* bf16 = nullptr;  // [count][stride] when rows are bf16
   int64_t count = 0;
-  int64_t stride = 0;               // elements between consecutive queries
+  int64_t stride = 0;  // elements between consecutive queries
 };
 
 // Per-query bins, [count][bins] row-major, bins a multiple of kPanelRows.

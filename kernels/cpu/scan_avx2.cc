@@ -75,8 +75,8 @@ struct F32Micro {
       acc[i][0] = Vec16{_mm256_setzero_ps(), _mm256_setzero_ps()};
     }
     for (int d = 0; d < dim; ++d) {
-      const __m256 x_lo = _mm256_load_ps(panel + d * kPanelRows);
-      const __m256 x_hi = _mm256_load_ps(panel + d * kPanelRows + 8);
+      const __m256 x_lo = _mm256_loadu_ps(panel + d * kPanelRows);
+      const __m256 x_hi = _mm256_loadu_ps(panel + d * kPanelRows + 8);
 #pragma GCC unroll 16
       for (int i = 0; i < MR; ++i) {
         const __m256 qb = _mm256_set1_ps(q[i * queries.stride + d]);
@@ -114,11 +114,13 @@ struct Bf16WidenMicro {
     for (int pair = 0; pair < padded / 2; ++pair) {
       const uint16_t* x = panel + pair * 2 * kPanelRows;
       const __m256i x_lo =
-          _mm256_load_si256(reinterpret_cast<const __m256i*>(x));
+          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x));
       const __m256i x_hi =
-          _mm256_load_si256(reinterpret_cast<const __m256i*>(x + 16));
-      const __m256 odd_lo = _mm256_castsi256_ps(_mm256_and_si256(x_lo, high_mask));
-      const __m256 odd_hi = _mm256_castsi256_ps(_mm256_and_si256(x_hi, high_mask));
+          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + 16));
+      const __m256 odd_lo =
+          _mm256_castsi256_ps(_mm256_and_si256(x_lo, high_mask));
+      const __m256 odd_hi =
+          _mm256_castsi256_ps(_mm256_and_si256(x_hi, high_mask));
       const __m256 even_lo = _mm256_castsi256_ps(_mm256_slli_epi32(x_lo, 16));
       const __m256 even_hi = _mm256_castsi256_ps(_mm256_slli_epi32(x_hi, 16));
 #pragma GCC unroll 16

@@ -34,7 +34,7 @@ struct F32Micro {
       __m512 x[NP];
 #pragma GCC unroll 4
       for (int p = 0; p < NP; ++p) {
-        x[p] = _mm512_load_ps(panel + p * panel_elems + d * kPanelRows);
+        x[p] = _mm512_loadu_ps(panel + p * panel_elems + d * kPanelRows);
       }
 #pragma GCC unroll 16
       for (int i = 0; i < MR; ++i) {
@@ -79,8 +79,8 @@ struct Bf16WidenMicro {
       __m512 odd[NP], even[NP];
 #pragma GCC unroll 4
       for (int p = 0; p < NP; ++p) {
-        const __m512i x = _mm512_load_si512(panel + p * panel_elems +
-                                            pair * 2 * kPanelRows);
+        const __m512i x =
+            _mm512_loadu_si512(panel + p * panel_elems + pair * 2 * kPanelRows);
         odd[p] = _mm512_castsi512_ps(_mm512_and_si512(x, high_mask));
         // The zero-masked shift avoids a GCC 12 false "uninitialized" warning.
         even[p] = _mm512_castsi512_ps(_mm512_maskz_slli_epi32(0xFFFF, x, 16));

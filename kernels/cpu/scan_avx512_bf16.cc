@@ -35,7 +35,7 @@ struct Bf16DotMicro {
       __m512bh x[NP];
 #pragma GCC unroll 4
       for (int p = 0; p < NP; ++p) {
-        x[p] = reinterpret_cast<__m512bh>(_mm512_load_si512(
+        x[p] = reinterpret_cast<__m512bh>(_mm512_loadu_si512(
             panel + p * panel_elems + pair * 2 * kPanelRows));
       }
 #pragma GCC unroll 16

@@ -13,7 +13,8 @@
 //           kQueries (MR, max queries per tile), kPanels (NP, panels per
 //           step) and Scores<MR, NP>(queries, q0, rows, row, acc) which
 //           fills acc[i][p] with the dot products of query q0+i and the 16
-//           rows of panel `row/16 + p`, in the canonical order (scan_scalar.cc).
+//           rows of panel `row/16 + p`, in the canonical order
+//           (scan_scalar.cc).
 //
 // Loop order, for rows [begin, full_end) in blocks of ~kRowBlockBytes:
 //   for each row block (stays in L2)
@@ -114,8 +115,7 @@ struct Scanner {
     const int64_t full_end =
         rows.begin + (rows.end - rows.begin) / kPanelRows * kPanelRows;
     const int64_t row_bytes =
-        static_cast<int64_t>(rows.dim) *
-        (rows.type == RowType::kF32 ? 4 : 2);
+        static_cast<int64_t>(rows.dim) * (rows.type == RowType::kF32 ? 4 : 2);
     int64_t block_rows = kRowBlockBytes / (row_bytes > 0 ? row_bytes : 1);
     block_rows = block_rows / (2 * kPanelRows) * (2 * kPanelRows);
     if (block_rows < 2 * kPanelRows) block_rows = 2 * kPanelRows;
@@ -124,8 +124,8 @@ struct Scanner {
       const int64_t e = b + block_rows < full_end ? b + block_rows : full_end;
       for (int64_t q0 = 0; q0 < queries.count; q0 += Micro::kQueries) {
         const int64_t left = queries.count - q0;
-        const int mr = static_cast<int>(
-            left < Micro::kQueries ? left : Micro::kQueries);
+        const int mr =
+            static_cast<int>(left < Micro::kQueries ? left : Micro::kQueries);
         WithQueryCount<Micro::kQueries>(mr, [&](auto mr_constant) {
           QueryTileOverRows<decltype(mr_constant)::value>(queries, q0, rows, b,
                                                           e, epilogue);

@@ -101,8 +101,7 @@ void ScalarExactScan(const QueryTile& queries, const RowRange& rows,
   }
 }
 
-const KernelSet kScalarKernels = {"scalar", PartialReduceEntry,
-                                  ExactScanEntry};
+const KernelSet kScalarKernels = {"scalar", PartialReduceEntry, ExactScanEntry};
 
 }  // namespace detail
 }  // namespace peakknn::kernels
