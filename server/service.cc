@@ -210,6 +210,7 @@ void VectorSearchService::ForgetBatcher(const std::string& name) {
 }
 
 absl::Status VectorSearchService::SearchBody(grpc::CallbackServerContext* ctx,
+                                             grpc::ServerUnaryReactor* reactor,
                                              const v1::SearchRequest* req,
                                              v1::SearchResponse* resp,
                                              absl::Time start) {
@@ -236,8 +237,6 @@ absl::Status VectorSearchService::SearchBody(grpc::CallbackServerContext* ctx,
                                                 : req->recall_target();
   job.deadline = DeadlineOf(ctx);
   job.cancelled = [ctx] { return ctx->IsCancelled(); };
-  // Taken here: DefaultReactor() must not race with the batcher thread.
-  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
   job.done = [this, reactor, resp, start, k = job.k, n = job.num_queries](
                  const absl::Status& status, const SearchOutcome* batch,
                  int64_t first) {
@@ -272,10 +271,17 @@ grpc::ServerUnaryReactor* VectorSearchService::Search(
     grpc::CallbackServerContext* ctx, const v1::SearchRequest* req,
     v1::SearchResponse* resp) {
   const absl::Time start = absl::Now();
-  absl::Status status = SearchBody(ctx, req, resp, start);
+  // DefaultReactor() constructs the reactor anew on every call, so it is
+  // called exactly once: a second call after the batcher finished the call
+  // would erase that Finish and leave the RPC hanging.
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  absl::Status status = SearchBody(ctx, reactor, req, resp, start);
   // On success the batcher finishes the call (possibly already has).
-  if (status.ok()) return ctx->DefaultReactor();
-  return Finish(ctx, "Search", start, status);
+  if (!status.ok()) {
+    RecordRpc("Search", start, status.code());
+    reactor->Finish(ToGrpcStatus(status));
+  }
+  return reactor;
 }
 
 void VectorSearchService::OnBatch(const std::string& collection,

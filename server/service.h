@@ -82,7 +82,8 @@ class VectorSearchService final : public v1::VectorSearch::CallbackService,
 
   // The registry, or UNAVAILABLE while recovering.
   absl::StatusOr<CollectionRegistry*> Ready() const;
-  // Records the RPC's metrics and finishes its default reactor.
+  // Records the RPC's metrics and finishes its default reactor (which must
+  // not have been taken before: DefaultReactor() re-constructs it).
   grpc::ServerUnaryReactor* Finish(grpc::CallbackServerContext* ctx,
                                    absl::string_view method, absl::Time start,
                                    const absl::Status& status);
@@ -96,7 +97,9 @@ class VectorSearchService final : public v1::VectorSearch::CallbackService,
                                         WriteMode mode,
                                         std::span<const uint64_t> ids,
                                         std::span<const float> vectors);
+  // Validates and queues; on OK the batcher finishes `reactor`.
   absl::Status SearchBody(grpc::CallbackServerContext* ctx,
+                          grpc::ServerUnaryReactor* reactor,
                           const v1::SearchRequest* req,
                           v1::SearchResponse* resp, absl::Time start);
 
