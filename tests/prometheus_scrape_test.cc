@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <fstream>
 #include <numeric>
 #include <string>
@@ -155,6 +156,8 @@ TEST(PrometheusScrapeTest, RealPrometheusScrapesPeakknnCounters) {
   EXPECT_TRUE(batches.ok()) << batches.status();
 
   EXPECT_TRUE(prometheus->Stop(SIGTERM).ok());
+  std::error_code ignored;
+  std::filesystem::remove_all(dir, ignored);
   absl::StatusOr<int> rc = server->process.Stop(SIGTERM);
   ASSERT_TRUE(rc.ok());
   EXPECT_EQ(*rc, 0);

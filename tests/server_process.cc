@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -113,6 +114,23 @@ std::string MakeTempDir(const std::string& prefix) {
   return tmpl;
 }
 
+ServerProcess::ServerProcess(ServerProcess&& other) noexcept
+    : process(std::move(other.process)),
+      port(other.port),
+      metrics_port(other.metrics_port),
+      dir(std::move(other.dir)),
+      owns_dir(other.owns_dir) {
+  other.owns_dir = false;
+}
+
+ServerProcess::~ServerProcess() {
+  process = ChildProcess();  // kill and reap before removing its files
+  if (owns_dir) {
+    std::error_code ignored;
+    std::filesystem::remove_all(dir, ignored);
+  }
+}
+
 std::string ServerProcess::target() const {
   return absl::StrCat("127.0.0.1:", port);
 }
@@ -129,6 +147,7 @@ absl::StatusOr<ServerProcess> ServerProcess::Start(
     const std::vector<std::string>& env, const std::string& dir) {
   ServerProcess server;
   server.dir = dir.empty() ? MakeTempDir("peakknn-server") : dir;
+  server.owns_dir = dir.empty();
   const std::string port_file = server.dir + "/ports";
   std::remove(port_file.c_str());
   std::vector<std::string> argv = {

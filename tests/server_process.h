@@ -43,10 +43,17 @@ class ChildProcess {
 // 127.0.0.1:0 and a port file in a fresh temporary directory (also its
 // --data_dir); Start returns once it is SERVING-ready (port file written).
 struct ServerProcess {
+  ServerProcess() = default;
+  ServerProcess(ServerProcess&& other) noexcept;
+  ServerProcess& operator=(ServerProcess&&) = delete;
+  // Kills the server if running and removes `dir` if Start created it.
+  ~ServerProcess();
+
   ChildProcess process;
   int port = 0;
   int metrics_port = 0;
-  std::string dir;  // temporary; holds server.log
+  std::string dir;  // holds server.log and data/
+  bool owns_dir = false;
   std::string target() const;
   std::string Log() const;  // the server's stderr so far
 
