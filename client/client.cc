@@ -230,6 +230,7 @@ absl::StatusOr<InsertSummary> Client::InsertAll(absl::string_view collection,
   absl::Mutex mu;
   int64_t acked_batches = 0;  // guarded by mu
   absl::Status failure;       // guarded by mu: first rejected batch
+  bool stream_ended = false;  // guarded by mu: no more acks will come
   InsertSummary summary;      // guarded by mu
   std::thread reader([&] {
     v1::InsertAck ack;
@@ -252,6 +253,8 @@ absl::StatusOr<InsertSummary> Client::InsertAll(absl::string_view collection,
       }
       ++acked_batches;
     }
+    absl::MutexLock lock(&mu);
+    stream_ended = true;
   });
 
   v1::InsertRequest req;
@@ -261,10 +264,11 @@ absl::StatusOr<InsertSummary> Client::InsertAll(absl::string_view collection,
     {
       absl::MutexLock lock(&mu);
       auto window_open = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
-        return b - acked_batches < options.window || !failure.ok();
+        return b - acked_batches < options.window || !failure.ok() ||
+               stream_ended;
       };
       mu.Await(absl::Condition(&window_open));
-      if (!failure.ok()) break;
+      if (!failure.ok() || stream_ended) break;  // Finish says why
     }
     const int64_t begin = b * options.batch_rows;
     const int64_t count = std::min(options.batch_rows, rows - begin);

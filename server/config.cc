@@ -120,6 +120,11 @@ absl::Status ValidateConfig(const ServerConfig& c) {
        }) {
     if (!s.ok()) return s;
   }
+  if (c.max_queue < c.max_queries_per_request) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--max_queue=", c.max_queue, ": must be >= --max_queries_per_request=",
+        c.max_queries_per_request, " (a full-size request must fit)"));
+  }
   if (c.block_rows % 16 != 0) {
     return absl::InvalidArgumentError(absl::StrCat(
         "--block_rows=", c.block_rows, ": must be a multiple of 16"));

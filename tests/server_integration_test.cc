@@ -388,7 +388,8 @@ TEST_F(ServerTest, SixtyFourConcurrentClientsWithMixedKAndRecallShareBatches) {
 
 TEST_F(ServerTest, FullQueueAnswersResourceExhausted) {
   // The batcher holds a lone request for 2 s; the queue holds 2 queries.
-  StartServer({"--max_queue=2", "--max_batch=1000", "--max_delay_us=2000000"});
+  StartServer({"--max_queue=2", "--max_queries_per_request=2",
+               "--max_batch=1000", "--max_delay_us=2000000"});
   CreateAndFill("v", 50);
   std::vector<float> two(2 * kDim, 0.f);
   absl::StatusOr<v1::SearchResponse> first;
@@ -549,6 +550,34 @@ TEST_F(ServerTest, SigtermDrainsInFlightSearchesThenExitsZero) {
   // Gone: a new call fails UNAVAILABLE naming the target.
   auto after = client_->ListCollections();
   EXPECT_EQ(after.status().code(), absl::StatusCode::kUnavailable);
+}
+
+TEST_F(ServerTest, InsertAllReturnsAnErrorWhenTheServerDiesMidStream) {
+  StartServer();
+  v1::CollectionSchema schema;
+  schema.set_name("k");
+  schema.set_dim(kDim);
+  schema.set_metric(v1::METRIC_L2);
+  ASSERT_TRUE(client_->CreateCollection(schema).ok());
+  const int64_t rows = 20000;
+  const std::vector<float> data = RandomVectors(rows, kDim, 9);
+  std::vector<uint64_t> ids(rows);
+  std::iota(ids.begin(), ids.end(), 0);
+  client::InsertOptions options;
+  options.batch_rows = 64;
+  bool killed = false;
+  auto result =
+      client_->InsertAll("k", ids, data, options, [&](int64_t, int64_t) {
+        if (!killed) {
+          killed = true;
+          kill(server_->process.pid(), SIGKILL);
+        }
+      });
+  EXPECT_TRUE(killed);
+  EXPECT_FALSE(result.ok());  // and, above all, it returned
+  absl::StatusOr<int> rc = server_->process.Wait(10);
+  ASSERT_TRUE(rc.ok());
+  EXPECT_EQ(*rc, 128 + SIGKILL);
 }
 
 TEST(ServerStartupTest, CudaBackendFailsClearlyAndBadFlagsExitTwo) {
