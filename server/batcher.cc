@@ -1,0 +1,165 @@
+#include "server/batcher.h"
+
+#include <algorithm>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "engine/recall_calculator.h"
+
+namespace peakknn::server {
+
+Batcher::Batcher(std::string collection, int dim, const Options& options,
+                 SearchFn search, BatcherObserver* observer)
+    : collection_(std::move(collection)),
+      dim_(dim),
+      options_(options),
+      search_(std::move(search)),
+      observer_(observer),
+      thread_([this] { Loop(); }) {}
+
+Batcher::~Batcher() { Stop(); }
+
+absl::Status Batcher::Submit(SearchJob job) {
+  int64_t depth;
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopping_) {
+      return absl::UnavailableError(absl::StrCat(
+          "collection \"", collection_, "\": search queue is shut down"));
+    }
+    if (queued_queries_ + job.num_queries > options_.max_queue) {
+      return absl::ResourceExhaustedError(
+          absl::StrCat("collection \"", collection_, "\": search queue full (",
+                       queued_queries_, " queries queued, limit --max_queue=",
+                       options_.max_queue, "); retry with backoff"));
+    }
+    queued_queries_ += job.num_queries;
+    depth = queued_queries_;
+    queue_.push_back({std::move(job), absl::Now()});
+  }
+  if (observer_ != nullptr) observer_->OnQueueDepth(collection_, depth);
+  return absl::OkStatus();
+}
+
+void Batcher::Stop() {
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+  }
+  if (thread_.joinable()) thread_.join();
+}
+
+int64_t Batcher::queued_queries() const {
+  absl::MutexLock lock(&mu_);
+  return queued_queries_;
+}
+
+void Batcher::Loop() {
+  for (;;) {
+    std::deque<Queued> batch;
+    int64_t depth;
+    {
+      absl::MutexLock lock(&mu_);
+      mu_.Await(absl::Condition(
+          +[](Batcher* b) ABSL_EXCLUSIVE_LOCKS_REQUIRED(b->mu_) {
+            return b->stopping_ || !b->queue_.empty();
+          },
+          this));
+      if (queue_.empty()) return;  // stopping and drained
+      // Wait for company until the batch is full or the oldest is due.
+      const absl::Time due = queue_.front().enqueued + options_.max_delay;
+      mu_.AwaitWithDeadline(
+          absl::Condition(
+              +[](Batcher* b) ABSL_EXCLUSIVE_LOCKS_REQUIRED(b->mu_) {
+                return b->stopping_ ||
+                       b->queued_queries_ >= b->options_.max_batch;
+              },
+              this),
+          due);
+      int64_t taken = 0;
+      while (!queue_.empty() &&
+             (batch.empty() ||
+              taken + queue_.front().job.num_queries <= options_.max_batch)) {
+        taken += queue_.front().job.num_queries;
+        batch.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      }
+      queued_queries_ -= taken;
+      depth = queued_queries_;
+    }
+    if (observer_ != nullptr) observer_->OnQueueDepth(collection_, depth);
+    RunBatch(batch);
+  }
+}
+
+void Batcher::RunBatch(std::deque<Queued>& batch) {
+  // Drop what nobody waits for any more, before computing anything.
+  const absl::Time now = absl::Now();
+  std::vector<SearchJob*> live;
+  int64_t expired = 0;
+  for (Queued& q : batch) {
+    if (q.job.deadline <= now) {
+      ++expired;
+      q.job.done(
+          absl::DeadlineExceededError(absl::StrCat(
+              "deadline passed after ", absl::FormatDuration(now - q.enqueued),
+              " in the search queue; not computed")),
+          nullptr, 0);
+    } else if (q.job.cancelled && q.job.cancelled()) {
+      q.job.done(absl::CancelledError("cancelled by the client while queued"),
+                 nullptr, 0);
+    } else {
+      live.push_back(&q.job);
+    }
+  }
+  if (expired > 0 && observer_ != nullptr) {
+    observer_->OnExpired(collection_, expired);
+  }
+  if (live.empty()) return;
+
+  SearchParams params;
+  params.k = 0;
+  params.recall_target = 0;
+  int64_t total = 0;
+  for (const SearchJob* job : live) {
+    params.k = std::max(params.k, job->k);
+    params.recall_target = std::max(params.recall_target, job->recall_target);
+    total += job->num_queries;
+  }
+  // One request alone is searched in place; several are packed together.
+  std::vector<float> packed;
+  std::span<const float> queries = live.front()->queries;
+  if (live.size() > 1) {
+    packed.reserve(static_cast<size_t>(total) * dim_);
+    for (const SearchJob* job : live) {
+      packed.insert(packed.end(), job->queries.begin(), job->queries.end());
+    }
+    queries = packed;
+  }
+
+  const absl::Time start = absl::Now();
+  absl::StatusOr<SearchOutcome> outcome = search_(queries, params);
+  const double seconds = absl::ToDoubleSeconds(absl::Now() - start);
+  if (!outcome.ok()) {
+    for (SearchJob* job : live) job->done(outcome.status(), nullptr, 0);
+    return;
+  }
+  if (observer_ != nullptr) {
+    BatchStats stats;
+    stats.requests = static_cast<int64_t>(live.size());
+    stats.queries = total;
+    stats.rows_scanned = outcome->rows_scanned;
+    stats.dim = dim_;
+    stats.engine_seconds = seconds;
+    stats.expected_recall = outcome->results.expected_recall;
+    observer_->OnBatch(collection_, stats);
+  }
+  int64_t first = 0;
+  for (SearchJob* job : live) {
+    job->done(absl::OkStatus(), &*outcome, first);
+    first += job->num_queries;
+  }
+}
+
+}  // namespace peakknn::server

@@ -1,0 +1,117 @@
+// The dynamic batcher of one collection: merges concurrent searches into
+// engine batches.
+//
+// A batch is dispatched when the queued queries reach max_batch or the
+// oldest queued request has waited max_delay. Requests with different k and
+// recall targets share a batch: the batch runs with the largest k and the
+// strictest (largest) target, and each request keeps its own first k; a
+// stricter target only adds bins, so every request gets at least the recall
+// it asked for. Requests whose deadline passed (or that were cancelled)
+// while queued are completed with an error and never computed.
+//
+// One thread per batcher forms and runs batches; the engine parallelises
+// inside a batch. Independent of gRPC: completion is a callback.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <span>
+#include <string>
+#include <thread>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "server/collection_registry.h"
+
+namespace peakknn::server {
+
+// What one engine batch did, for metrics.
+struct BatchStats {
+  int64_t requests = 0;
+  int64_t queries = 0;
+  int64_t rows_scanned = 0;
+  int dim = 0;
+  double engine_seconds = 0;
+  double expected_recall = 1.0;  // of the batch's plan at its max k
+};
+
+class BatcherObserver {
+ public:
+  virtual ~BatcherObserver() = default;
+  virtual void OnBatch(const std::string& collection,
+                       const BatchStats& stats) = 0;
+  // Queries waiting in the queue, after every change.
+  virtual void OnQueueDepth(const std::string& collection, int64_t depth) = 0;
+  // Requests dropped unanswered because their deadline passed in the queue.
+  virtual void OnExpired(const std::string& collection, int64_t requests) = 0;
+};
+
+struct SearchJob {
+  // Row-major [num_queries][dim]; must stay valid until `done` runs.
+  std::span<const float> queries;
+  int64_t num_queries = 0;
+  int64_t k = 10;
+  double recall_target = 0.95;  // resolved: in (0, 1], 1 = exact
+  absl::Time deadline = absl::InfiniteFuture();
+  // Polled when the batch forms; true drops the job with CANCELLED.
+  std::function<bool()> cancelled;
+  // Exactly once, on the batcher thread (or in Submit's caller on
+  // rejection). On success `batch` holds this job's queries at rows
+  // [first_query, first_query + num_queries) with batch->results.k >= k.
+  std::function<void(const absl::Status& status, const SearchOutcome* batch,
+                     int64_t first_query)>
+      done;
+};
+
+class Batcher {
+ public:
+  struct Options {
+    int64_t max_batch = 256;  // queries
+    absl::Duration max_delay = absl::Microseconds(1000);
+    int64_t max_queue = 8192;  // queries
+  };
+  using SearchFn = std::function<absl::StatusOr<SearchOutcome>(
+      std::span<const float> queries, const SearchParams& params)>;
+
+  // `observer` may be null and must outlive the batcher.
+  Batcher(std::string collection, int dim, const Options& options,
+          SearchFn search, BatcherObserver* observer);
+  // Stops (see Stop).
+  ~Batcher();
+  Batcher(const Batcher&) = delete;
+  Batcher& operator=(const Batcher&) = delete;
+
+  // Queues a job; RESOURCE_EXHAUSTED when the queue would exceed max_queue
+  // queries, UNAVAILABLE after Stop. On error `job.done` is not called.
+  absl::Status Submit(SearchJob job);
+
+  // Runs every queued job to completion, then stops the thread. Idempotent.
+  void Stop();
+
+  int64_t queued_queries() const;
+
+ private:
+  struct Queued {
+    SearchJob job;
+    absl::Time enqueued;
+  };
+  void Loop();
+  void RunBatch(std::deque<Queued>& batch);
+
+  const std::string collection_;
+  const int dim_;
+  const Options options_;
+  const SearchFn search_;
+  BatcherObserver* const observer_;
+
+  mutable absl::Mutex mu_;
+  std::deque<Queued> queue_ ABSL_GUARDED_BY(mu_);
+  int64_t queued_queries_ ABSL_GUARDED_BY(mu_) = 0;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread thread_;
+};
+
+}  // namespace peakknn::server

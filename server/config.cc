@@ -1,0 +1,169 @@
+#include "server/config.h"
+
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/reflection.h"
+#include "absl/flags/usage.h"
+#include "absl/status/status.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "engine/schema.h"
+
+ABSL_FLAG(std::string, listen, "127.0.0.1:50051",
+          "gRPC listen address host:port (port 0 picks a free port)");
+ABSL_FLAG(std::string, metrics_listen, "127.0.0.1:9464",
+          "Prometheus /metrics address host:port; empty disables it");
+ABSL_FLAG(std::string, data_dir, "./peakknn-data",
+          "Directory for collections (WAL and checkpoints)");
+ABSL_FLAG(std::string, backend, "auto", "Search backend: auto, cpu or cuda");
+ABSL_FLAG(std::string, port_file, "",
+          "If set, write the chosen gRPC port (line 1) and metrics port "
+          "(line 2) here once listening");
+ABSL_FLAG(int64_t, max_batch, 256, "Most queries per engine batch");
+ABSL_FLAG(int64_t, max_delay_us, 1000,
+          "Longest a queued query waits for others to batch with (us)");
+ABSL_FLAG(int64_t, max_queue, 8192,
+          "Most queries queued per collection; more get RESOURCE_EXHAUSTED");
+ABSL_FLAG(int64_t, max_message_bytes, 64 << 20,
+          "Largest gRPC message accepted or sent (bytes)");
+ABSL_FLAG(int64_t, max_dim, 4096, "Largest collection dimension");
+ABSL_FLAG(int64_t, max_k, 1024, "Largest k per search");
+ABSL_FLAG(int64_t, max_queries_per_request, 4096,
+          "Most query vectors in one Search request");
+ABSL_FLAG(int64_t, max_rows_per_write, 1 << 20,
+          "Most rows in one insert batch, Upsert, Delete or Get");
+ABSL_FLAG(int64_t, block_rows, 65536, "Rows per storage block");
+ABSL_FLAG(int32_t, threads, 0, "Engine threads; 0 = one per hardware thread");
+ABSL_FLAG(double, drain_seconds, 30,
+          "On SIGTERM, how long in-flight requests may take to finish (s)");
+
+namespace peakknn::server {
+namespace {
+
+// Every flag above; each is also read from PEAKKNN_<NAME in upper case>.
+constexpr const char* kFlagNames[] = {
+    "listen",
+    "metrics_listen",
+    "data_dir",
+    "backend",
+    "port_file",
+    "max_batch",
+    "max_delay_us",
+    "max_queue",
+    "max_message_bytes",
+    "max_dim",
+    "max_k",
+    "max_queries_per_request",
+    "max_rows_per_write",
+    "block_rows",
+    "threads",
+    "drain_seconds",
+};
+
+absl::Status ApplyEnvironment() {
+  for (const char* name : kFlagNames) {
+    const std::string var =
+        absl::StrCat("PEAKKNN_", absl::AsciiStrToUpper(name));
+    const char* value = std::getenv(var.c_str());
+    if (value == nullptr) continue;
+    absl::CommandLineFlag* flag = absl::FindCommandLineFlag(name);
+    std::string error;
+    if (flag == nullptr || !flag->ParseFrom(value, &error)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "environment variable ", var, "=\"", value, "\": ", error));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Backend> ParseBackend(const std::string& text) {
+  const std::string lower = absl::AsciiStrToLower(text);
+  if (lower == "auto") return Backend::kAuto;
+  if (lower == "cpu") return Backend::kCpu;
+  if (lower == "cuda") return Backend::kCuda;
+  return absl::InvalidArgumentError(
+      absl::StrCat("--backend=\"", text, "\": must be one of auto, cpu, cuda"));
+}
+
+absl::Status CheckRange(const char* flag, int64_t value, int64_t lo,
+                        int64_t hi) {
+  if (value < lo || value > hi) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--", flag, "=", value, ": must be in [", lo, ", ", hi, "]"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status ValidateConfig(const ServerConfig& c) {
+  if (c.listen.empty()) {
+    return absl::InvalidArgumentError("--listen: must not be empty");
+  }
+  for (const absl::Status& s : {
+           CheckRange("max_batch", c.max_batch, 1, 1 << 20),
+           CheckRange("max_delay_us", c.max_delay_us, 0, 10'000'000),
+           CheckRange("max_queue", c.max_queue, 1, 1 << 24),
+           CheckRange("max_message_bytes", c.max_message_bytes, 1 << 16,
+                      (int64_t{1} << 31) - 1),
+           CheckRange("max_dim", c.max_dim, 1, kMaxDim),
+           CheckRange("max_k", c.max_k, 1, kMaxK),
+           CheckRange("max_queries_per_request", c.max_queries_per_request, 1,
+                      1 << 20),
+           CheckRange("max_rows_per_write", c.max_rows_per_write, 1, 1 << 26),
+           CheckRange("block_rows", c.block_rows, 16, 1 << 24),
+           CheckRange("threads", c.threads, 0, 4096),
+       }) {
+    if (!s.ok()) return s;
+  }
+  if (c.max_queue < c.max_queries_per_request) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--max_queue=", c.max_queue, ": must be >= --max_queries_per_request=",
+        c.max_queries_per_request, " (a full-size request must fit)"));
+  }
+  if (c.block_rows % 16 != 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--block_rows=", c.block_rows, ": must be a multiple of 16"));
+  }
+  if (!(c.drain_seconds >= 0)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--drain_seconds=", c.drain_seconds, ": must be >= 0"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<ServerConfig> LoadConfig(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "peakknn k-nearest-neighbour search server. Every flag --foo can also "
+      "be set by the environment variable PEAKKNN_FOO.");
+  if (absl::Status s = ApplyEnvironment(); !s.ok()) return s;
+  absl::ParseCommandLine(argc, argv);
+
+  ServerConfig c;
+  c.listen = absl::GetFlag(FLAGS_listen);
+  c.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
+  c.data_dir = absl::GetFlag(FLAGS_data_dir);
+  absl::StatusOr<Backend> backend = ParseBackend(absl::GetFlag(FLAGS_backend));
+  if (!backend.ok()) return backend.status();
+  c.backend = *backend;
+  c.port_file = absl::GetFlag(FLAGS_port_file);
+  c.max_batch = absl::GetFlag(FLAGS_max_batch);
+  c.max_delay_us = absl::GetFlag(FLAGS_max_delay_us);
+  c.max_queue = absl::GetFlag(FLAGS_max_queue);
+  c.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
+  c.max_dim = absl::GetFlag(FLAGS_max_dim);
+  c.max_k = absl::GetFlag(FLAGS_max_k);
+  c.max_queries_per_request = absl::GetFlag(FLAGS_max_queries_per_request);
+  c.max_rows_per_write = absl::GetFlag(FLAGS_max_rows_per_write);
+  c.block_rows = absl::GetFlag(FLAGS_block_rows);
+  c.threads = absl::GetFlag(FLAGS_threads);
+  c.drain_seconds = absl::GetFlag(FLAGS_drain_seconds);
+  if (absl::Status s = ValidateConfig(c); !s.ok()) return s;
+  return c;
+}
+
+}  // namespace peakknn::server

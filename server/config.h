@@ -1,0 +1,52 @@
+// peakknn-server configuration: every setting is a command-line flag with a
+// default, and each flag --foo_bar can also be set by the environment
+// variable PEAKKNN_FOO_BAR (12-factor, for Kubernetes). A flag given on the
+// command line wins over the environment.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/statusor.h"
+
+namespace peakknn::server {
+
+enum class Backend { kAuto, kCpu, kCuda };
+
+struct ServerConfig {
+  std::string listen = "127.0.0.1:50051";  // host:port; port 0 = ephemeral
+  std::string metrics_listen = "127.0.0.1:9464";  // "" disables /metrics
+  std::string data_dir = "./peakknn-data";
+  Backend backend = Backend::kAuto;
+  // When set, the server writes its chosen gRPC port there once listening
+  // (for --listen ...:0), then "metrics_port" on a second line.
+  std::string port_file;
+
+  // Dynamic batcher (per collection).
+  int64_t max_batch = 256;      // queries per engine batch
+  int64_t max_delay_us = 1000;  // longest the oldest query waits for company
+  int64_t max_queue = 8192;     // queries waiting per collection
+
+  // Hard request limits.
+  int64_t max_message_bytes = 64 << 20;
+  int64_t max_dim = 4096;
+  int64_t max_k = 1024;
+  int64_t max_queries_per_request = 4096;
+  int64_t max_rows_per_write = 1 << 20;
+
+  // Engine.
+  int64_t block_rows = 65536;
+  int threads = 0;  // 0: one per hardware thread
+
+  // Seconds SIGTERM waits for in-flight requests before cancelling them.
+  double drain_seconds = 30;
+};
+
+// Applies PEAKKNN_* environment variables to the flags, then parses argv
+// (which overrides them), then validates. Exits with usage on --help.
+absl::StatusOr<ServerConfig> LoadConfig(int argc, char** argv);
+
+// Validates ranges; errors name the flag, the value and the limit.
+absl::Status ValidateConfig(const ServerConfig& config);
+
+}  // namespace peakknn::server

@@ -1,0 +1,89 @@
+#include "server/convert.h"
+
+#include <string>
+
+#include "absl/strings/str_cat.h"
+
+namespace peakknn::server {
+
+grpc::Status ToGrpcStatus(const absl::Status& status) {
+  if (status.ok()) return grpc::Status::OK;
+  return grpc::Status(static_cast<grpc::StatusCode>(status.code()),
+                      std::string(status.message()));
+}
+
+absl::Status FromGrpcStatus(const grpc::Status& status) {
+  if (status.ok()) return absl::OkStatus();
+  return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
+                      status.error_message());
+}
+
+absl::StatusOr<CollectionSchema> SchemaFromProto(const v1::CollectionSchema& p,
+                                                 double default_recall) {
+  CollectionSchema schema;
+  schema.name = p.name();
+  schema.dim = static_cast<int>(p.dim());
+  if (p.dim() > static_cast<uint32_t>(kMaxDim)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "schema.dim=", p.dim(), ": must be in [1, ", kMaxDim, "]"));
+  }
+  switch (p.metric()) {
+    case v1::METRIC_L2:
+      schema.metric = Metric::kL2;
+      break;
+    case v1::METRIC_INNER_PRODUCT:
+      schema.metric = Metric::kInnerProduct;
+      break;
+    case v1::METRIC_COSINE:
+      schema.metric = Metric::kCosine;
+      break;
+    default:
+      return absl::InvalidArgumentError(absl::StrCat(
+          "schema.metric=", p.metric(),
+          ": must be METRIC_L2, METRIC_INNER_PRODUCT or METRIC_COSINE"));
+  }
+  switch (p.dtype()) {
+    case v1::DTYPE_UNSPECIFIED:
+    case v1::DTYPE_F32:
+      schema.dtype = DType::kF32;
+      break;
+    case v1::DTYPE_BF16:
+      schema.dtype = DType::kBf16;
+      break;
+    default:
+      return absl::InvalidArgumentError(absl::StrCat(
+          "schema.dtype=", p.dtype(), ": must be DTYPE_F32 or DTYPE_BF16"));
+  }
+  schema.default_recall_target = p.default_recall_target() == 0
+                                     ? default_recall
+                                     : p.default_recall_target();
+  return schema;
+}
+
+void SchemaToProto(const CollectionSchema& schema, v1::CollectionSchema* p) {
+  p->set_name(schema.name);
+  p->set_dim(static_cast<uint32_t>(schema.dim));
+  switch (schema.metric) {
+    case Metric::kL2:
+      p->set_metric(v1::METRIC_L2);
+      break;
+    case Metric::kInnerProduct:
+      p->set_metric(v1::METRIC_INNER_PRODUCT);
+      break;
+    case Metric::kCosine:
+      p->set_metric(v1::METRIC_COSINE);
+      break;
+  }
+  p->set_dtype(schema.dtype == DType::kBf16 ? v1::DTYPE_BF16 : v1::DTYPE_F32);
+  p->set_default_recall_target(schema.default_recall_target);
+}
+
+void InfoToProto(const CollectionInfo& info, v1::CollectionInfo* p) {
+  SchemaToProto(info.schema, p->mutable_schema());
+  p->set_rows(info.stats.rows);
+  p->set_live_rows(info.stats.live_rows);
+  p->set_memory_bytes(info.stats.memory_bytes);
+  p->set_last_sequence(info.last_sequence);
+}
+
+}  // namespace peakknn::server

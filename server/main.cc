@@ -1,0 +1,195 @@
+// peakknn-server: serves peakknn.v1.VectorSearch over gRPC, health and
+// reflection beside it, Prometheus metrics on their own port.
+//
+// Lifecycle: listen (health NOT_SERVING) -> open/recover collections ->
+// SERVING -> on SIGTERM or SIGINT: NOT_SERVING, stop accepting, let
+// in-flight calls finish (up to --drain_seconds), run the queued searches,
+// checkpoint, exit 0.
+#include <csignal>
+#include <cstdio>
+#include <fstream>
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "engine/thread_pool.h"
+#include "grpcpp/ext/proto_server_reflection_plugin.h"
+#include "grpcpp/grpcpp.h"
+#include "grpcpp/health_check_service_interface.h"
+#include "server/collection_registry.h"
+#include "server/config.h"
+#include "server/metrics.h"
+#include "server/service.h"
+
+namespace peakknn::server {
+namespace {
+
+constexpr const char* kServiceName = "peakknn.v1.VectorSearch";
+
+void Log(const std::string& line) {
+  const std::string now = absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", absl::Now(),
+                                           absl::UTCTimeZone());
+  std::fprintf(stderr, "%s peakknn-server: %s\n", now.c_str(), line.c_str());
+  std::fflush(stderr);
+}
+
+// Chooses the backend; only the CPU one is wired into the server so far.
+absl::StatusOr<std::string> ResolveBackend(Backend backend) {
+  switch (backend) {
+    case Backend::kCpu:
+      return std::string("cpu");
+    case Backend::kAuto:
+      Log("backend auto: using cpu (the CUDA backend is not wired into the "
+          "server yet)");
+      return std::string("cpu");
+    case Backend::kCuda:
+      break;
+  }
+  return absl::UnimplementedError(
+      "--backend=cuda: CUDA backend not built/available in this server yet; "
+      "use --backend=cpu or auto");
+}
+
+// Written to a temporary name and renamed, so readers never see half.
+absl::Status WritePortFile(const std::string& path, int port,
+                           int metrics_port) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << port << "\n" << metrics_port << "\n";
+    if (!out.good()) {
+      return absl::InternalError(
+          absl::StrCat("--port_file: cannot write ", tmp));
+    }
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    return absl::InternalError(
+        absl::StrCat("--port_file: cannot rename ", tmp, " to ", path));
+  }
+  return absl::OkStatus();
+}
+
+int Run(int argc, char** argv) {
+  // Block the stop signals in every thread (threads inherit the mask) so
+  // that only sigwait below receives them.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+  absl::StatusOr<ServerConfig> config = LoadConfig(argc, argv);
+  if (!config.ok()) {
+    Log(std::string(config.status().message()));
+    return 2;
+  }
+  absl::StatusOr<std::string> backend = ResolveBackend(config->backend);
+  if (!backend.ok()) {
+    Log(std::string(backend.status().message()));
+    return 2;
+  }
+
+  Metrics metrics;
+  int metrics_port = 0;
+  if (!config->metrics_listen.empty()) {
+    absl::StatusOr<int> port = metrics.Serve(config->metrics_listen);
+    if (!port.ok()) {
+      Log(std::string(port.status().message()));
+      return 1;
+    }
+    metrics_port = *port;
+  }
+
+  std::unique_ptr<ThreadPool> pool;
+  if (config->threads > 0) pool = std::make_unique<ThreadPool>(config->threads);
+
+  VectorSearchService service(*config, *backend, &metrics);
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  int port = 0;
+  // Loopback by default: plaintext. TLS and tokens are a separate feature.
+  builder.AddListeningPort(config->listen, grpc::InsecureServerCredentials(),
+                           &port);
+  builder.RegisterService(&service);
+  builder.SetMaxReceiveMessageSize(static_cast<int>(config->max_message_bytes));
+  builder.SetMaxSendMessageSize(static_cast<int>(config->max_message_bytes));
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (server == nullptr || port == 0) {
+    Log(absl::StrCat("--listen=", config->listen,
+                     ": cannot listen (address in use or invalid)"));
+    return 1;
+  }
+  grpc::HealthCheckServiceInterface* health = server->GetHealthCheckService();
+  health->SetServingStatus(false);
+  health->SetServingStatus(kServiceName, false);
+  Log(absl::StrCat("listening on ", config->listen, " (port ", port,
+                   "), metrics on port ", metrics_port, ", backend ",
+                   *backend));
+  if (!config->port_file.empty()) {
+    if (absl::Status s = WritePortFile(config->port_file, port, metrics_port);
+        !s.ok()) {
+      Log(std::string(s.message()));
+      return 1;
+    }
+  }
+
+  // Recovery (a durable registry replays its WAL here) while health says
+  // NOT_SERVING.
+  CollectionRegistry::Options options;
+  options.data_dir = config->data_dir;
+  options.block_rows = config->block_rows;
+  options.pool = pool.get();
+  absl::StatusOr<std::unique_ptr<CollectionRegistry>> registry =
+      CollectionRegistry::Open(options);
+  if (!registry.ok()) {
+    Log(absl::StrCat("cannot open collections in ", config->data_dir, ": ",
+                     registry.status().message()));
+    server->Shutdown();
+    return 1;
+  }
+  if (!(*registry)->durable()) {
+    Log(absl::StrCat(
+        "collections are kept in memory only; --data_dir=", config->data_dir,
+        " is not used yet (durable storage not wired in)"));
+  }
+  service.SetRegistry(std::move(*registry));
+  health->SetServingStatus(true);
+  health->SetServingStatus(kServiceName, true);
+  Log("serving");
+
+  int signal = 0;
+  sigwait(&stop_signals, &signal);
+  Log(absl::StrCat("received signal ", signal, ": draining (up to ",
+                   config->drain_seconds, " s)"));
+  health->SetServingStatus(false);
+  health->SetServingStatus(kServiceName, false);
+  // Stops accepting; waits for in-flight calls (whose searches the batchers
+  // keep running) until the deadline, then cancels the rest.
+  server->Shutdown(
+      absl::ToChronoTime(absl::Now() + absl::Seconds(config->drain_seconds)));
+  service.StopBatchers();
+  const absl::Time checkpoint_start = absl::Now();
+  absl::Status checkpoint = service.registry()->Checkpoint();
+  if (checkpoint.ok()) {
+    metrics.ObserveCheckpoint(
+        absl::ToDoubleSeconds(absl::Now() - checkpoint_start));
+    Log("checkpoint written");
+  } else if (absl::IsUnimplemented(checkpoint)) {
+    Log(std::string(checkpoint.message()));
+  } else {
+    Log(absl::StrCat("checkpoint failed: ", checkpoint.message()));
+    return 1;
+  }
+  server->Wait();
+  Log("stopped");
+  return 0;
+}
+
+}  // namespace
+}  // namespace peakknn::server
+
+int main(int argc, char** argv) { return peakknn::server::Run(argc, argv); }

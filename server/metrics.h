@@ -1,0 +1,93 @@
+// Prometheus metrics of peakknn-server, served on their own port at
+// /metrics. Names are peakknn_* in base units (seconds, bytes, FLOP/s,
+// *_total counters); see the constructor for the full list.
+//
+// Thread-safe. Per-collection series are created on first use and removed
+// when the collection is dropped.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "prometheus/counter.h"
+#include "prometheus/exposer.h"
+#include "prometheus/family.h"
+#include "prometheus/gauge.h"
+#include "prometheus/histogram.h"
+#include "prometheus/registry.h"
+#include "server/batcher.h"
+
+namespace peakknn::server {
+
+class Metrics : public BatcherObserver {
+ public:
+  Metrics();
+  ~Metrics() override;
+
+  // Starts the HTTP exposer on host:port (port 0: any free port) and returns
+  // the bound port. Without Serve the metrics are still collected.
+  absl::StatusOr<int> Serve(const std::string& address);
+
+  // One finished RPC: `code` is the gRPC status name ("OK", "NOT_FOUND"...).
+  void ObserveRpc(absl::string_view method, absl::string_view code,
+                  double seconds);
+  // Rows of a collection after a write (or at startup).
+  void SetCollectionRows(const std::string& collection, int64_t rows,
+                         int64_t live_rows);
+  void AddInsertedRows(const std::string& collection, int64_t rows);
+  void RemoveCollection(const std::string& collection);
+  // Storage hooks, fed by a durable registry.
+  void ObserveWalFsync(double seconds);
+  void ObserveCheckpoint(double seconds);
+
+  // BatcherObserver.
+  void OnBatch(const std::string& collection, const BatchStats& stats) override;
+  void OnQueueDepth(const std::string& collection, int64_t depth) override;
+  void OnExpired(const std::string& collection, int64_t requests) override;
+
+  prometheus::Registry& registry() { return *registry_; }
+
+ private:
+  struct PerCollection {
+    prometheus::Gauge* rows;
+    prometheus::Gauge* live_rows;
+    prometheus::Gauge* queue_depth;
+    prometheus::Gauge* expected_recall;
+    prometheus::Counter* inserted_rows;
+    prometheus::Counter* expired;
+  };
+  PerCollection& For(const std::string& collection)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  std::shared_ptr<prometheus::Registry> registry_;
+  std::unique_ptr<prometheus::Exposer> exposer_;
+
+  prometheus::Family<prometheus::Counter>& rpc_requests_;
+  prometheus::Family<prometheus::Histogram>& rpc_seconds_;
+  prometheus::Histogram& batch_queries_;
+  prometheus::Histogram& batch_requests_;
+  prometheus::Histogram& engine_seconds_;
+  prometheus::Counter& engine_seconds_total_;
+  prometheus::Counter& engine_flops_total_;
+  prometheus::Gauge& engine_flops_per_second_;
+  prometheus::Counter& searched_queries_;
+  prometheus::Histogram& wal_fsync_seconds_;
+  prometheus::Histogram& checkpoint_seconds_;
+  prometheus::Family<prometheus::Gauge>& rows_;
+  prometheus::Family<prometheus::Gauge>& live_rows_;
+  prometheus::Family<prometheus::Gauge>& queue_depth_;
+  prometheus::Family<prometheus::Gauge>& expected_recall_;
+  prometheus::Family<prometheus::Counter>& inserted_rows_;
+  prometheus::Family<prometheus::Counter>& expired_;
+
+  absl::Mutex mu_;
+  absl::flat_hash_map<std::string, PerCollection> collections_
+      ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace peakknn::server

@@ -1,0 +1,96 @@
+#include "server/request_limits.h"
+
+#include <cmath>
+
+#include "absl/strings/str_cat.h"
+
+namespace peakknn::server {
+
+RequestLimits RequestLimits::From(const ServerConfig& config) {
+  return {config.max_dim, config.max_k, config.max_queries_per_request,
+          config.max_rows_per_write};
+}
+
+absl::Status RequestLimits::CheckName(absl::string_view field,
+                                      absl::string_view name) const {
+  if (name.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, ": must name a collection (got an empty string)"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status RequestLimits::CheckDim(int64_t dim) const {
+  if (dim < 1 || dim > max_dim) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "schema.dim=", dim, ": must be in [1, ", max_dim, "] (--max_dim)"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status RequestLimits::CheckK(int64_t k) const {
+  if (k < 1 || k > max_k) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("k=", k, ": must be in [1, ", max_k, "] (--max_k)"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status RequestLimits::CheckRecallTarget(double target) const {
+  if (!(target >= 0 && target <= 1)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("recall_target=", target,
+                     ": must be 0 (collection default) or in (0, 1]"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status RequestLimits::CheckVectors(absl::string_view field,
+                                         std::span<const float> values,
+                                         int64_t dim, int64_t expected_count,
+                                         int64_t max_count,
+                                         absl::string_view limit_flag) const {
+  const int64_t size = static_cast<int64_t>(values.size());
+  if (size == 0 || size % dim != 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, ": holds ", size,
+                     " floats; must be a positive multiple of the "
+                     "collection's dim ",
+                     dim));
+  }
+  const int64_t count = size / dim;
+  if (expected_count >= 0 && count != expected_count) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, ": holds ", count, " vectors of dim ", dim,
+                     " but ids holds ", expected_count));
+  }
+  if (count > max_count) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, ": ", count, " vectors; at most ", max_count, " (",
+                     limit_flag, ")"));
+  }
+  for (int64_t i = 0; i < size; ++i) {
+    if (!std::isfinite(values[i])) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(field, "[", i, "] (vector ", i / dim, ", component ",
+                       i % dim, ") = ", values[i], ": must be finite"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status RequestLimits::CheckIds(absl::string_view field,
+                                     int64_t count) const {
+  if (count == 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, ": must hold at least one id"));
+  }
+  if (count > max_rows_per_write) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, ": ", count, " ids; at most ", max_rows_per_write,
+                     " (--max_rows_per_write)"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace peakknn::server
