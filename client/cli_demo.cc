@@ -6,6 +6,7 @@
 // and the QPS.
 #include <atomic>
 #include <cstdio>
+#include <mutex>
 #include <numeric>
 #include <random>
 #include <thread>
@@ -13,7 +14,6 @@
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "client/cli.h"
 #include "client/progress_bar.h"
@@ -98,7 +98,7 @@ absl::Status CmdDemo(const CliContext& ctx) {
   const std::vector<float> queries = GenerateClustered(ctx.queries, dim, 7);
   std::vector<std::vector<uint64_t>> approx(static_cast<size_t>(ctx.queries));
   std::atomic<int64_t> next{0};
-  absl::Mutex mu;
+  std::mutex mu;
   absl::Status failure;     // guarded by mu
   double expected_sum = 0;  // guarded by mu
   const absl::Time search_start = absl::Now();
@@ -109,7 +109,7 @@ absl::Status CmdDemo(const CliContext& ctx) {
         absl::StatusOr<v1::SearchResponse> r = client.Search(
             ctx.collection,
             std::span<const float>(queries).subspan(q * dim, dim), ctx.k);
-        absl::MutexLock lock(&mu);
+        std::lock_guard lock(mu);
         if (!r.ok()) {
           if (failure.ok()) failure = r.status();
           return;

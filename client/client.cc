@@ -1,11 +1,14 @@
 #include "client/client.h"
 
 #include <algorithm>
+#include <condition_variable>
+#include <mutex>
 #include <thread>
 #include <utility>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
 #include "grpcpp/support/channel_arguments.h"
@@ -227,15 +230,16 @@ absl::StatusOr<InsertSummary> Client::InsertAll(absl::string_view collection,
       stream = stub_->InsertStream(&ctx);
 
   // The reader thread consumes acks in order and opens the window.
-  absl::Mutex mu;
-  int64_t acked_batches = 0;  // guarded by mu
-  absl::Status failure;       // guarded by mu: first rejected batch
-  bool stream_ended = false;  // guarded by mu: no more acks will come
-  InsertSummary summary;      // guarded by mu
+  std::mutex mu;
+  std::condition_variable acked_cv;  // signalled on each ack and at the end
+  int64_t acked_batches = 0;         // guarded by mu
+  absl::Status failure;              // guarded by mu: first rejected batch
+  bool stream_ended = false;         // guarded by mu: no more acks will come
+  InsertSummary summary;             // guarded by mu
   std::thread reader([&] {
     v1::InsertAck ack;
     while (stream->Read(&ack)) {
-      absl::MutexLock lock(&mu);
+      std::lock_guard lock(mu);
       const int64_t b = static_cast<int64_t>(ack.batch_tag());
       if (ack.code() != 0 && failure.ok()) {
         const int64_t begin = b * options.batch_rows;
@@ -252,9 +256,11 @@ absl::StatusOr<InsertSummary> Client::InsertAll(absl::string_view collection,
         if (progress) progress(summary.rows, rows);
       }
       ++acked_batches;
+      acked_cv.notify_one();
     }
-    absl::MutexLock lock(&mu);
+    std::lock_guard lock(mu);
     stream_ended = true;
+    acked_cv.notify_one();
   });
 
   v1::InsertRequest req;
@@ -262,12 +268,12 @@ absl::StatusOr<InsertSummary> Client::InsertAll(absl::string_view collection,
   req.set_upsert(options.upsert);
   for (int64_t b = 0; b < batches; ++b) {
     {
-      absl::MutexLock lock(&mu);
+      std::unique_lock lock(mu);
       auto window_open = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
         return b - acked_batches < options.window || !failure.ok() ||
                stream_ended;
       };
-      mu.Await(absl::Condition(&window_open));
+      acked_cv.wait(lock, window_open);
       if (!failure.ok() || stream_ended) break;  // Finish says why
     }
     const int64_t begin = b * options.batch_rows;
@@ -283,7 +289,7 @@ absl::StatusOr<InsertSummary> Client::InsertAll(absl::string_view collection,
   stream->WritesDone();
   reader.join();
   const grpc::Status finish = stream->Finish();
-  absl::MutexLock lock(&mu);
+  std::lock_guard lock(mu);
   if (!failure.ok()) return failure;
   if (!finish.ok()) return Convert(finish, "InsertStream");
   if (summary.rows != rows) {

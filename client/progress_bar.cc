@@ -42,7 +42,7 @@ void ProgressBar::Draw(int64_t done) {
 }
 
 void ProgressBar::Update(int64_t done) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard lock(mu_);
   done_ = std::max(done_, done);
   const absl::Time now = absl::Now();
   if (now - last_draw_ < absl::Milliseconds(100)) return;
@@ -51,7 +51,7 @@ void ProgressBar::Update(int64_t done) {
 }
 
 void ProgressBar::Finish() {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard lock(mu_);
   Draw(done_);
   std::fprintf(stderr, "\n");
 }

@@ -3,9 +3,11 @@
 #pragma once
 
 #include <cstdint>
+#include <mutex>
 #include <string>
 
-#include "absl/synchronization/mutex.h"
+#include "absl/base/thread_annotations.h"
+#include "absl/time/clock.h"
 #include "absl/time/time.h"
 
 namespace peakknn::client {
@@ -31,7 +33,7 @@ class ProgressBar {
   const int64_t total_;
   const std::string unit_;
   const absl::Time start_ = absl::Now();
-  absl::Mutex mu_;
+  std::mutex mu_;
   absl::Time last_draw_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   int64_t done_ ABSL_GUARDED_BY(mu_) = 0;
 };

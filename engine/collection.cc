@@ -76,7 +76,7 @@ Collection::Collection(const CollectionSchema& schema,
       published_(std::make_shared<const Snapshot>()) {}
 
 std::shared_ptr<const Snapshot> Collection::snapshot() const {
-  absl::MutexLock lock(&publish_mu_);
+  std::lock_guard lock(publish_mu_);
   return published_;
 }
 
@@ -101,7 +101,7 @@ absl::Status Collection::ValidateVectors(std::span<const uint64_t> ids,
 absl::Status Collection::ValidateWrite(WriteMode mode,
                                        std::span<const uint64_t> ids,
                                        std::span<const float> vectors) const {
-  absl::MutexLock lock(&write_mu_);
+  std::lock_guard lock(write_mu_);
   return ValidateWriteLocked(mode, ids, vectors);
 }
 
@@ -123,7 +123,7 @@ absl::Status Collection::ValidateWriteLocked(
 
 absl::Status Collection::Write(WriteMode mode, std::span<const uint64_t> ids,
                                std::span<const float> vectors) {
-  absl::MutexLock lock(&write_mu_);
+  std::lock_guard lock(write_mu_);
   if (absl::Status s = ValidateWriteLocked(mode, ids, vectors); !s.ok()) {
     return s;
   }
@@ -188,12 +188,12 @@ void Collection::TombstoneSlot(int64_t slot) {
 void Collection::Publish() {
   auto published = std::make_shared<const Snapshot>(*pending_);
   std::fill(private_bitmaps_.begin(), private_bitmaps_.end(), nullptr);
-  absl::MutexLock lock(&publish_mu_);
+  std::lock_guard lock(publish_mu_);
   published_ = std::move(published);
 }
 
 int64_t Collection::Delete(std::span<const uint64_t> ids) {
-  absl::MutexLock lock(&write_mu_);
+  std::lock_guard lock(write_mu_);
   int64_t deleted = 0;
   for (uint64_t id : ids) {
     auto it = id_to_slot_.find(id);
@@ -208,7 +208,7 @@ int64_t Collection::Delete(std::span<const uint64_t> ids) {
 
 std::vector<std::optional<std::vector<float>>> Collection::Get(
     std::span<const uint64_t> ids) const {
-  absl::MutexLock lock(&write_mu_);
+  std::lock_guard lock(write_mu_);
   std::vector<std::optional<std::vector<float>>> out(ids.size());
   for (size_t i = 0; i < ids.size(); ++i) {
     auto it = id_to_slot_.find(ids[i]);
@@ -326,7 +326,7 @@ CollectionStats Collection::Stats() const {
     stats.memory_bytes += view.block->reserved_bytes();
     if (view.dead) stats.memory_bytes += view.dead->size() * sizeof(uint64_t);
   }
-  absl::MutexLock lock(&write_mu_);
+  std::lock_guard lock(write_mu_);
   // flat_hash_map: one control byte plus one slot per bucket.
   stats.memory_bytes += static_cast<int64_t>(id_to_slot_.bucket_count()) *
                         (sizeof(IdMap::value_type) + 1);

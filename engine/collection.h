@@ -17,13 +17,14 @@
 
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <span>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
 #include "engine/schema.h"
 #include "engine/snapshot.h"
 #include "engine/thread_pool.h"
@@ -126,7 +127,7 @@ class Collection {
   const CollectionOptions options_;
   ThreadPool* const pool_;
 
-  mutable absl::Mutex write_mu_;
+  mutable std::mutex write_mu_;
   // The writer's working copy of the state, published by copy.
   std::shared_ptr<Snapshot> pending_ ABSL_GUARDED_BY(write_mu_);
   IdMap id_to_slot_ ABSL_GUARDED_BY(write_mu_);
@@ -136,7 +137,7 @@ class Collection {
   // (and may modify), or nullptr while it is still shared with published_.
   std::vector<TombstoneBitmap*> private_bitmaps_ ABSL_GUARDED_BY(write_mu_);
 
-  mutable absl::Mutex publish_mu_;
+  mutable std::mutex publish_mu_;
   std::shared_ptr<const Snapshot> published_ ABSL_GUARDED_BY(publish_mu_);
 };
 

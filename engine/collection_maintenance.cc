@@ -16,7 +16,7 @@ absl::Status CollectionMaintenance::RestoreRows(
         absl::StrCat("restore of ", ids.size(), " rows of dim ", dim, " got ",
                      stored_vectors.size(), " floats"));
   }
-  absl::MutexLock lock(&c.write_mu_);
+  std::lock_guard lock(c.write_mu_);
   for (uint64_t id : ids) {
     if (c.id_to_slot_.contains(id)) {
       return absl::FailedPreconditionError(absl::StrCat(
@@ -34,7 +34,7 @@ absl::Status CollectionMaintenance::RestoreRows(
 
 int64_t CollectionMaintenance::CompactBlocks(Collection& c,
                                              double min_dead_fraction) {
-  absl::MutexLock lock(&c.write_mu_);
+  std::lock_guard lock(c.write_mu_);
   Snapshot& state = *c.pending_;
   if (state.blocks.size() < 2) return 0;
   const int dim = c.schema_.dim;

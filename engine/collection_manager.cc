@@ -4,7 +4,6 @@
 #include <cstdio>
 
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/notification.h"
 #include "engine/absl_view.h"
 
 namespace peakknn {
@@ -105,7 +104,7 @@ absl::Status CollectionManager::Recover() {
     loaded[name] = *std::move(c);
   }
   {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard lock(mu_);
     collections_ = std::move(loaded);
     recovering_ = false;
   }
@@ -116,13 +115,13 @@ absl::Status CollectionManager::Recover() {
 }
 
 bool CollectionManager::recovering() const {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard lock(mu_);
   return recovering_;
 }
 
 absl::StatusOr<std::shared_ptr<DurableCollection>> CollectionManager::Find(
     std::string_view name) const {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard lock(mu_);
   if (recovering_) {
     return absl::UnavailableError("the store is recovering; try again soon");
   }
@@ -135,9 +134,9 @@ absl::StatusOr<std::shared_ptr<DurableCollection>> CollectionManager::Find(
 absl::Status CollectionManager::CreateCollection(const CollectionSchema& schema,
                                                  Durability durability) {
   if (absl::Status s = ValidateSchema(schema); !s.ok()) return s;
-  absl::MutexLock ddl(&ddl_mu_);
+  std::lock_guard ddl(ddl_mu_);
   {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard lock(mu_);
     if (recovering_) {
       return absl::UnavailableError("the store is recovering; try again soon");
     }
@@ -153,18 +152,18 @@ absl::Status CollectionManager::CreateCollection(const CollectionSchema& schema,
                                          : durability,
       CollectionOptionsFor());
   if (!c.ok()) return c.status();
-  absl::MutexLock lock(&mu_);
+  std::lock_guard lock(mu_);
   collections_[schema.name] = *std::move(c);
   return absl::OkStatus();
 }
 
 absl::Status CollectionManager::DropCollection(std::string_view name) {
-  absl::MutexLock ddl(&ddl_mu_);
+  std::lock_guard ddl(ddl_mu_);
   auto found = Find(name);
   if (!found.ok()) return found.status();
   std::shared_ptr<DurableCollection> c = *std::move(found);
   {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard lock(mu_);
     collections_.erase(AV(name));
   }
   // Writes already queued finish (and are then deleted with the files).
@@ -179,7 +178,7 @@ absl::Status CollectionManager::DropCollection(std::string_view name) {
 std::vector<std::string> CollectionManager::ListCollections() const {
   std::vector<std::string> names;
   {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard lock(mu_);
     for (const auto& [name, c] : collections_) names.push_back(name);
   }
   std::sort(names.begin(), names.end());
@@ -280,17 +279,18 @@ absl::StatusOr<int64_t> CollectionManager::Compact(std::string_view name) {
 void CollectionManager::MaintenanceLoop() {
   while (true) {
     {
-      absl::MutexLock lock(&stop_mu_);
+      std::unique_lock lock(stop_mu_);
       const auto stopping = [this]() ABSL_SHARED_LOCKS_REQUIRED(stop_mu_) {
         return stop_;
       };
-      stop_mu_.AwaitWithTimeout(absl::Condition(&stopping),
-                                options_.maintenance_interval);
+      stop_cv_.wait_for(
+          lock, absl::ToChronoNanoseconds(options_.maintenance_interval),
+          stopping);
       if (stop_) return;
     }
     std::vector<std::shared_ptr<DurableCollection>> all;
     {
-      absl::MutexLock lock(&mu_);
+      std::lock_guard lock(mu_);
       for (const auto& [name, c] : collections_) all.push_back(c);
     }
     for (const auto& c : all) {
@@ -309,13 +309,14 @@ void CollectionManager::MaintenanceLoop() {
 
 absl::Status CollectionManager::Close() {
   {
-    absl::MutexLock lock(&stop_mu_);
+    std::lock_guard lock(stop_mu_);
     stop_ = true;
   }
+  stop_cv_.notify_all();
   if (maintenance_.joinable()) maintenance_.join();
   absl::flat_hash_map<std::string, std::shared_ptr<DurableCollection>> all;
   {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard lock(mu_);
     if (closed_) return absl::OkStatus();
     closed_ = true;
     all.swap(collections_);

@@ -20,9 +20,11 @@
 // age) and compacts blocks past the dead-row threshold.
 #pragma once
 
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <span>
 #include <string>
@@ -30,10 +32,10 @@
 #include <thread>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "engine/collection.h"
 #include "engine/durability.h"
@@ -159,15 +161,16 @@ class CollectionManager {
   const ManagerOptions options_;
   Env* const env_;
 
-  mutable absl::Mutex mu_;
+  mutable std::mutex mu_;
   bool recovering_ ABSL_GUARDED_BY(mu_) = true;
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
   absl::flat_hash_map<std::string, std::shared_ptr<DurableCollection>>
       collections_ ABSL_GUARDED_BY(mu_);
   // Serialises create and drop (directory renames) without holding mu_.
-  absl::Mutex ddl_mu_;
+  std::mutex ddl_mu_;
 
-  absl::Mutex stop_mu_;
+  std::mutex stop_mu_;
+  std::condition_variable stop_cv_;  // signalled when stop_ is set
   bool stop_ ABSL_GUARDED_BY(stop_mu_) = false;
   std::thread maintenance_;
 };

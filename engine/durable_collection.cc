@@ -5,8 +5,9 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
 #include "engine/collection_maintenance.h"
+#include "engine/notification.h"
 
 namespace peakknn {
 namespace {
@@ -29,7 +30,7 @@ DurableCollection::DurableCollection(std::string dir,
       env_(options.env != nullptr ? options.env : Env::Default()),
       collection_(std::move(collection)),
       default_durability_(manifest.default_durability) {
-  absl::MutexLock lock(&ckpt_mu_);
+  std::lock_guard lock(ckpt_mu_);
   manifest_ = manifest;
   last_checkpoint_ = absl::Now();
 }
@@ -88,7 +89,7 @@ absl::Status DurableCollection::Recover() {
   const absl::Time start = absl::Now();
   CheckpointManifest manifest;
   {
-    absl::MutexLock lock(&ckpt_mu_);
+    std::lock_guard lock(ckpt_mu_);
     manifest = manifest_;
   }
   absl::Status s = ReadCheckpointRows(
@@ -154,14 +155,14 @@ absl::Status DurableCollection::Recover() {
   const uint64_t next = segments.empty() ? 1 : segments.back().number + 1;
   segments = std::move(nonempty);
   {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard lock(mu_);
     last_sequence_ = last_sequence;
   }
   {
-    absl::MutexLock lock(&apply_mu_);
+    std::lock_guard lock(apply_mu_);
     applied_sequence_ = last_sequence;
   }
-  absl::MutexLock lock(&file_mu_);
+  std::lock_guard lock(file_mu_);
   // Replayed records count as durable: they were read back from the files.
   // (Records a previous process logged with durability none may still sit
   // in the OS page cache; the next checkpoint fsyncs them.)
@@ -349,7 +350,7 @@ absl::Status DurableCollection::CheckInsertIds(
 void DurableCollection::Submit(Op op, std::span<const float> vectors) {
   absl::Status refused;
   {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard lock(mu_);
     if (closing_) {
       refused = absl::FailedPreconditionError(
           absl::StrCat("collection '", schema().name, "' is closed"));
@@ -376,7 +377,7 @@ void DurableCollection::Submit(Op op, std::span<const float> vectors) {
         overlay_[id] = OverlayEntry{present, op.sequence};
       }
       queue_.push_back(std::move(op));
-      work_cv_.Signal();
+      work_cv_.notify_one();
       return;
     }
   }
@@ -386,7 +387,7 @@ void DurableCollection::Submit(Op op, std::span<const float> vectors) {
 absl::StatusOr<WriteAck> DurableCollection::Write(
     WriteMode mode, std::span<const uint64_t> ids,
     std::span<const float> vectors, Durability durability) {
-  absl::Notification done;
+  Notification done;
   absl::StatusOr<WriteAck> result;
   WriteAsync(mode, ids, vectors, durability, [&](absl::StatusOr<WriteAck> r) {
     result = std::move(r);
@@ -398,7 +399,7 @@ absl::StatusOr<WriteAck> DurableCollection::Write(
 
 absl::StatusOr<WriteAck> DurableCollection::Delete(
     std::span<const uint64_t> ids, Durability durability) {
-  absl::Notification done;
+  Notification done;
   absl::StatusOr<WriteAck> result;
   DeleteAsync(ids, durability, [&](absl::StatusOr<WriteAck> r) {
     result = std::move(r);
@@ -410,7 +411,7 @@ absl::StatusOr<WriteAck> DurableCollection::Delete(
 
 absl::Status DurableCollection::WriteGroup(const std::string& records,
                                            bool sync, uint64_t max_sequence) {
-  absl::MutexLock lock(&file_mu_);
+  std::lock_guard lock(file_mu_);
   const uint64_t start = active_->Size();
   absl::Status s = active_->Append(records);
   if (s.ok() && sync) s = active_->Sync();
@@ -420,7 +421,7 @@ absl::Status DurableCollection::WriteGroup(const std::string& records,
     absl::Status undo = active_->Truncate(start);
     if (undo.ok()) undo = active_->Sync();
     if (!undo.ok()) {
-      absl::MutexLock admission(&mu_);
+      std::lock_guard admission(mu_);
       broken_ = absl::InternalError(
           absl::StrCat(s.message(), "; rolling back to offset ", start,
                        " failed too: ", undo.message()));
@@ -439,7 +440,7 @@ absl::Status DurableCollection::WriteGroup(const std::string& records,
   if (segment.bytes >= options_.wal_segment_bytes) {
     // The group is logged; a failed rotation only fails later writes.
     if (absl::Status r = RotateSegment(); !r.ok()) {
-      absl::MutexLock admission(&mu_);
+      std::lock_guard admission(mu_);
       broken_ = r;
     }
   }
@@ -451,8 +452,10 @@ void DurableCollection::CommitLoop() {
     std::string records;
     std::deque<Op> ops;
     {
-      absl::MutexLock lock(&mu_);
-      while (queue_.empty() && !closing_) work_cv_.Wait(&mu_);
+      std::unique_lock lock(mu_);
+      work_cv_.wait(lock, [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return !queue_.empty() || closing_;
+      });
       if (queue_.empty()) return;  // closing and drained
       records.swap(group_);
       ops.swap(queue_);
@@ -467,7 +470,7 @@ void DurableCollection::CommitLoop() {
           absl::StrCat("write-ahead log of collection '", schema().name,
                        "': ", written.message(), "; batch not applied"));
       {
-        absl::MutexLock lock(&mu_);
+        std::lock_guard lock(mu_);
         // Batches queued behind the group were validated assuming it
         // applies; fail them too and restart admission from the last
         // applied state.
@@ -475,18 +478,18 @@ void DurableCollection::CommitLoop() {
         queue_.clear();
         group_.clear();
         overlay_.clear();
-        absl::MutexLock applied(&apply_mu_);
+        std::lock_guard applied(apply_mu_);
         last_sequence_ = applied_sequence_;
       }
       for (Op& op : ops) op.done(failed);
       continue;
     }
     {
-      absl::MutexLock lock(&apply_mu_);
+      std::lock_guard lock(apply_mu_);
       for (size_t i = 0; i < ops.size(); ++i) Apply(ops[i], &results[i]);
     }
     {
-      absl::MutexLock lock(&mu_);
+      std::lock_guard lock(mu_);
       for (const Op& op : ops) {
         for (uint64_t id : op.ids) {
           auto it = overlay_.find(id);
@@ -525,9 +528,9 @@ void DurableCollection::Apply(Op& op, absl::StatusOr<WriteAck>* result) {
 }
 
 absl::Status DurableCollection::Checkpoint() {
-  absl::MutexLock ckpt(&ckpt_mu_);
+  std::lock_guard ckpt(ckpt_mu_);
   {
-    absl::MutexLock lock(&file_mu_);
+    std::lock_guard lock(file_mu_);
     if (active_ == nullptr) {
       return absl::FailedPreconditionError(absl::StrCat(
           "checkpoint of collection '", schema().name, "': it is closed"));
@@ -536,7 +539,7 @@ absl::Status DurableCollection::Checkpoint() {
   {
     // Start a fresh segment so the ones before it can be retired once the
     // checkpoint covers them.
-    absl::MutexLock lock(&file_mu_);
+    std::lock_guard lock(file_mu_);
     if (segments_.back().bytes > 0) {
       if (absl::Status s = RotateSegment(); !s.ok()) return s;
     }
@@ -544,7 +547,7 @@ absl::Status DurableCollection::Checkpoint() {
   uint64_t sequence;
   std::shared_ptr<const Snapshot> snapshot;
   {
-    absl::MutexLock lock(&apply_mu_);
+    std::lock_guard lock(apply_mu_);
     sequence = applied_sequence_;
     snapshot = collection_->snapshot();
   }
@@ -562,7 +565,7 @@ absl::Status DurableCollection::Checkpoint() {
   manifest_ = *installed;
   last_checkpoint_ = absl::Now();
   absl::Status cleanup = DeleteStaleCheckpointFiles(env_, dir_, manifest_);
-  absl::MutexLock lock(&file_mu_);
+  std::lock_guard lock(file_mu_);
   durable_sequence_ = std::max(durable_sequence_, sequence);
   std::vector<Segment> kept;
   for (size_t i = 0; i < segments_.size(); ++i) {
@@ -585,9 +588,9 @@ absl::Status DurableCollection::Checkpoint() {
 
 bool DurableCollection::CheckpointDue(int64_t wal_bytes,
                                       absl::Duration max_age) const {
-  absl::MutexLock ckpt(&ckpt_mu_);
+  std::lock_guard ckpt(ckpt_mu_);
   const bool old = absl::Now() - last_checkpoint_ >= max_age;
-  absl::MutexLock lock(&file_mu_);
+  std::lock_guard lock(file_mu_);
   int64_t bytes = 0;
   for (const Segment& segment : segments_) bytes += segment.bytes;
   return bytes >= wal_bytes || (bytes > 0 && old);
@@ -599,14 +602,14 @@ int64_t DurableCollection::Compact(double min_dead_fraction) {
 
 absl::Status DurableCollection::Close(bool checkpoint) {
   {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard lock(mu_);
     closing_ = true;
-    work_cv_.Signal();
+    work_cv_.notify_one();
   }
   if (committer_.joinable()) committer_.join();
   absl::Status s;
   if (checkpoint) s = Checkpoint();
-  absl::MutexLock lock(&file_mu_);
+  std::lock_guard lock(file_mu_);
   if (active_ != nullptr) {
     if (active_unsynced_) s.Update(active_->Sync());
     s.Update(active_->Close());
@@ -618,19 +621,19 @@ absl::Status DurableCollection::Close(bool checkpoint) {
 DurableCollection::~DurableCollection() { Close(false).IgnoreError(); }
 
 uint64_t DurableCollection::applied_sequence() const {
-  absl::MutexLock lock(&apply_mu_);
+  std::lock_guard lock(apply_mu_);
   return applied_sequence_;
 }
 
 uint64_t DurableCollection::durable_sequence() const {
-  absl::MutexLock lock(&file_mu_);
+  std::lock_guard lock(file_mu_);
   return durable_sequence_;
 }
 
 int64_t DurableCollection::disk_bytes() const {
-  absl::MutexLock ckpt(&ckpt_mu_);
+  std::lock_guard ckpt(ckpt_mu_);
   int64_t bytes = static_cast<int64_t>(manifest_.data_bytes);
-  absl::MutexLock lock(&file_mu_);
+  std::lock_guard lock(file_mu_);
   for (const Segment& segment : segments_) bytes += segment.bytes;
   return bytes;
 }

@@ -32,19 +32,21 @@
 // segments deleted), loudly.
 #pragma once
 
+#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <span>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "engine/checkpoint.h"
 #include "engine/collection.h"
@@ -197,8 +199,8 @@ class DurableCollection {
   RecoveryReport recovery_;
 
   // Admission: sequence numbers, the group buffer, the overlay.
-  mutable absl::Mutex mu_;
-  absl::CondVar work_cv_;
+  mutable std::mutex mu_;
+  std::condition_variable work_cv_;  // the committer waits for queue_/closing_
   uint64_t last_sequence_ ABSL_GUARDED_BY(mu_) = 0;
   std::string group_ ABSL_GUARDED_BY(mu_);
   std::deque<Op> queue_ ABSL_GUARDED_BY(mu_);
@@ -207,18 +209,18 @@ class DurableCollection {
   bool closing_ ABSL_GUARDED_BY(mu_) = false;
 
   // The log files.
-  mutable absl::Mutex file_mu_ ABSL_ACQUIRED_AFTER(ckpt_mu_);
+  mutable std::mutex file_mu_ ABSL_ACQUIRED_AFTER(ckpt_mu_);
   std::unique_ptr<WritableFile> active_ ABSL_GUARDED_BY(file_mu_);
   bool active_unsynced_ ABSL_GUARDED_BY(file_mu_) = false;
   std::vector<Segment> segments_ ABSL_GUARDED_BY(file_mu_);  // active last
   uint64_t durable_sequence_ ABSL_GUARDED_BY(file_mu_) = 0;
 
   // Applying to the collection; held while a checkpoint captures its state.
-  mutable absl::Mutex apply_mu_;
+  mutable std::mutex apply_mu_;
   uint64_t applied_sequence_ ABSL_GUARDED_BY(apply_mu_) = 0;
 
   // Checkpoints, one at a time.
-  mutable absl::Mutex ckpt_mu_;
+  mutable std::mutex ckpt_mu_;
   CheckpointManifest manifest_ ABSL_GUARDED_BY(ckpt_mu_);
   absl::Time last_checkpoint_ ABSL_GUARDED_BY(ckpt_mu_);
 

@@ -33,9 +33,10 @@ ThreadPool::ThreadPool(int threads) {
 
 ThreadPool::~ThreadPool() {
   {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard lock(mu_);
     stopping_ = true;
   }
+  work_cv_.notify_all();
   for (std::thread& t : workers_) t.join();
 }
 
@@ -61,23 +62,27 @@ int64_t ThreadPool::Drain(Loop* loop) {
 }
 
 void ThreadPool::WorkerMain() {
-  absl::MutexLock lock(&mu_);
+  std::unique_lock lock(mu_);
   while (true) {
     auto has_work = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
       if (stopping_) return true;
       return std::any_of(loops_.begin(), loops_.end(),
                          [](Loop* l) { return l->Claimable(); });
     };
-    mu_.Await(absl::Condition(&has_work));
+    work_cv_.wait(lock, has_work);
     if (stopping_) return;
     Loop* loop = *std::find_if(loops_.begin(), loops_.end(),
                                [](Loop* l) { return l->Claimable(); });
     ++loop->active;
-    mu_.Unlock();
+    lock.unlock();
     const int64_t ran = Drain(loop);
-    mu_.Lock();
+    lock.lock();
     loop->done += ran;
     --loop->active;
+    // The owner may be waiting for this loop; it is removed from loops_
+    // before the owner waits, so wake all waiters (several loops may be in
+    // flight at once).
+    if (loop->done == loop->n && loop->active == 0) done_cv_.notify_all();
   }
 }
 
@@ -92,15 +97,16 @@ void ThreadPool::ParallelFor(int64_t n,
   loop.fn = &fn;
   loop.n = n;
   {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard lock(mu_);
     loops_.push_back(&loop);
   }
+  work_cv_.notify_all();
   const int64_t ran = Drain(&loop);
-  absl::MutexLock lock(&mu_);
+  std::unique_lock lock(mu_);
   loop.done += ran;
   loops_.erase(std::find(loops_.begin(), loops_.end(), &loop));
   auto finished = [&loop]() { return loop.done == loop.n && loop.active == 0; };
-  mu_.Await(absl::Condition(&finished));
+  done_cv_.wait(lock, finished);
 }
 
 }  // namespace peakknn

@@ -5,13 +5,15 @@
 // at once (e.g. two collections searching); their tasks share the workers.
 #pragma once
 
+#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <mutex>
 #include <thread>
 #include <vector>
 
-#include "absl/synchronization/mutex.h"
+#include "absl/base/thread_annotations.h"
 
 namespace peakknn {
 
@@ -37,7 +39,11 @@ class ThreadPool {
   // Runs tasks of `loop` until none are left to claim; returns how many.
   static int64_t Drain(Loop* loop);
 
-  absl::Mutex mu_;
+  std::mutex mu_;
+  // Workers wait on work_cv_ for a claimable loop (or stopping_); callers of
+  // ParallelFor wait on done_cv_ for their loop to finish.
+  std::condition_variable work_cv_;
+  std::condition_variable done_cv_;
   std::deque<Loop*> loops_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<std::thread> workers_;

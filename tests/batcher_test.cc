@@ -7,7 +7,8 @@
 #include <random>
 #include <vector>
 
-#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
+#include "engine/notification.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/collection_registry.h"
@@ -49,7 +50,7 @@ class BatcherTest : public ::testing::Test {
   }
 
   // A job for row `row` as the query.
-  SearchJob Job(int row, int64_t k, double target, absl::Notification* done,
+  SearchJob Job(int row, int64_t k, double target, Notification* done,
                 absl::Status* status, std::vector<uint64_t>* ids) {
     SearchJob job;
     job.queries = std::span(&rows_[row * kDim], kDim);
@@ -82,7 +83,7 @@ TEST_F(BatcherTest, ConcurrentJobsShareOneBatchWithMaxKAndStrictestTarget) {
   options.max_batch = 16;
   options.max_delay = absl::Milliseconds(200);
   auto batcher = Make(options);
-  absl::Notification done[3];
+  Notification done[3];
   absl::Status status[3];
   std::vector<uint64_t> ids[3];
   ASSERT_TRUE(
@@ -109,7 +110,7 @@ TEST_F(BatcherTest, FullBatchDispatchesWithoutWaitingAndSplitsAtMaxBatch) {
   options.max_batch = 2;
   options.max_delay = absl::Seconds(30);  // only a full batch can go
   auto batcher = Make(options);
-  absl::Notification done[4];
+  Notification done[4];
   absl::Status status[4];
   std::vector<uint64_t> ids[4];
   for (int i = 0; i < 4; ++i) {
@@ -126,7 +127,7 @@ TEST_F(BatcherTest, QueueBoundAndExpiredJobsAndStop) {
   options.max_queue = 2;
   options.max_delay = absl::Milliseconds(300);
   auto batcher = Make(options);
-  absl::Notification done[3];
+  Notification done[3];
   absl::Status status[3];
   std::vector<uint64_t> ids[3];
   SearchJob expired = Job(0, 1, 1.0, &done[0], &status[0], &ids[0]);
@@ -152,7 +153,7 @@ TEST_F(BatcherTest, StopRunsQueuedJobsFirst) {
   Batcher::Options options;
   options.max_delay = absl::Seconds(30);
   auto batcher = Make(options);
-  absl::Notification done;
+  Notification done;
   absl::Status status;
   std::vector<uint64_t> ids;
   ASSERT_TRUE(batcher->Submit(Job(4, 2, 1.0, &done, &status, &ids)).ok());

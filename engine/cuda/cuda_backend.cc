@@ -3,13 +3,15 @@
 
 #include <algorithm>
 #include <atomic>
+#include <condition_variable>
 #include <cstring>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/mutex.h"
 #include "engine/cuda/device_buffer.h"
 #include "engine/cuda/device_mirror.h"
 #include "kernels/bin_fold.h"
@@ -119,7 +121,7 @@ class CudaBackend final : public SearchBackend {
   absl::Status Init() {
     if (absl::Status s = SetDevice(); !s.ok()) return s;
     if (absl::Status s = mirror_.Init(); !s.ok()) return s;
-    absl::MutexLock lock(&mu_);
+    std::lock_guard lock(mu_);
     for (int c = 0; c < options_.contexts; ++c) {
       auto context = std::make_unique<Context>();
       for (StreamSlot& slot : context->slots) {
@@ -202,17 +204,21 @@ class CudaBackend final : public SearchBackend {
   }
 
   Context* Acquire() {
-    absl::MutexLock lock(&mu_);
-    mu_.Await(absl::Condition(
-        +[](std::vector<Context*>* free) { return !free->empty(); }, &free_));
+    std::unique_lock lock(mu_);
+    free_cv_.wait(lock, [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return !free_.empty();
+    });
     Context* context = free_.back();
     free_.pop_back();
     return context;
   }
 
   void Release(Context* context) {
-    absl::MutexLock lock(&mu_);
-    free_.push_back(context);
+    {
+      std::lock_guard lock(mu_);
+      free_.push_back(context);
+    }
+    free_cv_.notify_one();
   }
 
   // Grows a workspace buffer, keeping the reported device memory in step.
@@ -371,7 +377,8 @@ class CudaBackend final : public SearchBackend {
   cuda::DeviceMirror mirror_;
   std::atomic<int64_t> workspace_bytes_{0};
 
-  absl::Mutex mu_;
+  std::mutex mu_;
+  std::condition_variable free_cv_;  // signalled when a context is released
   std::vector<std::unique_ptr<Context>> contexts_ ABSL_GUARDED_BY(mu_);
   std::vector<Context*> free_ ABSL_GUARDED_BY(mu_);
 };

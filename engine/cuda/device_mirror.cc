@@ -38,13 +38,13 @@ DeviceMirror::DeviceMirror(int64_t limit_bytes, int64_t staging_bytes)
       staging_bytes_(std::max(staging_bytes, kMinStagingBytes)) {}
 
 absl::Status DeviceMirror::Init() {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard lock(mu_);
   if (absl::Status s = stream_.Create(); !s.ok()) return s;
   return staging_.Reserve(staging_bytes_, "the row upload staging buffer");
 }
 
 int64_t DeviceMirror::bytes_in_use() const {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard lock(mu_);
   return bytes_in_use_;
 }
 
@@ -204,7 +204,7 @@ absl::Status DeviceMirror::UploadDead(const BlockView& view, Entry& entry) {
 }
 
 absl::StatusOr<SyncedSnapshot> DeviceMirror::Sync(const Snapshot& snapshot) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard lock(mu_);
   DropFreedBlocks();
   SyncedSnapshot synced;
   synced.blocks.reserve(snapshot.blocks.size());

@@ -20,12 +20,12 @@
 
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
 #include "engine/cuda/device_buffer.h"
 #include "engine/snapshot.h"
 #include "kernels/cuda/device_types.h"
@@ -78,7 +78,7 @@ class DeviceMirror {
 
   const int64_t limit_bytes_;
   const int64_t staging_bytes_;
-  mutable absl::Mutex mu_;
+  mutable std::mutex mu_;
   Stream stream_;
   PinnedBuffer staging_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<const RowBlock*, std::unique_ptr<Entry>> entries_
