@@ -283,9 +283,11 @@ void CollectionManager::MaintenanceLoop() {
       const auto stopping = [this]() ABSL_SHARED_LOCKS_REQUIRED(stop_mu_) {
         return stop_;
       };
-      stop_cv_.wait_for(
-          lock, absl::ToChronoNanoseconds(options_.maintenance_interval),
-          stopping);
+      // Capped at 100 years: steady_clock::now() + a saturated (292-year)
+      // nanosecond duration would overflow and never wait.
+      const absl::Duration interval =
+          std::min(options_.maintenance_interval, absl::Hours(24 * 365 * 100));
+      stop_cv_.wait_for(lock, absl::ToChronoNanoseconds(interval), stopping);
       if (stop_) return;
     }
     std::vector<std::shared_ptr<DurableCollection>> all;

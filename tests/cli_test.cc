@@ -29,6 +29,7 @@ class CliTest : public ::testing::Test {
     dir_ = server_->dir;
   }
   void TearDown() override {
+    if (server_ == nullptr) return;  // SetUp failed and said why
     absl::StatusOr<int> rc = server_->process.Stop(SIGTERM);
     EXPECT_TRUE(rc.ok() && *rc == 0);
   }

@@ -110,7 +110,7 @@ class ServerTest : public ::testing::Test {
 };
 
 TEST_F(ServerTest, CollectionLifecycleAndErrors) {
-  StartServer({"--max_dim=256"});
+  ASSERT_NO_FATAL_FAILURE(StartServer({"--max_dim=256"}));
   v1::CollectionSchema schema;
   schema.set_name("c1");
   schema.set_dim(8);
@@ -168,8 +168,8 @@ TEST_F(ServerTest, CollectionLifecycleAndErrors) {
 }
 
 TEST_F(ServerTest, InsertSearchGetUpsertDelete) {
-  StartServer();
-  CreateAndFill("v", 2000);
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+  ASSERT_NO_FATAL_FAILURE(CreateAndFill("v", 2000));
   // Exact search finds each row itself, at distance 0, and the true top-k.
   for (int q : {0, 17, 1999}) {
     auto r = client_->Search("v", std::span(&data_[q * kDim], kDim), 5, 1.0);
@@ -232,7 +232,7 @@ TEST_F(ServerTest, InsertSearchGetUpsertDelete) {
 }
 
 TEST_F(ServerTest, InsertStreamAcksEachBatchAndIsolatesFailures) {
-  StartServer();
+  ASSERT_NO_FATAL_FAILURE(StartServer());
   v1::CollectionSchema schema;
   schema.set_name("s");
   schema.set_dim(2);
@@ -285,8 +285,9 @@ TEST_F(ServerTest, InsertStreamAcksEachBatchAndIsolatesFailures) {
 }
 
 TEST_F(ServerTest, SearchValidationNamesFieldAndLimit) {
-  StartServer({"--max_k=50", "--max_queries_per_request=4"});
-  CreateAndFill("v", 100);
+  ASSERT_NO_FATAL_FAILURE(
+      StartServer({"--max_k=50", "--max_queries_per_request=4"}));
+  ASSERT_NO_FATAL_FAILURE(CreateAndFill("v", 100));
   std::vector<float> q(kDim, 0.5f);
   auto expect = [&](absl::StatusOr<v1::SearchResponse> r, absl::StatusCode code,
                     const std::string& text) {
@@ -315,16 +316,16 @@ TEST_F(ServerTest, SearchValidationNamesFieldAndLimit) {
 }
 
 TEST_F(ServerTest, MessageSizeLimitIsEnforced) {
-  StartServer({"--max_message_bytes=65536"});
-  CreateAndFill("v", 10);
+  ASSERT_NO_FATAL_FAILURE(StartServer({"--max_message_bytes=65536"}));
+  ASSERT_NO_FATAL_FAILURE(CreateAndFill("v", 10));
   std::vector<float> big(4096 * kDim, 0.f);  // 256 KiB
   EXPECT_EQ(client_->Search("v", big, 1).status().code(),
             absl::StatusCode::kResourceExhausted);
 }
 
 TEST_F(ServerTest, EnvironmentVariablesConfigureTheServer) {
-  StartServer({}, {"PEAKKNN_MAX_K=7"});
-  CreateAndFill("v", 10);
+  ASSERT_NO_FATAL_FAILURE(StartServer({}, {"PEAKKNN_MAX_K=7"}));
+  ASSERT_NO_FATAL_FAILURE(CreateAndFill("v", 10));
   std::vector<float> q(kDim, 0.f);
   auto r = client_->Search("v", q, 8);
   EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
@@ -336,8 +337,9 @@ TEST_F(ServerTest, EnvironmentVariablesConfigureTheServer) {
 
 TEST_F(ServerTest, SixtyFourConcurrentClientsWithMixedKAndRecallShareBatches) {
   // A long max_delay makes concurrent requests meet in one batch.
-  StartServer({"--max_delay_us=20000", "--max_batch=64"});
-  CreateAndFill("v", 3000);
+  ASSERT_NO_FATAL_FAILURE(
+      StartServer({"--max_delay_us=20000", "--max_batch=64"}));
+  ASSERT_NO_FATAL_FAILURE(CreateAndFill("v", 3000));
   constexpr int kClients = 64;
   constexpr int kPerClient = 8;
   std::atomic<int> failures{0};
@@ -387,9 +389,10 @@ TEST_F(ServerTest, SixtyFourConcurrentClientsWithMixedKAndRecallShareBatches) {
 
 TEST_F(ServerTest, FullQueueAnswersResourceExhausted) {
   // The batcher holds a lone request for 2 s; the queue holds 2 queries.
-  StartServer({"--max_queue=2", "--max_queries_per_request=2",
-               "--max_batch=1000", "--max_delay_us=2000000"});
-  CreateAndFill("v", 50);
+  ASSERT_NO_FATAL_FAILURE(
+      StartServer({"--max_queue=2", "--max_queries_per_request=2",
+                   "--max_batch=1000", "--max_delay_us=2000000"}));
+  ASSERT_NO_FATAL_FAILURE(CreateAndFill("v", 50));
   std::vector<float> two(2 * kDim, 0.f);
   absl::StatusOr<v1::SearchResponse> first;
   std::thread t([&] { first = client_->Search("v", two, 3); });
@@ -403,8 +406,9 @@ TEST_F(ServerTest, FullQueueAnswersResourceExhausted) {
 }
 
 TEST_F(ServerTest, ExpiredRequestsAreDroppedNotComputed) {
-  StartServer({"--max_batch=1000", "--max_delay_us=1000000"});
-  CreateAndFill("v", 50);
+  ASSERT_NO_FATAL_FAILURE(
+      StartServer({"--max_batch=1000", "--max_delay_us=1000000"}));
+  ASSERT_NO_FATAL_FAILURE(CreateAndFill("v", 50));
   std::vector<float> q(kDim, 0.f);
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() +
@@ -427,8 +431,8 @@ TEST_F(ServerTest, ExpiredRequestsAreDroppedNotComputed) {
 }
 
 TEST_F(ServerTest, PlanRecallMatchesTheCalculator) {
-  StartServer();
-  CreateAndFill("v", 1000);
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+  ASSERT_NO_FATAL_FAILURE(CreateAndFill("v", 1000));
   v1::PlanRecallRequest req;
   req.set_n(1000000);
   req.set_k(10);
@@ -480,7 +484,7 @@ absl::StatusOr<std::string> GenericUnary(const std::string& target,
 }
 
 TEST_F(ServerTest, HealthServingAndReflectionListsTheService) {
-  StartServer();
+  ASSERT_NO_FATAL_FAILURE(StartServer());
   // HealthCheckRequest{service: "peakknn.v1.VectorSearch"} -> status SERVING
   // (field 1 = 1, bytes 08 01).
   const std::string name = "peakknn.v1.VectorSearch";
@@ -527,9 +531,9 @@ TEST_F(ServerTest, HealthServingAndReflectionListsTheService) {
 TEST_F(ServerTest, SigtermDrainsInFlightSearchesThenExitsZero) {
   // Searches wait 500 ms in the batcher, so SIGTERM lands while they are
   // queued; every one must still complete OK.
-  StartServer(
-      {"--max_batch=1000", "--max_delay_us=500000", "--drain_seconds=30"});
-  CreateAndFill("v", 500);
+  ASSERT_NO_FATAL_FAILURE(StartServer(
+      {"--max_batch=1000", "--max_delay_us=500000", "--drain_seconds=30"}));
+  ASSERT_NO_FATAL_FAILURE(CreateAndFill("v", 500));
   constexpr int kInFlight = 16;
   std::atomic<int> ok{0};
   std::vector<std::thread> threads;
@@ -552,7 +556,7 @@ TEST_F(ServerTest, SigtermDrainsInFlightSearchesThenExitsZero) {
 }
 
 TEST_F(ServerTest, InsertAllReturnsAnErrorWhenTheServerDiesMidStream) {
-  StartServer();
+  ASSERT_NO_FATAL_FAILURE(StartServer());
   v1::CollectionSchema schema;
   schema.set_name("k");
   schema.set_dim(kDim);
