@@ -23,6 +23,8 @@ namespace peakknn {
 struct ScanPlan {
   bool exact = false;  // running top-k instead of bins
   int64_t bins = 0;  // L, a multiple of kernels::kPanelRows (ignored if exact)
+  // Candidates returned per query: the request's k, or more when the caller
+  // rescores them (bf16 rows, engine/rescore.h).
   int64_t k = 0;
 };
 
