@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "client/client.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -70,7 +71,18 @@ Running Start(const std::string& dir,
   options.target = r.server->target();
   absl::StatusOr<std::unique_ptr<Client>> c = Client::Connect(options);
   EXPECT_TRUE(c.ok()) << c.status();
-  if (c.ok()) r.client = std::move(*c);
+  if (!c.ok()) return r;
+  r.client = std::move(*c);
+  // The port file is written when the server listens; RPCs answer
+  // UNAVAILABLE (and health NOT_SERVING) until recovery finished.
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  absl::Status listed = r.client->ListCollections().status();
+  while (absl::IsUnavailable(listed) && absl::Now() < deadline) {
+    EXPECT_THAT(std::string(listed.message()), HasSubstr("recovering"));
+    absl::SleepFor(absl::Milliseconds(20));
+    listed = r.client->ListCollections().status();
+  }
+  EXPECT_TRUE(listed.ok()) << listed << r.server->Log();
   return r;
 }
 
@@ -113,7 +125,7 @@ TEST(ServerDurabilityTest, SigtermCheckpointsAndRestartKeepsEverything) {
   const std::string dir = first.server->dir;
   Client& c1 = *first.client;
   ASSERT_TRUE(c1.CreateCollection(Schema("d", v1::METRIC_L2)).ok());
-  ASSERT_TRUE(c1.CreateCollection(Schema("e", v1::METRIC_COSINE)).ok());
+  ASSERT_TRUE(c1.CreateCollection(Schema("e", v1::METRIC_INNER_PRODUCT)).ok());
   const int64_t rows = 3000;
   std::vector<float> data = RandomVectors(rows, kDim, 1);
   const std::vector<uint64_t> ids = Iota(0, rows);
@@ -149,9 +161,9 @@ TEST(ServerDurabilityTest, SigtermCheckpointsAndRestartKeepsEverything) {
   Client& c2 = *second.client;
   auto list = c2.ListCollections();
   ASSERT_TRUE(list.ok()) << list.status();
-  ASSERT_EQ(list->collections_size(), 2);
-  EXPECT_EQ(list->collections(0).schema().name(), "d");
-  EXPECT_EQ(list->collections(1).schema().metric(), v1::METRIC_COSINE);
+  ASSERT_EQ(list->size(), 2u);
+  EXPECT_EQ((*list)[0].schema().name(), "d");
+  EXPECT_EQ((*list)[1].schema().metric(), v1::METRIC_INNER_PRODUCT);
   auto after = c2.DescribeCollection("d");
   ASSERT_TRUE(after.ok());
   EXPECT_EQ(after->live_rows(), rows - 2);
@@ -307,12 +319,12 @@ TEST(ServerDurabilityTest, CorruptLogRefusesToStartUnlessTruncationIsAsked) {
     f.write(&byte, 1);
   }
 
-  Running refused = Start(dir);
-  ASSERT_NE(refused.server, nullptr);
-  absl::StatusOr<int> rc = refused.server->process.Wait(30);
+  absl::StatusOr<ServerProcess> refused = ServerProcess::Start({}, {}, dir);
+  ASSERT_TRUE(refused.ok()) << refused.status();  // listening, then exits
+  absl::StatusOr<int> rc = refused->process.Wait(30);
   ASSERT_TRUE(rc.ok());
   EXPECT_EQ(*rc, 1);
-  const std::string log = refused.server->Log();
+  const std::string log = refused->Log();
   EXPECT_THAT(log, HasSubstr("DATA_LOSS"));
   EXPECT_THAT(log, HasSubstr(std::filesystem::path(wal).filename().string()));
 
