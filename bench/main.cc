@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <limits>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -25,6 +26,7 @@
 #include "bench/recall.h"
 #include "bench/report.h"
 #include "bench/sgemm_peak.h"
+#include "engine/cuda_backend.h"
 #include "engine/schema.h"
 #include "engine/thread_pool.h"
 
@@ -52,6 +54,12 @@ ABSL_FLAG(int, threads, 0, "threads for every contender; 0 = all cores");
 ABSL_FLAG(int, repeats, 3, "timed runs per contender after one warm-up");
 ABSL_FLAG(std::string, shared_dir, "../shared",
           "the shared folder holding data/sift5k (for --data sift5k)");
+ABSL_FLAG(std::string, backend, "cpu",
+          "where peakknn searches: cpu | cuda (fails, saying why, without a "
+          "usable GPU)");
+ABSL_FLAG(std::string, cuda_path, "auto",
+          "CUDA scan path: auto | fma | tensor | gemm (see "
+          "engine/cuda_backend.h)");
 ABSL_FLAG(int, sgemm_size, 2048, "matrix size of the sgemm peak measurement");
 
 namespace peakknn::bench {
@@ -153,14 +161,45 @@ absl::Status Run(const std::string& env_line) {
       MeasureSgemmPeakGflops(absl::GetFlag(FLAGS_sgemm_size), 3);
   std::printf("sgemm peak: %.1f GFLOP/s\n", peak);
 
+  // The GPU backend, when asked for; its peak turns GFLOP/s into a fraction.
+  std::unique_ptr<SearchBackend> device_backend;
+  std::optional<CudaDeviceInfo> device;
+  const std::string backend = absl::GetFlag(FLAGS_backend);
+  if (backend == "cuda") {
+    absl::StatusOr<CudaScanPath> path =
+        ParseCudaScanPath(absl::GetFlag(FLAGS_cuda_path));
+    if (!path.ok()) return path.status();
+    CudaBackendOptions options;
+    options.path = *path;
+    absl::StatusOr<std::unique_ptr<SearchBackend>> made =
+        MakeCudaBackend(options);
+    if (!made.ok()) {
+      return absl::Status(
+          made.status().code(),
+          absl::StrCat("--backend=cuda: ", made.status().message()));
+    }
+    device_backend = std::move(*made);
+    absl::StatusOr<CudaDeviceInfo> info = DescribeCudaDevice();
+    if (info.ok()) device = *info;
+    std::printf(
+        "backend cuda: %s, bf16 peak %.0f TFLOP/s, f32 peak %.0f "
+        "TFLOP/s\n",
+        device ? device->name.c_str() : "?",
+        device ? device->peak_bf16_tflops : 0.0,
+        device ? device->peak_f32_tflops : 0.0);
+  } else if (backend != "cpu") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--backend must be cpu or cuda, got '", backend, "'"));
+  }
+
   std::vector<std::unique_ptr<Contender>> contenders;
   std::unique_ptr<Contender> truth_source;
   if (compare == "faiss-flat") {
     contenders.push_back(std::make_unique<FaissFlatContender>(*metric));
   }
   for (DType dtype : dtypes) {
-    contenders.push_back(
-        std::make_unique<PeakknnContender>(*metric, dtype, target, &pool));
+    contenders.push_back(std::make_unique<PeakknnContender>(
+        *metric, dtype, target, &pool, device_backend.get()));
   }
 
   // Ground truth: the file's, else FAISS flat's exact answer (the timed
@@ -220,6 +259,14 @@ absl::Status Run(const std::string& env_line) {
     std::printf("%s %s: load %.2f s, best search %.4f s of %d\n",
                 row.system.c_str(), row.dtype.c_str(), build.count(),
                 m->best_seconds, repeats);
+    if (device && row.system == "peakknn") {
+      const double device_peak = row.dtype == "bf16" ? device->peak_bf16_tflops
+                                                     : device->peak_f32_tflops;
+      std::printf("  on %s: %.1f TFLOP/s = %.1f%% of the %s peak\n",
+                  device->name.c_str(), row.gflops / 1e3,
+                  device_peak > 0 ? 100 * row.gflops / 1e3 / device_peak : 0.0,
+                  row.dtype.c_str());
+    }
     rows.push_back(row);
     contender.reset();  // frees its copy of the rows before the next one
   }

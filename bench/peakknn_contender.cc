@@ -11,11 +11,13 @@
 namespace peakknn::bench {
 
 PeakknnContender::PeakknnContender(Metric metric, DType dtype,
-                                   double recall_target, ThreadPool* pool)
+                                   double recall_target, ThreadPool* pool,
+                                   SearchBackend* backend)
     : metric_(metric),
       dtype_(dtype),
       recall_target_(recall_target),
-      pool_(pool) {}
+      pool_(pool),
+      backend_(backend) {}
 
 std::string PeakknnContender::dtype() const {
   return std::string(DTypeName(dtype_));
@@ -28,8 +30,8 @@ absl::Status PeakknnContender::Build(const FloatMatrix& base) {
   schema.metric = metric_;
   schema.dtype = dtype_;
   schema.default_recall_target = recall_target_;
-  absl::StatusOr<std::unique_ptr<Collection>> collection =
-      Collection::Create(schema, CollectionOptions{.pool = pool_});
+  absl::StatusOr<std::unique_ptr<Collection>> collection = Collection::Create(
+      schema, CollectionOptions{.pool = pool_, .backend = backend_});
   if (!collection.ok()) return collection.status();
   collection_ = *std::move(collection);
   std::vector<uint64_t> ids(base.rows);

@@ -12,9 +12,10 @@ namespace peakknn::bench {
 
 class PeakknnContender : public Contender {
  public:
-  // `pool` must outlive the contender.
+  // `pool` and `backend` (nullptr: the CPU backend) must outlive the
+  // contender.
   PeakknnContender(Metric metric, DType dtype, double recall_target,
-                   ThreadPool* pool);
+                   ThreadPool* pool, SearchBackend* backend = nullptr);
 
   std::string system() const override { return "peakknn"; }
   std::string dtype() const override;
@@ -27,6 +28,7 @@ class PeakknnContender : public Contender {
   const DType dtype_;
   const double recall_target_;
   ThreadPool* const pool_;
+  SearchBackend* const backend_;
   std::unique_ptr<Collection> collection_;
 };
 

@@ -47,14 +47,27 @@ absl::Status CmdInsert(const CliContext& ctx) {
       !s.ok()) {
     return s;
   }
-  absl::StatusOr<FloatMatrix> data = ReadVectors(ctx.args[1]);
+  absl::StatusOr<std::unique_ptr<Client>> client = ConnectFrom(ctx);
+  if (!client.ok()) return client.status();
+  absl::StatusOr<v1::CollectionInfo> info =
+      (*client)->DescribeCollection(ctx.args[0]);
+  if (!info.ok()) return info.status();
+  const int64_t dim = info->schema().dim();
+  // Text files may carry extra trailing columns (sift5k's id column): keep
+  // the collection's dim. Binary formats must match it exactly.
+  ReadOptions read;
+  read.columns = dim;
+  absl::StatusOr<FloatMatrix> data = ReadVectors(ctx.args[1], read);
   if (!data.ok()) return data.status();
   if (data->rows == 0) {
     return absl::InvalidArgumentError(
         absl::StrCat(ctx.args[1], ": holds no vectors"));
   }
-  absl::StatusOr<std::unique_ptr<Client>> client = ConnectFrom(ctx);
-  if (!client.ok()) return client.status();
+  if (data->dim != dim) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(ctx.args[1], ": holds vectors of dim ", data->dim,
+                     " but collection '", ctx.args[0], "' has dim ", dim));
+  }
   std::vector<uint64_t> ids(static_cast<size_t>(data->rows));
   std::iota(ids.begin(), ids.end(), static_cast<uint64_t>(ctx.start_id));
   InsertOptions options;

@@ -5,6 +5,7 @@
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
+#include "engine/cpu_backend.h"
 #include "engine/recall_calculator.h"
 #include "engine/searcher.h"
 #include "kernels/bf16.h"
@@ -71,7 +72,11 @@ Collection::Collection(const CollectionSchema& schema,
                        const CollectionOptions& options)
     : schema_(schema),
       options_(options),
-      pool_(options.pool != nullptr ? options.pool : &ThreadPool::Default()),
+      own_backend_(options.backend == nullptr
+                       ? std::make_unique<CpuBackend>(options.pool)
+                       : nullptr),
+      backend_(options.backend != nullptr ? options.backend
+                                          : own_backend_.get()),
       pending_(std::make_shared<Snapshot>()),
       published_(std::make_shared<const Snapshot>()) {}
 
@@ -290,8 +295,9 @@ absl::StatusOr<SearchResults> Collection::Search(
   scan.exact = plan->exact;
   scan.bins = plan->bins;
   scan.k = params.k;
-  const ScanResult found =
-      ScanSnapshot(*snap, tile, scan, kernels::BestKernelSet(), *pool_);
+  absl::StatusOr<ScanResult> scanned = backend_->Scan(*snap, tile, scan);
+  if (!scanned.ok()) return scanned.status();
+  const ScanResult& found = *scanned;
 
   SearchResults out;
   out.num_queries = nq;

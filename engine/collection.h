@@ -24,6 +24,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "engine/backend.h"
 #include "engine/schema.h"
 #include "engine/snapshot.h"
 #include "engine/thread_pool.h"
@@ -35,6 +36,9 @@ struct CollectionOptions {
   // per-block work; small ones suit tests.
   int64_t block_rows = 65536;
   ThreadPool* pool = nullptr;  // nullptr: ThreadPool::Default()
+  // Where searches run; not owned, must outlive the collection. nullptr: a
+  // CpuBackend over `pool` owned by the collection.
+  SearchBackend* backend = nullptr;
 };
 
 struct SearchParams {
@@ -124,7 +128,9 @@ class Collection {
 
   const CollectionSchema schema_;
   const CollectionOptions options_;
-  ThreadPool* const pool_;
+  // The CPU backend when options.backend is nullptr.
+  const std::unique_ptr<SearchBackend> own_backend_;
+  SearchBackend* const backend_;
 
   mutable absl::Mutex write_mu_;
   // The writer's working copy of the state, published by copy.

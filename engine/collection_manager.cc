@@ -64,6 +64,7 @@ DurableCollectionOptions CollectionManager::CollectionOptionsFor() const {
   o.env = env_;
   o.collection.block_rows = options_.block_rows;
   o.collection.pool = options_.pool;
+  o.collection.backend = options_.backend;
   o.wal_segment_bytes = options_.wal_segment_bytes;
   o.truncate_corrupt_wal = options_.truncate_corrupt_wal;
   o.log = options_.log;

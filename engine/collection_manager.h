@@ -47,6 +47,8 @@ struct ManagerOptions {
   std::string data_dir;        // created if missing
   Env* env = nullptr;          // nullptr: Env::Default()
   ThreadPool* pool = nullptr;  // for searches; nullptr: ThreadPool::Default()
+  // Where searches run (not owned); nullptr: the CPU backend over `pool`.
+  SearchBackend* backend = nullptr;
   int64_t block_rows = 65536;  // see CollectionOptions
   // Durability of collections created with Durability::kDefault.
   Durability default_durability = Durability::kFsync;
