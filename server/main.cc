@@ -40,21 +40,28 @@ void Log(const std::string& line) {
   std::fflush(stderr);
 }
 
-// Chooses the backend; only the CPU one is wired into the server so far.
+// Chooses the backend. Only the CPU backend is wired into the server: the
+// CUDA backend (engine/cuda_backend.h, used by peakknn-bench) links cuBLAS,
+// and with libcublas/libcublasLt loaded into this process prometheus-cpp's
+// civetweb fails to start the /metrics listener ("null context when
+// constructing CivetServer"; reproduced with LD_PRELOAD of either library).
+// Loading the CUDA backend lazily (dlopen after /metrics is up) is the next
+// step.
 absl::StatusOr<std::string> ResolveBackend(Backend backend) {
   switch (backend) {
     case Backend::kCpu:
       return std::string("cpu");
     case Backend::kAuto:
-      Log("backend auto: using cpu (the CUDA backend is not wired into the "
-          "server yet)");
+      Log("backend auto: using cpu (the server does not load the CUDA "
+          "backend yet; see server/main.cc)");
       return std::string("cpu");
     case Backend::kCuda:
       break;
   }
   return absl::UnimplementedError(
-      "--backend=cuda: CUDA backend not built/available in this server yet; "
-      "use --backend=cpu or auto");
+      "--backend=cuda: CUDA backend not built/available in this server yet "
+      "(loading cuBLAS breaks the metrics listener; lazy loading is not "
+      "implemented); use --backend=cpu or auto");
 }
 
 // Written to a temporary name and renamed, so readers never see half.
