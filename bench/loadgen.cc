@@ -7,16 +7,25 @@
 //     --engine_batch queries per call) on the same rows and queries, and
 //     the ratio.
 //   insert mode: streams the rows through InsertStream (batches of
-//     --batch_rows, acked), then writes the same rows into an in-process
-//     collection in the same batches; prints both rates and the ratio.
+//     --batch_rows, --window unacked, acked once durable per the server's
+//     --durability), then ingests the same rows in the same batches and
+//     window into an in-process durable store (CollectionManager, fsync
+//     durability, a temporary directory under --engine_dir) and prints both
+//     rates and the ratio: the service's cost over the engine's own durable
+//     ingest. Point --engine_dir at the server's disk for a fair ratio.
 //
 // Rows are --data (any format client/vector_files reads) or generated
 // Gaussian vectors. The server and this process share the machine; run
 // them on separate cores (taskset) for a fair ratio.
+#include <stdlib.h>
+
 #include <algorithm>
 #include <atomic>
+#include <condition_variable>
 #include <cstdio>
+#include <filesystem>
 #include <memory>
+#include <mutex>
 #include <numeric>
 #include <random>
 #include <thread>
@@ -29,6 +38,7 @@
 #include "client/client.h"
 #include "client/vector_files.h"
 #include "engine/collection.h"
+#include "engine/collection_manager.h"
 #include "engine/schema.h"
 
 ABSL_FLAG(std::string, server, "127.0.0.1:50051", "peakknn-server address");
@@ -44,6 +54,10 @@ ABSL_FLAG(double, recall, 0.95, "Recall target");
 ABSL_FLAG(int64_t, clients, 64, "Concurrent clients (search mode)");
 ABSL_FLAG(double, duration_s, 10, "Seconds per measurement");
 ABSL_FLAG(int64_t, batch_rows, 4096, "Rows per insert batch");
+ABSL_FLAG(int64_t, window, 8, "insert mode: batches sent but not yet acked");
+ABSL_FLAG(std::string, engine_dir, "/tmp",
+          "insert mode: where the in-process durable store writes (a fresh "
+          "temporary directory inside, removed afterwards)");
 ABSL_FLAG(int64_t, engine_batch, 0,
           "Queries per in-process engine call; 0 = --clients (the most "
           "single-query requests the server can ever merge)");
@@ -121,17 +135,65 @@ absl::StatusOr<std::unique_ptr<Collection>> CreateLocal(const Data& d) {
   return Collection::Create(schema);
 }
 
-// Rows written per second by `write(first, count)` in batch_rows batches.
-template <typename WriteFn>
-absl::StatusOr<double> TimedWrites(int64_t rows, int64_t batch,
-                                   const WriteFn& write) {
-  const absl::Time start = absl::Now();
-  for (int64_t first = 0; first < rows; first += batch) {
-    if (absl::Status s = write(first, std::min(batch, rows - first)); !s.ok()) {
+// The engine's own durable ingest: `d`'s rows into a CollectionManager
+// (fsync durability) in a fresh directory under --engine_dir, in batches of
+// `batch` with at most `window` unacknowledged (WriteAsync), as the server
+// does for one stream. Returns rows per second, acknowledged.
+absl::StatusOr<double> EngineDurableIngest(const Data& d,
+                                           std::span<const uint64_t> ids,
+                                           int64_t batch, int64_t window) {
+  std::string dir = absl::GetFlag(FLAGS_engine_dir) + "/peakknn-loadgen-XXXXXX";
+  if (mkdtemp(dir.data()) == nullptr) {
+    return absl::InternalError(
+        absl::StrCat("--engine_dir=", absl::GetFlag(FLAGS_engine_dir),
+                     ": cannot create a temporary directory there"));
+  }
+  double rate = 0;
+  absl::Status status;
+  {
+    ManagerOptions options;
+    options.data_dir = dir + "/data";
+    options.default_durability = Durability::kFsync;
+    absl::StatusOr<std::unique_ptr<CollectionManager>> manager =
+        CollectionManager::Open(options);
+    if (!manager.ok()) return manager.status();
+    CollectionSchema schema;
+    schema.name = "local";
+    schema.dim = static_cast<int>(d.dim);
+    schema.metric = Metric::kL2;
+    if (absl::Status s = (*manager)->CreateCollection(schema); !s.ok()) {
       return s;
     }
+    std::mutex mu;
+    std::condition_variable cv;
+    int64_t outstanding = 0;
+    const absl::Time start = absl::Now();
+    for (int64_t first = 0; first < d.rows; first += batch) {
+      {
+        std::unique_lock<std::mutex> lock(mu);
+        cv.wait(lock, [&] { return outstanding < window || !status.ok(); });
+        if (!status.ok()) break;
+        ++outstanding;
+      }
+      const int64_t n = std::min(batch, d.rows - first);
+      (*manager)->WriteAsync(
+          "local", WriteMode::kInsert, ids.subspan(first, n),
+          std::span(d.values).subspan(first * d.dim, n * d.dim), {},
+          [&](absl::StatusOr<WriteAck> ack) {
+            std::lock_guard<std::mutex> lock(mu);
+            status.Update(ack.status());
+            --outstanding;
+            cv.notify_all();
+          });
+    }
+    std::unique_lock<std::mutex> lock(mu);
+    cv.wait(lock, [&] { return outstanding == 0; });
+    rate = d.rows / absl::ToDoubleSeconds(absl::Now() - start);
   }
-  return rows / absl::ToDoubleSeconds(absl::Now() - start);
+  std::error_code ignored;
+  std::filesystem::remove_all(dir, ignored);
+  if (!status.ok()) return status;
+  return rate;
 }
 
 absl::Status RunInsert(client::Client& c, const Data& d) {
@@ -140,6 +202,7 @@ absl::Status RunInsert(client::Client& c, const Data& d) {
   std::iota(ids.begin(), ids.end(), uint64_t{0});
   client::InsertOptions options;
   options.batch_rows = absl::GetFlag(FLAGS_batch_rows);
+  options.window = absl::GetFlag(FLAGS_window);
   const absl::Time start = absl::Now();
   absl::StatusOr<client::InsertSummary> sent =
       c.InsertAll(absl::GetFlag(FLAGS_collection), ids, d.values, options);
@@ -147,22 +210,18 @@ absl::Status RunInsert(client::Client& c, const Data& d) {
   const double service_rate =
       d.rows / absl::ToDoubleSeconds(absl::Now() - start);
 
-  absl::StatusOr<std::unique_ptr<Collection>> local = CreateLocal(d);
-  if (!local.ok()) return local.status();
   absl::StatusOr<double> engine_rate =
-      TimedWrites(d.rows, options.batch_rows, [&](int64_t first, int64_t n) {
-        return (*local)->Write(
-            WriteMode::kInsert, std::span(ids).subspan(first, n),
-            std::span(d.values).subspan(first * d.dim, n * d.dim));
-      });
+      EngineDurableIngest(d, ids, options.batch_rows, options.window);
   if (!engine_rate.ok()) return engine_rate.status();
   std::printf(
-      "insert: %lld rows x %lld dim, batches of %lld rows\n"
+      "insert: %lld rows x %lld dim, batches of %lld rows, window %lld\n"
       "  service (InsertStream, acked): %.0f rows/s\n"
-      "  engine in-process (Collection::Write, in memory): %.0f rows/s\n"
+      "  engine in-process (CollectionManager, fsync, same batches and "
+      "window): %.0f rows/s\n"
       "  ratio service/engine: %.3f\n",
       static_cast<long long>(d.rows), static_cast<long long>(d.dim),
-      static_cast<long long>(options.batch_rows), service_rate, *engine_rate,
+      static_cast<long long>(options.batch_rows),
+      static_cast<long long>(options.window), service_rate, *engine_rate,
       service_rate / *engine_rate);
   return absl::OkStatus();
 }

@@ -21,11 +21,14 @@
 #include "bench/contender.h"
 #include "bench/datasets.h"
 #include "bench/faiss_contender.h"
+#include "bench/measure.h"
+#include "bench/memory_bandwidth.h"
 #include "bench/openblas_env.h"
 #include "bench/peakknn_contender.h"
 #include "bench/recall.h"
 #include "bench/report.h"
 #include "bench/sgemm_peak.h"
+#include "bench/sweep.h"
 #include "engine/cuda_backend.h"
 #include "engine/schema.h"
 #include "engine/thread_pool.h"
@@ -61,34 +64,14 @@ ABSL_FLAG(std::string, cuda_path, "auto",
           "CUDA scan path: auto | fma | tensor | gemm (see "
           "engine/cuda_backend.h)");
 ABSL_FLAG(int, sgemm_size, 2048, "matrix size of the sgemm peak measurement");
+ABSL_FLAG(int64_t, bandwidth_mb, 1024,
+          "buffer size (MiB) of the memory read bandwidth measurement");
+ABSL_FLAG(std::string, sweep, "",
+          "n | batch | k | threads: QPS of peakknn (the first --dtype) as "
+          "that parameter varies; see bench/sweep.h");
 
 namespace peakknn::bench {
 namespace {
-
-struct Measurement {
-  SearchOutput output;  // from the warm-up run
-  double best_seconds = std::numeric_limits<double>::infinity();
-};
-
-// One warm-up search, then `repeats` timed ones; keeps the best time (the
-// least disturbed by other work on a shared machine).
-absl::StatusOr<Measurement> Measure(Contender& contender,
-                                    const FloatMatrix& queries, int64_t k,
-                                    int repeats) {
-  Measurement m;
-  absl::StatusOr<SearchOutput> warm = contender.Search(queries, k);
-  if (!warm.ok()) return warm.status();
-  m.output = *std::move(warm);
-  for (int r = 0; r < repeats; ++r) {
-    const auto start = std::chrono::steady_clock::now();
-    absl::StatusOr<SearchOutput> out = contender.Search(queries, k);
-    const std::chrono::duration<double> took =
-        std::chrono::steady_clock::now() - start;
-    if (!out.ok()) return out.status();
-    m.best_seconds = std::min(m.best_seconds, took.count());
-  }
-  return m;
-}
 
 absl::Status Run(const std::string& env_line) {
   const int64_t k = absl::GetFlag(FLAGS_k);
@@ -160,6 +143,22 @@ absl::Status Run(const std::string& env_line) {
   const double peak =
       MeasureSgemmPeakGflops(absl::GetFlag(FLAGS_sgemm_size), 3);
   std::printf("sgemm peak: %.1f GFLOP/s\n", peak);
+  const double bandwidth = MeasureReadBandwidthGBps(
+      pool, absl::GetFlag(FLAGS_bandwidth_mb) << 20, 3);
+  std::printf("memory read bandwidth: %.1f GB/s (%d threads)\n", bandwidth,
+              threads);
+
+  if (const std::string sweep = absl::GetFlag(FLAGS_sweep); !sweep.empty()) {
+    SweepConfig config;
+    config.what = sweep;
+    config.metric = *metric;
+    config.dtype = dtypes[0];
+    config.recall_target = target;
+    config.k = k;
+    config.repeats = repeats;
+    config.threads = threads;
+    return RunSweep(config, *data);
+  }
 
   // The GPU backend, when asked for; its peak turns GFLOP/s into a fraction.
   std::unique_ptr<SearchBackend> device_backend;
@@ -272,6 +271,18 @@ absl::Status Run(const std::string& env_line) {
   }
 
   std::printf("\n%s", FormatTable(rows).c_str());
+  // Roofline: FLOP/s against the sgemm peak, rows streamed (one pass over
+  // the rows per batch) against the read bandwidth.
+  for (const ResultRow& row : rows) {
+    const double element_bytes = row.dtype == "bf16" ? 2 : 4;
+    const double gbps = static_cast<double>(row.n) * row.dim * element_bytes *
+                        row.qps / row.queries / 1e9;
+    std::printf(
+        "roofline %s %s: %.1f GFLOP/s = %.1f%% of sgemm peak %.1f; rows "
+        "%.1f GB/s = %.1f%% of read bandwidth %.1f\n",
+        row.system.c_str(), row.dtype.c_str(), row.gflops,
+        100 * row.gflops / peak, peak, gbps, 100 * gbps / bandwidth, bandwidth);
+  }
   if (rows.size() > 1 && rows[0].system == "faiss-flat") {
     for (size_t i = 1; i < rows.size(); ++i) {
       std::printf("%s %s / faiss-flat QPS: %.2fx\n", rows[i].system.c_str(),

@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "engine/cpu_backend.h"
 #include "engine/recall_calculator.h"
+#include "engine/rescore.h"
 #include "engine/searcher.h"
 #include "kernels/bf16.h"
 #include "kernels/layout.h"
@@ -279,25 +280,42 @@ absl::StatusOr<SearchResults> Collection::Search(
     const int padded = kernels::PaddedDimBf16(dim);
     bf16.assign(nq * padded, 0);
     for (int64_t q = 0; q < nq; ++q) {
-      double norm = 0;
       for (int d = 0; d < dim; ++d) {
         bf16[q * padded + d] = kernels::FloatToBf16(f32[q * dim + d]);
-        const double stored = kernels::Bf16ToFloat(bf16[q * padded + d]);
-        norm += stored * stored;
       }
-      query_norms[q] = static_cast<float>(norm);
     }
     tile.bf16 = bf16.data();
     tile.stride = padded;
   }
 
+  // bf16 rows: scan for more candidates, rescore them in f32, keep k
+  // (engine/rescore.h). Distances then come from f32 scores and f32 norms.
+  const bool rescore = schema_.dtype == DType::kBf16;
   ScanPlan scan;
   scan.exact = plan->exact;
   scan.bins = plan->bins;
-  scan.k = params.k;
+  scan.k = rescore ? RescoreCandidates(
+                         params.k, plan->exact ? snap->live_rows : plan->bins)
+                   : params.k;
   absl::StatusOr<ScanResult> scanned = backend_->Scan(*snap, tile, scan);
   if (!scanned.ok()) return scanned.status();
-  const ScanResult& found = *scanned;
+  ScanResult& found = *scanned;
+  if (rescore) {
+    ScanResult kept;
+    kept.k = params.k;
+    kept.items.resize(nq * params.k);
+    kept.counts.assign(nq, 0);
+    ThreadPool& pool =
+        options_.pool != nullptr ? *options_.pool : ThreadPool::Default();
+    pool.ParallelFor(nq, [&](int64_t q) {
+      kept.counts[q] = static_cast<int32_t>(RescoreF32(
+          *snap, ScoreKindOf(schema_.metric), f32.data() + q * dim, dim,
+          {found.items.data() + q * found.k,
+           static_cast<size_t>(found.counts[q])},
+          params.k, kept.items.data() + q * params.k));
+    });
+    found = std::move(kept);
+  }
 
   SearchResults out;
   out.num_queries = nq;

@@ -92,9 +92,9 @@ class Collection {
   // Tombstones the ids that exist; returns how many did. Unknown ids are not
   // an error (deletes are idempotent).
   int64_t Delete(std::span<const uint64_t> ids);
-  // The stored vector of each id, or nullopt for unknown ids. bf16
-  // collections return the stored (rounded) values; COSINE the normalised
-  // vector.
+  // The stored vector of each id, or nullopt for unknown ids: the f32 values
+  // as written (bf16 collections keep them for rescoring); COSINE the
+  // normalised vector.
   std::vector<std::optional<std::vector<float>>> Get(
       std::span<const uint64_t> ids) const;
 

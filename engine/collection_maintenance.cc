@@ -69,8 +69,8 @@ int64_t CollectionMaintenance::CompactBlocks(Collection& c,
     int64_t out = 0;
     for (int64_t r = 0; r < view.rows; ++r) {
       if (kernels::IsDead(dead, r)) continue;
-      // Stored values written back unchanged: f32 copies, bf16 values are
-      // exact in bf16, so bias and bits match the old row.
+      // The rows as written (bf16 blocks keep an f32 copy), written back
+      // unchanged: rounding them again gives the same bf16 bits and bias.
       old.ReadRow(r, row.data());
       fresh->WriteRow(out, old.id(r), row.data());
       c.id_to_slot_[old.id(r)] = old.slot_base() + out;

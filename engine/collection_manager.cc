@@ -67,6 +67,8 @@ DurableCollectionOptions CollectionManager::CollectionOptionsFor() const {
   o.wal_segment_bytes = options_.wal_segment_bytes;
   o.truncate_corrupt_wal = options_.truncate_corrupt_wal;
   o.log = options_.log;
+  o.on_wal_fsync = options_.on_wal_fsync;
+  o.on_checkpoint = options_.on_checkpoint;
   return o;
 }
 

@@ -68,6 +68,10 @@ struct ManagerOptions {
   bool truncate_corrupt_wal = false;
   // Recovery and maintenance log lines; nullptr: standard error.
   std::function<void(std::string_view)> log;
+  // Timing observers for metrics, passed to every collection (see
+  // DurableCollectionOptions): each WAL group fsync, each checkpoint written.
+  std::function<void(absl::Duration)> on_wal_fsync;
+  std::function<void(absl::Duration)> on_checkpoint;
 };
 
 struct WriteOptions {

@@ -414,7 +414,11 @@ absl::Status DurableCollection::WriteGroup(const std::string& records,
   std::lock_guard lock(file_mu_);
   const uint64_t start = active_->Size();
   absl::Status s = active_->Append(records);
-  if (s.ok() && sync) s = active_->Sync();
+  if (s.ok() && sync) {
+    const absl::Time sync_start = absl::Now();
+    s = active_->Sync();
+    if (options_.on_wal_fsync) options_.on_wal_fsync(absl::Now() - sync_start);
+  }
   if (!s.ok()) {
     // Cut the failed group off so no later record sits behind it and a
     // restart never replays a batch that was reported failed.
@@ -552,6 +556,7 @@ absl::Status DurableCollection::Checkpoint() {
     snapshot = collection_->snapshot();
   }
   if (sequence == manifest_.sequence) return absl::OkStatus();
+  const absl::Time write_start = absl::Now();
   CheckpointManifest next = manifest_;
   next.sequence = sequence;
   auto installed = WriteCheckpoint(env_, dir_, next, *snapshot);
@@ -564,6 +569,9 @@ absl::Status DurableCollection::Checkpoint() {
   }
   manifest_ = *installed;
   last_checkpoint_ = absl::Now();
+  if (options_.on_checkpoint) {
+    options_.on_checkpoint(last_checkpoint_ - write_start);
+  }
   absl::Status cleanup = DeleteStaleCheckpointFiles(env_, dir_, manifest_);
   std::lock_guard lock(file_mu_);
   durable_sequence_ = std::max(durable_sequence_, sequence);

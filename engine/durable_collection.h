@@ -66,6 +66,12 @@ struct DurableCollectionOptions {
   // Where recovery and maintenance report what they did (one line each).
   // nullptr: standard error.
   std::function<void(std::string_view)> log;
+  // Timing observers for metrics (optional, may be called from any of the
+  // collection's threads, must be cheap and must not call back into it):
+  // each log fsync of a write group, and each checkpoint that wrote files
+  // (snapshot capture to installed manifest).
+  std::function<void(absl::Duration)> on_wal_fsync;
+  std::function<void(absl::Duration)> on_checkpoint;
 };
 
 // What an acknowledged write did.

@@ -34,11 +34,14 @@ RowBlock::RowBlock(int dim, DType dtype, kernels::ScoreKind score,
       capacity_(capacity),
       slot_base_(slot_base),
       data_(std::aligned_alloc(64, DataBytes(dim, dtype, capacity))),
+      f32_rows_(dtype == DType::kBf16 ? new float[capacity * dim] : nullptr),
       bias_(new float[capacity]),
       ids_(new uint64_t[capacity]) {}
 
 int64_t RowBlock::reserved_bytes() const {
-  return DataBytes(dim_, dtype_, capacity_) +
+  const int64_t f32_copy =
+      f32_rows_ != nullptr ? capacity_ * dim_ * int64_t{sizeof(float)} : 0;
+  return DataBytes(dim_, dtype_, capacity_) + f32_copy +
          capacity_ * static_cast<int64_t>(sizeof(float) + sizeof(uint64_t));
 }
 
@@ -51,6 +54,7 @@ void RowBlock::WriteRow(int64_t row, uint64_t id, const float* vector) {
       squared_norm += static_cast<double>(vector[d]) * vector[d];
     }
   } else {
+    std::memcpy(f32_rows_.get() + row * dim_, vector, dim_ * sizeof(float));
     uint16_t* data = static_cast<uint16_t*>(data_.get());
     const int padded = kernels::PaddedDimBf16(dim_);
     for (int d = 0; d < padded; ++d) {
@@ -71,12 +75,7 @@ void RowBlock::ReadRow(int64_t row, float* out) const {
       out[d] = data[kernels::F32PanelOffset(row, d, dim_)];
     }
   } else {
-    const uint16_t* data = static_cast<const uint16_t*>(data_.get());
-    const int padded = kernels::PaddedDimBf16(dim_);
-    for (int d = 0; d < dim_; ++d) {
-      out[d] =
-          kernels::Bf16ToFloat(data[kernels::Bf16PanelOffset(row, d, padded)]);
-    }
+    std::memcpy(out, f32_rows_.get() + row * dim_, dim_ * sizeof(float));
   }
 }
 

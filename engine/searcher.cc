@@ -14,6 +14,9 @@ namespace {
 constexpr int64_t kMaxQueryTile = 96;
 // Fewer rows than this per range costs more in merging than it gains.
 constexpr int64_t kMinRowsPerRange = 8192;
+// Bin tables of one wave of query tiles stay under this (unless one range
+// per thread of a single tile needs more).
+constexpr int64_t kMaxBinBytes = int64_t{256} << 20;
 
 // A piece of the snapshot's rows: [begin, end) of block `block`.
 struct Segment {
@@ -105,41 +108,70 @@ ScanResult ScanSnapshot(const Snapshot& snapshot,
 
   if (!plan.exact) {
     const int64_t bins = plan.bins;
-    // [range][query][bin]
-    std::vector<float> scores(ranges * nq * bins);
-    std::vector<int64_t> slots(ranges * nq * bins);
-    auto table = [&](int64_t range, int64_t q0) {
-      const int64_t offset = (range * nq + q0) * bins;
+    // Bins take ranges * tiles * query_tile * L * 12 bytes. Large k means
+    // large L (k = 4096 at recall 0.95: L ~ 41000, 24 MB per tile), so past
+    // kMaxBinBytes the batch runs in waves of tiles, first with one range
+    // per thread instead of four tasks per thread. Rows are streamed once
+    // per tile either way, so waves cost no extra row traffic.
+    int64_t wave_tiles = tiles;
+    int64_t wave_ranges = ranges;
+    const int64_t tile_bytes = query_tile * bins * 12;
+    if (wave_ranges * wave_tiles * tile_bytes > kMaxBinBytes) {
+      wave_ranges = std::clamp<int64_t>(
+          (pool.num_threads() + wave_tiles - 1) / wave_tiles, 1, max_ranges);
+    }
+    while (wave_tiles > 1 &&
+           wave_ranges * wave_tiles * tile_bytes > kMaxBinBytes) {
+      wave_tiles = (wave_tiles + 1) / 2;
+      wave_ranges = std::clamp<int64_t>(
+          (pool.num_threads() + wave_tiles - 1) / wave_tiles, 1, max_ranges);
+    }
+    const std::vector<std::vector<Segment>> wave_segments =
+        wave_ranges == ranges ? segments : SplitRows(snapshot, wave_ranges);
+    const int64_t wave_queries = std::min(nq, wave_tiles * query_tile);
+    // [range][query of the wave][bin]
+    std::vector<float> scores(wave_ranges * wave_queries * bins);
+    std::vector<int64_t> slots(wave_ranges * wave_queries * bins);
+    auto table = [&](int64_t range, int64_t wq0) {
+      const int64_t offset = (range * wave_queries + wq0) * bins;
       return kernels::BinTable{scores.data() + offset, slots.data() + offset,
                                bins};
     };
-    pool.ParallelFor(tiles * ranges, [&](int64_t task) {
-      const int64_t tile = task / ranges, range = task % ranges;
-      const int64_t q0 = tile * query_tile;
-      const int64_t count = std::min(query_tile, nq - q0);
-      const kernels::BinTable bins_table = table(range, q0);
-      kernels::ResetBins(bins_table, count);
-      const kernels::QueryTile sub = SubTile(queries, q0, count);
-      scan_range(range, [&](const kernels::RowRange& rows) {
-        kernels.partial_reduce(sub, rows, bins_table);
+    for (int64_t first = 0; first < tiles; first += wave_tiles) {
+      const int64_t in_wave = std::min(wave_tiles, tiles - first);
+      pool.ParallelFor(in_wave * wave_ranges, [&](int64_t task) {
+        const int64_t tile = task / wave_ranges, range = task % wave_ranges;
+        const int64_t q0 = (first + tile) * query_tile;
+        const int64_t count = std::min(query_tile, nq - q0);
+        const kernels::BinTable bins_table = table(range, tile * query_tile);
+        kernels::ResetBins(bins_table, count);
+        const kernels::QueryTile sub = SubTile(queries, q0, count);
+        for (const Segment& seg : wave_segments[range]) {
+          const BlockView& view = snapshot.blocks[seg.block];
+          kernels.partial_reduce(
+              sub,
+              view.block->Range(seg.begin, seg.end,
+                                view.dead ? view.dead->data() : nullptr),
+              bins_table);
+        }
       });
-    });
-    pool.ParallelFor(tiles, [&](int64_t tile) {
-      const int64_t q0 = tile * query_tile;
-      const int64_t count = std::min(query_tile, nq - q0);
-      const kernels::BinTable merged = table(0, q0);
-      for (int64_t range = 1; range < ranges; ++range) {
-        kernels::MergeBins(merged, table(range, q0), count);
-      }
-      std::vector<kernels::Candidate> scratch(bins);
-      for (int64_t q = q0; q < q0 + count; ++q) {
-        const int64_t i = q - q0;
-        result.counts[q] = static_cast<int32_t>(kernels::SelectTopK(
-            {merged.query_scores(i), static_cast<size_t>(bins)},
-            {merged.query_slots(i), static_cast<size_t>(bins)}, k, scratch,
-            result.items.data() + q * k));
-      }
-    });
+      pool.ParallelFor(in_wave, [&](int64_t tile) {
+        const int64_t q0 = (first + tile) * query_tile;
+        const int64_t count = std::min(query_tile, nq - q0);
+        const kernels::BinTable merged = table(0, tile * query_tile);
+        for (int64_t range = 1; range < wave_ranges; ++range) {
+          kernels::MergeBins(merged, table(range, tile * query_tile), count);
+        }
+        std::vector<kernels::Candidate> scratch(bins);
+        for (int64_t q = q0; q < q0 + count; ++q) {
+          const int64_t i = q - q0;
+          result.counts[q] = static_cast<int32_t>(kernels::SelectTopK(
+              {merged.query_scores(i), static_cast<size_t>(bins)},
+              {merged.query_slots(i), static_cast<size_t>(bins)}, k, scratch,
+              result.items.data() + q * k));
+        }
+      });
+    }
     return result;
   }
 

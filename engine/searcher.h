@@ -7,8 +7,10 @@
 // query still uses every core). Each task folds its range into its own state
 // (bins or running top-k); the ranges' states are then merged per query with
 // kernels::Better, so the result does not depend on S or the thread count.
-// Memory: S * queries * L * 12 bytes of bins (or S * queries * 2k * 16 bytes
-// of top-k buffers).
+// Memory: S * queries * L * 12 bytes of bins, capped at 256 MiB by running
+// the query tiles in waves with fewer ranges (large k: L grows with k), but
+// never below threads * 48 * L * 12 bytes (or S * queries * 2k * 16 bytes
+// of top-k buffers for exact search).
 #pragma once
 
 #include <cstdint>
@@ -24,6 +26,8 @@ namespace peakknn {
 struct ScanPlan {
   bool exact = false;  // running top-k instead of bins
   int64_t bins = 0;  // L, a multiple of kernels::kPanelRows (ignored if exact)
+  // Candidates returned per query: the request's k, or more when the caller
+  // rescores them (bf16 rows, engine/rescore.h).
   int64_t k = 0;
 };
 

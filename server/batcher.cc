@@ -1,6 +1,7 @@
 #include "server/batcher.h"
 
 #include <algorithm>
+#include <memory>
 #include <utility>
 #include <vector>
 
@@ -8,6 +9,19 @@
 #include "engine/recall_calculator.h"
 
 namespace peakknn::server {
+
+absl::StatusOr<SearchOutcome> SearchCollection(const Collection& collection,
+                                               std::span<const float> queries,
+                                               const SearchParams& params) {
+  const std::shared_ptr<const Snapshot> snapshot = collection.snapshot();
+  absl::StatusOr<SearchResults> results = collection.Search(queries, params);
+  if (!results.ok()) return results.status();
+  SearchOutcome outcome;
+  outcome.results = *std::move(results);
+  outcome.rows_scanned = snapshot->rows;
+  outcome.live_rows = snapshot->live_rows;
+  return outcome;
+}
 
 Batcher::Batcher(std::string collection, int dim, const Options& options,
                  SearchFn search, BatcherObserver* observer)
@@ -23,7 +37,7 @@ Batcher::~Batcher() { Stop(); }
 absl::Status Batcher::Submit(SearchJob job) {
   int64_t depth;
   {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     if (stopping_) {
       return absl::UnavailableError(absl::StrCat(
           "collection \"", collection_, "\": search queue is shut down"));
@@ -38,20 +52,22 @@ absl::Status Batcher::Submit(SearchJob job) {
     depth = queued_queries_;
     queue_.push_back({std::move(job), absl::Now()});
   }
+  cv_.notify_one();
   if (observer_ != nullptr) observer_->OnQueueDepth(collection_, depth);
   return absl::OkStatus();
 }
 
 void Batcher::Stop() {
   {
-    absl::MutexLock lock(&mu_);
+    std::lock_guard<std::mutex> lock(mu_);
     stopping_ = true;
   }
+  cv_.notify_all();
   if (thread_.joinable()) thread_.join();
 }
 
 int64_t Batcher::queued_queries() const {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   return queued_queries_;
 }
 
@@ -60,23 +76,18 @@ void Batcher::Loop() {
     std::deque<Queued> batch;
     int64_t depth;
     {
-      absl::MutexLock lock(&mu_);
-      mu_.Await(absl::Condition(
-          +[](Batcher* b) ABSL_EXCLUSIVE_LOCKS_REQUIRED(b->mu_) {
-            return b->stopping_ || !b->queue_.empty();
-          },
-          this));
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait(lock, [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return stopping_ || !queue_.empty();
+      });
       if (queue_.empty()) return;  // stopping and drained
       // Wait for company until the batch is full or the oldest is due.
       const absl::Time due = queue_.front().enqueued + options_.max_delay;
-      mu_.AwaitWithDeadline(
-          absl::Condition(
-              +[](Batcher* b) ABSL_EXCLUSIVE_LOCKS_REQUIRED(b->mu_) {
-                return b->stopping_ ||
-                       b->queued_queries_ >= b->options_.max_batch;
-              },
-              this),
-          due);
+      cv_.wait_until(lock, absl::ToChronoTime(due),
+                     [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+                       return stopping_ ||
+                              queued_queries_ >= options_.max_batch;
+                     });
       int64_t taken = 0;
       while (!queue_.empty() &&
              (batch.empty() ||

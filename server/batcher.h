@@ -13,20 +13,36 @@
 // inside a batch. Independent of gRPC: completion is a callback.
 #pragma once
 
+#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <mutex>
 #include <span>
 #include <string>
 #include <thread>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
-#include "server/collection_registry.h"
+#include "engine/collection.h"
 
 namespace peakknn::server {
+
+// One engine batch and the collection size it ran over.
+struct SearchOutcome {
+  SearchResults results;
+  int64_t rows_scanned = 0;  // slots in the snapshot searched
+  int64_t live_rows = 0;
+};
+
+// Searches `collection` and records the size of what was searched (from a
+// snapshot taken just before, which may trail the engine's own by the rows
+// of a concurrent write; it only sizes the FLOP count and recall estimate).
+absl::StatusOr<SearchOutcome> SearchCollection(const Collection& collection,
+                                               std::span<const float> queries,
+                                               const SearchParams& params);
 
 // What one engine batch did, for metrics.
 struct BatchStats {
@@ -107,7 +123,9 @@ class Batcher {
   const SearchFn search_;
   BatcherObserver* const observer_;
 
-  mutable absl::Mutex mu_;
+  mutable std::mutex mu_;
+  // Signalled when a job is queued and on Stop.
+  std::condition_variable cv_;
   std::deque<Queued> queue_ ABSL_GUARDED_BY(mu_);
   int64_t queued_queries_ ABSL_GUARDED_BY(mu_) = 0;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;

@@ -19,6 +19,13 @@ ABSL_FLAG(std::string, metrics_listen, "127.0.0.1:9464",
           "Prometheus /metrics address host:port; empty disables it");
 ABSL_FLAG(std::string, data_dir, "./peakknn-data",
           "Directory for collections (WAL and checkpoints)");
+ABSL_FLAG(std::string, durability, "fsync",
+          "When writes are acknowledged: fsync (after the log is fsynced; "
+          "survives power loss) or none (after the OS has the log record; "
+          "survives a crash, not a power loss; for bulk loads)");
+ABSL_FLAG(bool, truncate_corrupt_wal, false,
+          "Recovery: cut a collection's log at a corrupt record instead of "
+          "refusing to start (loses the records from there on)");
 ABSL_FLAG(std::string, backend, "auto", "Search backend: auto, cpu or cuda");
 ABSL_FLAG(std::string, port_file, "",
           "If set, write the chosen gRPC port (line 1) and metrics port "
@@ -49,6 +56,8 @@ constexpr const char* kFlagNames[] = {
     "listen",
     "metrics_listen",
     "data_dir",
+    "durability",
+    "truncate_corrupt_wal",
     "backend",
     "port_file",
     "max_batch",
@@ -89,6 +98,14 @@ absl::StatusOr<Backend> ParseBackend(const std::string& text) {
       absl::StrCat("--backend=\"", text, "\": must be one of auto, cpu, cuda"));
 }
 
+absl::StatusOr<Durability> ParseDurability(const std::string& text) {
+  const std::string lower = absl::AsciiStrToLower(text);
+  if (lower == "fsync") return Durability::kFsync;
+  if (lower == "none") return Durability::kNone;
+  return absl::InvalidArgumentError(
+      absl::StrCat("--durability=\"", text, "\": must be fsync or none"));
+}
+
 absl::Status CheckRange(const char* flag, int64_t value, int64_t lo,
                         int64_t hi) {
   if (value < lo || value > hi) {
@@ -101,6 +118,9 @@ absl::Status CheckRange(const char* flag, int64_t value, int64_t lo,
 }  // namespace
 
 absl::Status ValidateConfig(const ServerConfig& c) {
+  if (c.data_dir.empty()) {
+    return absl::InvalidArgumentError("--data_dir: must not be empty");
+  }
   if (c.listen.empty()) {
     return absl::InvalidArgumentError("--listen: must not be empty");
   }
@@ -147,6 +167,11 @@ absl::StatusOr<ServerConfig> LoadConfig(int argc, char** argv) {
   c.listen = absl::GetFlag(FLAGS_listen);
   c.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
   c.data_dir = absl::GetFlag(FLAGS_data_dir);
+  absl::StatusOr<Durability> durability =
+      ParseDurability(absl::GetFlag(FLAGS_durability));
+  if (!durability.ok()) return durability.status();
+  c.durability = *durability;
+  c.truncate_corrupt_wal = absl::GetFlag(FLAGS_truncate_corrupt_wal);
   absl::StatusOr<Backend> backend = ParseBackend(absl::GetFlag(FLAGS_backend));
   if (!backend.ok()) return backend.status();
   c.backend = *backend;

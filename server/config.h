@@ -8,6 +8,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "engine/durability.h"
 
 namespace peakknn::server {
 
@@ -17,6 +18,12 @@ struct ServerConfig {
   std::string listen = "127.0.0.1:50051";  // host:port; port 0 = ephemeral
   std::string metrics_listen = "127.0.0.1:9464";  // "" disables /metrics
   std::string data_dir = "./peakknn-data";
+  // How every write is acknowledged: kFsync (after its log record is
+  // fsynced) or kNone (after it reaches the OS; for bulk loads).
+  Durability durability = Durability::kFsync;
+  // Recovery: cut the log at a corrupt record (loudly) instead of refusing
+  // to start with DATA_LOSS.
+  bool truncate_corrupt_wal = false;
   Backend backend = Backend::kAuto;
   // When set, the server writes its chosen gRPC port there once listening
   // (for --listen ...:0), then "metrics_port" on a second line.

@@ -80,10 +80,23 @@ void SchemaToProto(const CollectionSchema& schema, v1::CollectionSchema* p) {
 
 void InfoToProto(const CollectionInfo& info, v1::CollectionInfo* p) {
   SchemaToProto(info.schema, p->mutable_schema());
-  p->set_rows(info.stats.rows);
-  p->set_live_rows(info.stats.live_rows);
-  p->set_memory_bytes(info.stats.memory_bytes);
-  p->set_last_sequence(info.last_sequence);
+  p->set_rows(info.rows);
+  p->set_live_rows(info.live_rows);
+  p->set_memory_bytes(info.memory_bytes);
+  p->set_last_sequence(info.durable_sequence);
+  p->set_disk_bytes(info.disk_bytes);
+}
+
+v1::Durability DurabilityToProto(Durability durability) {
+  switch (durability) {
+    case Durability::kFsync:
+      return v1::DURABILITY_FSYNC;
+    case Durability::kNone:
+      return v1::DURABILITY_NONE;
+    case Durability::kDefault:
+      break;
+  }
+  return v1::DURABILITY_UNSPECIFIED;
 }
 
 }  // namespace peakknn::server

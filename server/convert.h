@@ -4,10 +4,11 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "engine/collection_manager.h"
+#include "engine/durability.h"
 #include "engine/schema.h"
 #include "grpcpp/support/status.h"
 #include "peakknn/v1/vector_search.pb.h"
-#include "server/collection_registry.h"
 
 namespace peakknn::server {
 
@@ -22,5 +23,6 @@ absl::StatusOr<CollectionSchema> SchemaFromProto(const v1::CollectionSchema& p,
                                                  double default_recall);
 void SchemaToProto(const CollectionSchema& schema, v1::CollectionSchema* p);
 void InfoToProto(const CollectionInfo& info, v1::CollectionInfo* p);
+v1::Durability DurabilityToProto(Durability durability);
 
 }  // namespace peakknn::server

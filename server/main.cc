@@ -1,25 +1,29 @@
 // peakknn-server: serves peakknn.v1.VectorSearch over gRPC, health and
 // reflection beside it, Prometheus metrics on their own port.
 //
-// Lifecycle: listen (health NOT_SERVING) -> open/recover collections ->
-// SERVING -> on SIGTERM or SIGINT: NOT_SERVING, stop accepting, let
-// in-flight calls finish (up to --drain_seconds), run the queued searches,
-// checkpoint, exit 0.
+// Lifecycle: listen (health NOT_SERVING, RPCs UNAVAILABLE) -> recover the
+// collections in --data_dir (checkpoint + WAL replay) -> SERVING -> on
+// SIGTERM or SIGINT: NOT_SERVING, stop accepting, let in-flight calls finish
+// (up to --drain_seconds), run the queued searches, checkpoint every
+// collection (CollectionManager::Close), exit 0. A failed recovery or final
+// checkpoint exits 1.
 #include <csignal>
 #include <cstdio>
 #include <fstream>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "engine/absl_view.h"
+#include "engine/collection_manager.h"
 #include "engine/thread_pool.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
-#include "server/collection_registry.h"
 #include "server/config.h"
 #include "server/metrics.h"
 #include "server/service.h"
@@ -36,21 +40,28 @@ void Log(const std::string& line) {
   std::fflush(stderr);
 }
 
-// Chooses the backend; only the CPU one is wired into the server so far.
+// Chooses the backend. Only the CPU backend is wired into the server: the
+// CUDA backend (engine/cuda_backend.h, used by peakknn-bench) links cuBLAS,
+// and with libcublas/libcublasLt loaded into this process prometheus-cpp's
+// civetweb fails to start the /metrics listener ("null context when
+// constructing CivetServer"; reproduced with LD_PRELOAD of either library).
+// Loading the CUDA backend lazily (dlopen after /metrics is up) is the next
+// step.
 absl::StatusOr<std::string> ResolveBackend(Backend backend) {
   switch (backend) {
     case Backend::kCpu:
       return std::string("cpu");
     case Backend::kAuto:
-      Log("backend auto: using cpu (the CUDA backend is not wired into the "
-          "server yet)");
+      Log("backend auto: using cpu (the server does not load the CUDA "
+          "backend yet; see server/main.cc)");
       return std::string("cpu");
     case Backend::kCuda:
       break;
   }
   return absl::UnimplementedError(
-      "--backend=cuda: CUDA backend not built/available in this server yet; "
-      "use --backend=cpu or auto");
+      "--backend=cuda: CUDA backend not built/available in this server yet "
+      "(loading cuBLAS breaks the metrics listener; lazy loading is not "
+      "implemented); use --backend=cpu or auto");
 }
 
 // Written to a temporary name and renamed, so readers never see half.
@@ -106,7 +117,24 @@ int Run(int argc, char** argv) {
   std::unique_ptr<ThreadPool> pool;
   if (config->threads > 0) pool = std::make_unique<ThreadPool>(config->threads);
 
-  VectorSearchService service(*config, *backend, &metrics);
+  ManagerOptions options;
+  options.data_dir = config->data_dir;
+  options.pool = pool.get();
+  options.block_rows = config->block_rows;
+  options.default_durability = config->durability;
+  options.truncate_corrupt_wal = config->truncate_corrupt_wal;
+  options.log = [](std::string_view line) { Log(std::string(line)); };
+  options.on_wal_fsync = [&metrics](absl::Duration d) {
+    metrics.ObserveWalFsync(absl::ToDoubleSeconds(d));
+  };
+  options.on_checkpoint = [&metrics](absl::Duration d) {
+    metrics.ObserveCheckpoint(absl::ToDoubleSeconds(d));
+  };
+  // Answers UNAVAILABLE until Recover below; outlives the service.
+  std::unique_ptr<CollectionManager> manager =
+      CollectionManager::Create(options);
+
+  VectorSearchService service(*config, *backend, manager.get(), &metrics);
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
@@ -137,26 +165,21 @@ int Run(int argc, char** argv) {
     }
   }
 
-  // Recovery (a durable registry replays its WAL here) while health says
-  // NOT_SERVING.
-  CollectionRegistry::Options options;
-  options.data_dir = config->data_dir;
-  options.block_rows = config->block_rows;
-  options.pool = pool.get();
-  absl::StatusOr<std::unique_ptr<CollectionRegistry>> registry =
-      CollectionRegistry::Open(options);
-  if (!registry.ok()) {
+  // Recovery while health says NOT_SERVING.
+  Log(absl::StrCat("recovering collections in ", config->data_dir,
+                   " (writes acknowledged with durability ",
+                   AV(DurabilityName(config->durability)), ")"));
+  const absl::Time recovery_start = absl::Now();
+  if (absl::Status s = manager->Recover(); !s.ok()) {
     Log(absl::StrCat("cannot open collections in ", config->data_dir, ": ",
-                     registry.status().message()));
+                     absl::StatusCodeToString(s.code()), ": ", s.message()));
     server->Shutdown();
     return 1;
   }
-  if (!(*registry)->durable()) {
-    Log(absl::StrCat(
-        "collections are kept in memory only; --data_dir=", config->data_dir,
-        " is not used yet (durable storage not wired in)"));
-  }
-  service.SetRegistry(std::move(*registry));
+  service.PublishCollectionRows();
+  Log(absl::StrCat("recovered ", manager->ListCollections().size(),
+                   " collections in ",
+                   absl::FormatDuration(absl::Now() - recovery_start)));
   health->SetServingStatus(true);
   health->SetServingStatus(kServiceName, true);
   Log("serving");
@@ -172,18 +195,13 @@ int Run(int argc, char** argv) {
   server->Shutdown(
       absl::ToChronoTime(absl::Now() + absl::Seconds(config->drain_seconds)));
   service.StopBatchers();
-  const absl::Time checkpoint_start = absl::Now();
-  absl::Status checkpoint = service.registry()->Checkpoint();
-  if (checkpoint.ok()) {
-    metrics.ObserveCheckpoint(
-        absl::ToDoubleSeconds(absl::Now() - checkpoint_start));
-    Log("checkpoint written");
-  } else if (absl::IsUnimplemented(checkpoint)) {
-    Log(std::string(checkpoint.message()));
-  } else {
-    Log(absl::StrCat("checkpoint failed: ", checkpoint.message()));
+  // Drains the writes still queued and checkpoints every collection, so
+  // the next start replays no log.
+  if (absl::Status s = manager->Close(); !s.ok()) {
+    Log(absl::StrCat("checkpoint at shutdown failed: ", s.message()));
     return 1;
   }
+  Log("checkpoint written");
   server->Wait();
   Log("stopped");
   return 0;

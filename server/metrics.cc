@@ -153,19 +153,19 @@ Metrics::PerCollection& Metrics::For(const std::string& collection) {
 
 void Metrics::SetCollectionRows(const std::string& collection, int64_t rows,
                                 int64_t live_rows) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   PerCollection& per = For(collection);
   per.rows->Set(static_cast<double>(rows));
   per.live_rows->Set(static_cast<double>(live_rows));
 }
 
 void Metrics::AddInsertedRows(const std::string& collection, int64_t rows) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   For(collection).inserted_rows->Increment(static_cast<double>(rows));
 }
 
 void Metrics::RemoveCollection(const std::string& collection) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   auto it = collections_.find(collection);
   if (it == collections_.end()) return;
   rows_.Remove(it->second.rows);
@@ -197,17 +197,17 @@ void Metrics::OnBatch(const std::string& collection, const BatchStats& stats) {
   if (stats.engine_seconds > 0) {
     engine_flops_per_second_.Set(flops / stats.engine_seconds);
   }
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   For(collection).expected_recall->Set(stats.expected_recall);
 }
 
 void Metrics::OnQueueDepth(const std::string& collection, int64_t depth) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   For(collection).queue_depth->Set(static_cast<double>(depth));
 }
 
 void Metrics::OnExpired(const std::string& collection, int64_t requests) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   For(collection).expired->Increment(static_cast<double>(requests));
 }
 

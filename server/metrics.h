@@ -8,12 +8,13 @@
 
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "absl/synchronization/mutex.h"
 #include "prometheus/counter.h"
 #include "prometheus/exposer.h"
 #include "prometheus/family.h"
@@ -41,7 +42,7 @@ class Metrics : public BatcherObserver {
                          int64_t live_rows);
   void AddInsertedRows(const std::string& collection, int64_t rows);
   void RemoveCollection(const std::string& collection);
-  // Storage hooks, fed by a durable registry.
+  // Storage timings, fed by the CollectionManager's hooks (main.cc).
   void ObserveWalFsync(double seconds);
   void ObserveCheckpoint(double seconds);
 
@@ -85,7 +86,7 @@ class Metrics : public BatcherObserver {
   prometheus::Family<prometheus::Counter>& inserted_rows_;
   prometheus::Family<prometheus::Counter>& expired_;
 
-  absl::Mutex mu_;
+  std::mutex mu_;
   absl::flat_hash_map<std::string, PerCollection> collections_
       ABSL_GUARDED_BY(mu_);
 };

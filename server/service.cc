@@ -2,11 +2,14 @@
 
 #include <algorithm>
 #include <chrono>
+#include <deque>
+#include <mutex>
 #include <span>
 #include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "engine/absl_view.h"
 #include "engine/recall_calculator.h"
 #include "server/convert.h"
 
@@ -38,40 +41,57 @@ absl::Time DeadlineOf(const grpc::CallbackServerContext* ctx) {
 
 VectorSearchService::VectorSearchService(const ServerConfig& config,
                                          std::string backend_name,
+                                         CollectionManager* manager,
                                          Metrics* metrics)
     : config_(config),
       limits_(RequestLimits::From(config)),
       backend_name_(std::move(backend_name)),
-      metrics_(metrics) {}
+      metrics_(metrics),
+      manager_(manager),
+      write_options_{config.durability} {}
 
 VectorSearchService::~VectorSearchService() { StopBatchers(); }
 
-void VectorSearchService::SetRegistry(
-    std::unique_ptr<CollectionRegistry> registry) {
-  registry_ = std::move(registry);
-  for (const CollectionInfo& info : registry_->List()) {
-    metrics_->SetCollectionRows(info.schema.name, info.stats.rows,
-                                info.stats.live_rows);
+void VectorSearchService::PublishCollectionRows() {
+  for (const CollectionInfo& info : ListInfos()) {
+    metrics_->SetCollectionRows(info.schema.name, info.rows, info.live_rows);
   }
-  ready_.store(true, std::memory_order_release);
 }
 
-CollectionRegistry* VectorSearchService::registry() const {
-  return ready_.load(std::memory_order_acquire) ? registry_.get() : nullptr;
-}
-
-absl::StatusOr<CollectionRegistry*> VectorSearchService::Ready() const {
-  if (!ready_.load(std::memory_order_acquire)) {
+absl::Status VectorSearchService::Ready() const {
+  if (manager_->recovering()) {
     return absl::UnavailableError(
-        "server is recovering its collections; retry shortly");
+        "server is recovering its collections (replaying the write-ahead "
+        "log); retry shortly");
   }
-  return registry_.get();
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::shared_ptr<const Collection>> VectorSearchService::Open(
+    absl::string_view name) const {
+  PEAKKNN_RETURN_IF_ERROR(Ready());
+  return manager_->GetCollection(SV(name));
+}
+
+std::vector<CollectionInfo> VectorSearchService::ListInfos() const {
+  std::vector<CollectionInfo> infos;
+  for (const std::string& name : manager_->ListCollections()) {
+    absl::StatusOr<CollectionInfo> info = manager_->Describe(name);
+    if (info.ok()) infos.push_back(*std::move(info));
+  }
+  return infos;
+}
+
+void VectorSearchService::PublishRows(const std::string& name,
+                                      const Collection& collection) {
+  const std::shared_ptr<const Snapshot> snapshot = collection.snapshot();
+  metrics_->SetCollectionRows(name, snapshot->rows, snapshot->live_rows);
 }
 
 void VectorSearchService::StopBatchers() {
   absl::flat_hash_map<std::string, BatcherEntry> batchers;
   {
-    absl::MutexLock lock(&batchers_mu_);
+    std::lock_guard<std::mutex> lock(batchers_mu_);
     batchers_stopped_ = true;
     batchers.swap(batchers_);
   }
@@ -102,15 +122,15 @@ grpc::ServerUnaryReactor* VectorSearchService::CreateCollection(
     v1::CreateCollectionResponse* resp) {
   const absl::Time start = absl::Now();
   auto body = [&]() -> absl::Status {
-    absl::StatusOr<CollectionRegistry*> registry = Ready();
-    if (!registry.ok()) return registry.status();
+    PEAKKNN_RETURN_IF_ERROR(Ready());
     PEAKKNN_RETURN_IF_ERROR(
         limits_.CheckName("schema.name", req->schema().name()));
     PEAKKNN_RETURN_IF_ERROR(limits_.CheckDim(req->schema().dim()));
     absl::StatusOr<CollectionSchema> schema = SchemaFromProto(
         req->schema(), CollectionSchema{}.default_recall_target);
     if (!schema.ok()) return schema.status();
-    absl::StatusOr<CollectionInfo> info = (*registry)->Create(*schema);
+    PEAKKNN_RETURN_IF_ERROR(manager_->CreateCollection(*schema));
+    absl::StatusOr<CollectionInfo> info = manager_->Describe(schema->name);
     if (!info.ok()) return info.status();
     InfoToProto(*info, resp->mutable_info());
     metrics_->SetCollectionRows(schema->name, 0, 0);
@@ -124,10 +144,9 @@ grpc::ServerUnaryReactor* VectorSearchService::DropCollection(
     v1::DropCollectionResponse*) {
   const absl::Time start = absl::Now();
   auto body = [&]() -> absl::Status {
-    absl::StatusOr<CollectionRegistry*> registry = Ready();
-    if (!registry.ok()) return registry.status();
+    PEAKKNN_RETURN_IF_ERROR(Ready());
     PEAKKNN_RETURN_IF_ERROR(limits_.CheckName("name", req->name()));
-    PEAKKNN_RETURN_IF_ERROR((*registry)->Drop(req->name()));
+    PEAKKNN_RETURN_IF_ERROR(manager_->DropCollection(req->name()));
     ForgetBatcher(req->name());
     metrics_->RemoveCollection(req->name());
     return absl::OkStatus();
@@ -140,9 +159,8 @@ grpc::ServerUnaryReactor* VectorSearchService::ListCollections(
     v1::ListCollectionsResponse* resp) {
   const absl::Time start = absl::Now();
   auto body = [&]() -> absl::Status {
-    absl::StatusOr<CollectionRegistry*> registry = Ready();
-    if (!registry.ok()) return registry.status();
-    for (const CollectionInfo& info : (*registry)->List()) {
+    PEAKKNN_RETURN_IF_ERROR(Ready());
+    for (const CollectionInfo& info : ListInfos()) {
       InfoToProto(info, resp->add_collections());
     }
     return absl::OkStatus();
@@ -155,10 +173,9 @@ grpc::ServerUnaryReactor* VectorSearchService::DescribeCollection(
     v1::DescribeCollectionResponse* resp) {
   const absl::Time start = absl::Now();
   auto body = [&]() -> absl::Status {
-    absl::StatusOr<CollectionRegistry*> registry = Ready();
-    if (!registry.ok()) return registry.status();
+    PEAKKNN_RETURN_IF_ERROR(Ready());
     PEAKKNN_RETURN_IF_ERROR(limits_.CheckName("name", req->name()));
-    absl::StatusOr<CollectionInfo> info = (*registry)->Describe(req->name());
+    absl::StatusOr<CollectionInfo> info = manager_->Describe(req->name());
     if (!info.ok()) return info.status();
     InfoToProto(*info, resp->mutable_info());
     return absl::OkStatus();
@@ -171,7 +188,7 @@ grpc::ServerUnaryReactor* VectorSearchService::DescribeCollection(
 
 absl::StatusOr<std::shared_ptr<Batcher>> VectorSearchService::BatcherFor(
     const CollectionSchema& schema) {
-  absl::MutexLock lock(&batchers_mu_);
+  std::lock_guard<std::mutex> lock(batchers_mu_);
   if (batchers_stopped_) {
     return absl::UnavailableError("server is shutting down");
   }
@@ -185,12 +202,17 @@ absl::StatusOr<std::shared_ptr<Batcher>> VectorSearchService::BatcherFor(
   options.max_batch = config_.max_batch;
   options.max_delay = absl::Microseconds(config_.max_delay_us);
   options.max_queue = config_.max_queue;
-  CollectionRegistry* registry = registry_.get();
+  // Looked up by name for every batch: a collection dropped and re-created
+  // with the same dim keeps this batcher and searches the new one.
   auto batcher = std::make_shared<Batcher>(
       schema.name, schema.dim, options,
-      [registry, name = schema.name](std::span<const float> queries,
-                                     const SearchParams& params) {
-        return registry->Search(name, queries, params);
+      [manager = manager_, name = schema.name](
+          std::span<const float> queries,
+          const SearchParams& params) -> absl::StatusOr<SearchOutcome> {
+        absl::StatusOr<std::shared_ptr<const Collection>> collection =
+            manager->GetCollection(name);
+        if (!collection.ok()) return collection.status();
+        return SearchCollection(**collection, queries, params);
       },
       static_cast<BatcherObserver*>(this));
   batchers_[schema.name] = {schema.dim, batcher};
@@ -200,7 +222,7 @@ absl::StatusOr<std::shared_ptr<Batcher>> VectorSearchService::BatcherFor(
 void VectorSearchService::ForgetBatcher(const std::string& name) {
   std::shared_ptr<Batcher> batcher;
   {
-    absl::MutexLock lock(&batchers_mu_);
+    std::lock_guard<std::mutex> lock(batchers_mu_);
     auto it = batchers_.find(name);
     if (it == batchers_.end()) return;
     batcher = std::move(it->second.batcher);
@@ -214,14 +236,14 @@ absl::Status VectorSearchService::SearchBody(grpc::CallbackServerContext* ctx,
                                              const v1::SearchRequest* req,
                                              v1::SearchResponse* resp,
                                              absl::Time start) {
-  absl::StatusOr<CollectionRegistry*> registry = Ready();
-  if (!registry.ok()) return registry.status();
+  PEAKKNN_RETURN_IF_ERROR(Ready());
   PEAKKNN_RETURN_IF_ERROR(limits_.CheckName("collection", req->collection()));
   PEAKKNN_RETURN_IF_ERROR(limits_.CheckK(req->k()));
   PEAKKNN_RETURN_IF_ERROR(limits_.CheckRecallTarget(req->recall_target()));
-  absl::StatusOr<CollectionSchema> schema =
-      (*registry)->Schema(req->collection());
-  if (!schema.ok()) return schema.status();
+  absl::StatusOr<std::shared_ptr<const Collection>> collection =
+      Open(req->collection());
+  if (!collection.ok()) return collection.status();
+  const CollectionSchema* schema = &(*collection)->schema();
   const std::span<const float> queries = SpanOf(req->queries());
   PEAKKNN_RETURN_IF_ERROR(limits_.CheckVectors(
       "queries", queries, schema->dim, -1, limits_.max_queries_per_request,
@@ -303,60 +325,83 @@ void VectorSearchService::OnExpired(const std::string& collection,
 // ---- Writes
 // ------------------------------------------------------------------
 
-absl::StatusOr<WriteResult> VectorSearchService::WriteRows(
-    absl::string_view collection, WriteMode mode, std::span<const uint64_t> ids,
-    std::span<const float> vectors) {
-  absl::StatusOr<CollectionRegistry*> registry = Ready();
-  if (!registry.ok()) return registry.status();
+absl::StatusOr<std::shared_ptr<const Collection>>
+VectorSearchService::CheckWrite(absl::string_view collection,
+                                std::span<const uint64_t> ids,
+                                std::span<const float> vectors) {
+  PEAKKNN_RETURN_IF_ERROR(Ready());
   PEAKKNN_RETURN_IF_ERROR(limits_.CheckName("collection", collection));
   PEAKKNN_RETURN_IF_ERROR(
       limits_.CheckIds("ids", static_cast<int64_t>(ids.size())));
-  absl::StatusOr<CollectionSchema> schema = (*registry)->Schema(collection);
-  if (!schema.ok()) return schema.status();
-  PEAKKNN_RETURN_IF_ERROR(limits_.CheckVectors(
-      "vectors", vectors, schema->dim, static_cast<int64_t>(ids.size()),
-      limits_.max_rows_per_write, "--max_rows_per_write"));
-  absl::StatusOr<WriteResult> result =
-      (*registry)->Write(collection, mode, ids, vectors);
-  if (!result.ok()) return result.status();
-  const std::string name(collection);
-  metrics_->AddInsertedRows(name, result->rows);
-  metrics_->SetCollectionRows(name, result->stats.rows,
-                              result->stats.live_rows);
-  inserted_rows_.fetch_add(result->rows, std::memory_order_relaxed);
-  return result;
+  absl::StatusOr<std::shared_ptr<const Collection>> handle = Open(collection);
+  if (!handle.ok()) return handle.status();
+  PEAKKNN_RETURN_IF_ERROR(
+      limits_.CheckVectors("vectors", vectors, (*handle)->schema().dim,
+                           static_cast<int64_t>(ids.size()),
+                           limits_.max_rows_per_write, "--max_rows_per_write"));
+  return handle;
 }
 
-// One InsertStream call: read a batch, apply it, ack it, read the next. A
-// failed batch is acked with its error and the stream goes on.
+void VectorSearchService::OnWritten(const std::string& name,
+                                    const Collection& collection,
+                                    int64_t rows) {
+  metrics_->AddInsertedRows(name, rows);
+  PublishRows(name, collection);
+  inserted_rows_.fetch_add(rows, std::memory_order_relaxed);
+}
+
+// One InsertStream call, pipelined for group commit: each batch read is
+// validated and handed to CollectionManager::WriteAsync, and the next read
+// starts while it commits, so up to kMaxPipelined batches of one stream
+// share a log append and an fsync. Acks go out in stream order, each once
+// its batch is acknowledged by the store (durable per --durability and
+// visible), with the batch's sequence number; a failed batch is acked with
+// its own error and the stream goes on.
+//
+// State lives under mu_; Step() decides the next gRPC operations under the
+// lock and starts them after releasing it. Invariants: at most one read and
+// one write outstanding (gRPC's rule); request_ is only touched by the read
+// in progress; Finish is called once, only when no read, no write and no
+// store callback (in_flight_) is outstanding, so OnDone may delete this.
 class VectorSearchService::InsertReactor final
     : public grpc::ServerBidiReactor<v1::InsertRequest, v1::InsertAck> {
  public:
+  // Batches admitted but not yet acked. Bounds the stream's memory (each
+  // holds its copy in the store's queue) while allowing overlap.
+  static constexpr size_t kMaxPipelined = 16;
+
   explicit InsertReactor(VectorSearchService* service) : service_(service) {
+    reading_ = true;
     StartRead(&request_);
   }
 
   void OnReadDone(bool ok) override {
-    if (!ok) {  // the client half-closed (or went away): we are done
-      FinishWith(absl::OkStatus());
+    if (!ok) {  // the client half-closed (or went away)
+      std::unique_lock<std::mutex> lock(mu_);
+      reading_ = false;
+      reads_done_ = true;
+      Step(lock);
       return;
     }
-    ack_.Clear();
-    ack_.set_batch_tag(request_.batch_tag());
-    if (absl::Status s = Apply(); !s.ok()) {
-      ack_.set_code(static_cast<int32_t>(s.code()));
-      ack_.set_error(std::string(s.message()));
+    Slot* slot;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      slot = &slots_.emplace_back();
+      slot->ack.set_batch_tag(request_.batch_tag());
+      ++in_flight_;
     }
-    StartWrite(&ack_);
+    // reading_ stays true until request_ has been copied by the store.
+    Submit(slot);
+    std::unique_lock<std::mutex> lock(mu_);
+    reading_ = false;
+    Step(lock);
   }
 
   void OnWriteDone(bool ok) override {
-    if (!ok) {
-      FinishWith(absl::CancelledError(
-          "InsertStream: the client went away before an ack was sent"));
-      return;
-    }
-    StartRead(&request_);
+    std::unique_lock<std::mutex> lock(mu_);
+    writing_ = false;
+    if (!ok) client_gone_ = true;
+    Step(lock);
   }
 
   void OnDone() override {
@@ -365,7 +410,38 @@ class VectorSearchService::InsertReactor final
   }
 
  private:
-  absl::Status Apply() {
+  struct Slot {
+    v1::InsertAck ack;
+    bool ready = false;  // outcome known
+  };
+
+  // Validates request_ and hands it to the store; Complete(slot) runs
+  // exactly once, here or on the collection's commit thread.
+  void Submit(Slot* slot) {
+    absl::Status status = CheckCollectionName();
+    absl::StatusOr<std::shared_ptr<const Collection>> collection;
+    if (status.ok()) {
+      collection = service_->CheckWrite(collection_, SpanOf(request_.ids()),
+                                        SpanOf(request_.vectors()));
+      status = collection.status();
+    }
+    if (!status.ok()) {
+      Complete(slot, status);
+      return;
+    }
+    service_->manager_->WriteAsync(
+        collection_,
+        request_.upsert() ? WriteMode::kUpsert : WriteMode::kInsert,
+        SpanOf(request_.ids()), SpanOf(request_.vectors()),
+        service_->write_options_,
+        [this, slot, name = collection_,
+         handle = *std::move(collection)](absl::StatusOr<WriteAck> ack) {
+          if (ack.ok()) service_->OnWritten(name, *handle, ack->rows);
+          Complete(slot, std::move(ack));
+        });
+  }
+
+  absl::Status CheckCollectionName() {
     if (collection_.empty()) {
       if (request_.collection().empty()) {
         return absl::InvalidArgumentError(
@@ -376,33 +452,75 @@ class VectorSearchService::InsertReactor final
                request_.collection() != collection_) {
       return absl::InvalidArgumentError(
           absl::StrCat("collection=\"", request_.collection(),
-                       "\": this InsertStream "
-                       "writes \"",
-                       collection_,
-                       "\"; open another stream for another "
-                       "collection"));
+                       "\": this InsertStream writes \"", collection_,
+                       "\"; open another stream for another collection"));
     }
-    absl::StatusOr<WriteResult> result = service_->WriteRows(
-        collection_,
-        request_.upsert() ? WriteMode::kUpsert : WriteMode::kInsert,
-        SpanOf(request_.ids()), SpanOf(request_.vectors()));
-    if (!result.ok()) return result.status();
-    ack_.set_sequence(result->sequence);
-    ack_.set_rows(result->rows);
     return absl::OkStatus();
   }
 
-  void FinishWith(const absl::Status& status) {
-    code_ = status.code();
-    Finish(ToGrpcStatus(status));
+  void Complete(Slot* slot, const absl::StatusOr<WriteAck>& result) {
+    std::unique_lock<std::mutex> lock(mu_);
+    if (result.ok()) {
+      slot->ack.set_sequence(result->sequence);
+      slot->ack.set_rows(result->rows);
+      slot->ack.set_durability(DurabilityToProto(result->durability));
+    } else {
+      slot->ack.set_code(static_cast<int32_t>(result.status().code()));
+      slot->ack.set_error(std::string(result.status().message()));
+    }
+    slot->ready = true;
+    --in_flight_;
+    Step(lock);
+  }
+
+  // Starts whatever can start now: the next ack in order, the next read
+  // (while fewer than kMaxPipelined batches are unacked), or Finish.
+  void Step(std::unique_lock<std::mutex>& lock) {
+    bool write = false;
+    bool read = false;
+    bool finish = false;
+    grpc::Status status = grpc::Status::OK;
+    if (!finished_ && !client_gone_) {
+      if (!writing_ && !slots_.empty() && slots_.front().ready) {
+        sending_ = std::move(slots_.front().ack);
+        slots_.pop_front();
+        writing_ = write = true;
+      }
+      if (!reading_ && !reads_done_ && slots_.size() < kMaxPipelined) {
+        reading_ = read = true;
+      }
+    }
+    if (!finished_ && !reading_ && !writing_ && in_flight_ == 0 &&
+        (client_gone_ || (reads_done_ && slots_.empty()))) {
+      finished_ = finish = true;
+      if (client_gone_) {
+        const absl::Status gone = absl::CancelledError(
+            "InsertStream: the client went away before every ack was sent");
+        code_ = gone.code();
+        status = ToGrpcStatus(gone);
+      }
+    }
+    lock.unlock();
+    if (write) StartWrite(&sending_);
+    if (read) StartRead(&request_);
+    if (finish) Finish(status);
   }
 
   VectorSearchService* const service_;
   const absl::Time start_ = absl::Now();
-  std::string collection_;
+  std::string collection_;  // set by the first batch that names one
   v1::InsertRequest request_;
-  v1::InsertAck ack_;
-  absl::StatusCode code_ = absl::StatusCode::kOk;
+  v1::InsertAck sending_;  // the ack being written
+
+  std::mutex mu_;
+  std::deque<Slot> slots_ ABSL_GUARDED_BY(mu_);  // unacked, in stream order
+  int in_flight_ ABSL_GUARDED_BY(mu_) = 0;       // store callbacks not yet run
+  bool reading_ ABSL_GUARDED_BY(mu_) = false;
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool reads_done_ ABSL_GUARDED_BY(mu_) = false;
+  bool client_gone_ ABSL_GUARDED_BY(mu_) = false;
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  absl::StatusCode code_ = absl::StatusCode::kOk;  // written before Finish
 };
 
 grpc::ServerBidiReactor<v1::InsertRequest, v1::InsertAck>*
@@ -414,14 +532,21 @@ grpc::ServerUnaryReactor* VectorSearchService::Upsert(
     grpc::CallbackServerContext* ctx, const v1::UpsertRequest* req,
     v1::UpsertResponse* resp) {
   const absl::Time start = absl::Now();
-  absl::StatusOr<WriteResult> result =
-      WriteRows(req->collection(), WriteMode::kUpsert, SpanOf(req->ids()),
-                SpanOf(req->vectors()));
-  if (result.ok()) {
-    resp->set_sequence(result->sequence);
-    resp->set_rows(result->rows);
-  }
-  return Finish(ctx, "Upsert", start, result.status());
+  auto body = [&]() -> absl::Status {
+    absl::StatusOr<std::shared_ptr<const Collection>> collection = CheckWrite(
+        req->collection(), SpanOf(req->ids()), SpanOf(req->vectors()));
+    if (!collection.ok()) return collection.status();
+    absl::StatusOr<WriteAck> ack =
+        manager_->Upsert(req->collection(), SpanOf(req->ids()),
+                         SpanOf(req->vectors()), write_options_);
+    if (!ack.ok()) return ack.status();
+    resp->set_sequence(ack->sequence);
+    resp->set_rows(ack->rows);
+    resp->set_durability(DurabilityToProto(ack->durability));
+    OnWritten(req->collection(), **collection, ack->rows);
+    return absl::OkStatus();
+  };
+  return Finish(ctx, "Upsert", start, body());
 }
 
 grpc::ServerUnaryReactor* VectorSearchService::Delete(
@@ -429,17 +554,19 @@ grpc::ServerUnaryReactor* VectorSearchService::Delete(
     v1::DeleteResponse* resp) {
   const absl::Time start = absl::Now();
   auto body = [&]() -> absl::Status {
-    absl::StatusOr<CollectionRegistry*> registry = Ready();
-    if (!registry.ok()) return registry.status();
+    PEAKKNN_RETURN_IF_ERROR(Ready());
     PEAKKNN_RETURN_IF_ERROR(limits_.CheckName("collection", req->collection()));
     PEAKKNN_RETURN_IF_ERROR(limits_.CheckIds("ids", req->ids_size()));
-    absl::StatusOr<WriteResult> result =
-        (*registry)->Delete(req->collection(), SpanOf(req->ids()));
-    if (!result.ok()) return result.status();
-    resp->set_sequence(result->sequence);
-    resp->set_deleted(result->rows);
-    metrics_->SetCollectionRows(req->collection(), result->stats.rows,
-                                result->stats.live_rows);
+    absl::StatusOr<std::shared_ptr<const Collection>> collection =
+        Open(req->collection());
+    if (!collection.ok()) return collection.status();
+    absl::StatusOr<WriteAck> ack =
+        manager_->Delete(req->collection(), SpanOf(req->ids()), write_options_);
+    if (!ack.ok()) return ack.status();
+    resp->set_sequence(ack->sequence);
+    resp->set_deleted(ack->rows);
+    resp->set_durability(DurabilityToProto(ack->durability));
+    PublishRows(req->collection(), **collection);
     return absl::OkStatus();
   };
   return Finish(ctx, "Delete", start, body());
@@ -450,11 +577,10 @@ grpc::ServerUnaryReactor* VectorSearchService::Get(
     v1::GetResponse* resp) {
   const absl::Time start = absl::Now();
   auto body = [&]() -> absl::Status {
-    absl::StatusOr<CollectionRegistry*> registry = Ready();
-    if (!registry.ok()) return registry.status();
+    PEAKKNN_RETURN_IF_ERROR(Ready());
     PEAKKNN_RETURN_IF_ERROR(limits_.CheckName("collection", req->collection()));
     PEAKKNN_RETURN_IF_ERROR(limits_.CheckIds("ids", req->ids_size()));
-    auto vectors = (*registry)->Get(req->collection(), SpanOf(req->ids()));
+    auto vectors = manager_->Get(req->collection(), SpanOf(req->ids()));
     if (!vectors.ok()) return vectors.status();
     for (int i = 0; i < req->ids_size(); ++i) {
       v1::StoredVector* out = resp->add_vectors();
@@ -478,12 +604,10 @@ grpc::ServerUnaryReactor* VectorSearchService::PlanRecall(
   auto body = [&]() -> absl::Status {
     int64_t n = req->n();
     if (!req->collection().empty() && n == 0) {
-      absl::StatusOr<CollectionRegistry*> registry = Ready();
-      if (!registry.ok()) return registry.status();
-      absl::StatusOr<CollectionInfo> info =
-          (*registry)->Describe(req->collection());
-      if (!info.ok()) return info.status();
-      n = info->stats.live_rows;
+      absl::StatusOr<std::shared_ptr<const Collection>> collection =
+          Open(req->collection());
+      if (!collection.ok()) return collection.status();
+      n = (*collection)->snapshot()->live_rows;
     }
     if (req->k() < 1) {
       return absl::InvalidArgumentError(
@@ -519,12 +643,11 @@ grpc::ServerUnaryReactor* VectorSearchService::GetStats(
     v1::GetStatsResponse* resp) {
   const absl::Time start = absl::Now();
   auto body = [&]() -> absl::Status {
-    absl::StatusOr<CollectionRegistry*> registry = Ready();
-    if (!registry.ok()) return registry.status();
+    PEAKKNN_RETURN_IF_ERROR(Ready());
     resp->set_version(PEAKKNN_VERSION);
     resp->set_backend(backend_name_);
     resp->set_uptime_seconds(absl::ToDoubleSeconds(absl::Now() - started_));
-    for (const CollectionInfo& info : (*registry)->List()) {
+    for (const CollectionInfo& info : ListInfos()) {
       InfoToProto(info, resp->add_collections());
     }
     resp->set_search_requests(search_requests_.load());

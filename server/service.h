@@ -1,25 +1,29 @@
 // The peakknn.v1.VectorSearch gRPC service (callback API).
 //
 // Validates every request against the limits, routes searches through the
-// per-collection Batcher and everything else straight to the
-// CollectionRegistry, and records per-RPC metrics. Until SetRegistry is
-// called (recovery still running) every RPC answers UNAVAILABLE.
+// per-collection Batcher and everything else straight to the durable
+// CollectionManager, and records per-RPC metrics. While the manager
+// recovers, every RPC but PlanRecall without a collection answers
+// UNAVAILABLE. Writes are acknowledged with the collection's durable
+// sequence number once logged (and fsynced, per --durability) and visible.
 #pragma once
 
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <mutex>
+#include <span>
 #include <string>
+#include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "engine/collection_manager.h"
 #include "peakknn/v1/vector_search.grpc.pb.h"
 #include "server/batcher.h"
-#include "server/collection_registry.h"
 #include "server/config.h"
 #include "server/metrics.h"
 #include "server/request_limits.h"
@@ -29,15 +33,14 @@ namespace peakknn::server {
 class VectorSearchService final : public v1::VectorSearch::CallbackService,
                                   private BatcherObserver {
  public:
-  // `metrics` must outlive the service.
+  // `manager` (recovering or recovered) and `metrics` must outlive the
+  // service.
   VectorSearchService(const ServerConfig& config, std::string backend_name,
-                      Metrics* metrics);
+                      CollectionManager* manager, Metrics* metrics);
   ~VectorSearchService() override;
 
-  // Installs the opened (recovered) registry; RPCs are served from then on.
-  // Call once.
-  void SetRegistry(std::unique_ptr<CollectionRegistry> registry);
-  CollectionRegistry* registry() const;
+  // Publishes every collection's row counts; call once recovery succeeded.
+  void PublishCollectionRows();
 
   // Completes every queued search and stops the batchers; later searches
   // get UNAVAILABLE. Call after the gRPC server stopped accepting calls.
@@ -80,8 +83,16 @@ class VectorSearchService final : public v1::VectorSearch::CallbackService,
  private:
   class InsertReactor;
 
-  // The registry, or UNAVAILABLE while recovering.
-  absl::StatusOr<CollectionRegistry*> Ready() const;
+  // UNAVAILABLE while the manager recovers.
+  absl::Status Ready() const;
+  // The collection's search handle (its schema, its rows), or the manager's
+  // error (NOT_FOUND, UNAVAILABLE while recovering).
+  absl::StatusOr<std::shared_ptr<const Collection>> Open(
+      absl::string_view name) const;
+  // Describes every collection, sorted by name (skips one dropped meanwhile).
+  std::vector<CollectionInfo> ListInfos() const;
+  // Sets the collection's row gauges from its current snapshot.
+  void PublishRows(const std::string& name, const Collection& collection);
   // Records the RPC's metrics and finishes its default reactor (which must
   // not have been taken before: DefaultReactor() re-constructs it).
   grpc::ServerUnaryReactor* Finish(grpc::CallbackServerContext* ctx,
@@ -92,11 +103,15 @@ class VectorSearchService final : public v1::VectorSearch::CallbackService,
   absl::StatusOr<std::shared_ptr<Batcher>> BatcherFor(
       const CollectionSchema& schema);
   void ForgetBatcher(const std::string& name);
-  // Validates, writes, updates metrics: shared by Upsert and InsertStream.
-  absl::StatusOr<WriteResult> WriteRows(absl::string_view collection,
-                                        WriteMode mode,
-                                        std::span<const uint64_t> ids,
-                                        std::span<const float> vectors);
+  // Validates a write batch against the limits and the collection's dim;
+  // returns the collection (for PublishRows). Shared by Upsert and
+  // InsertStream.
+  absl::StatusOr<std::shared_ptr<const Collection>> CheckWrite(
+      absl::string_view collection, std::span<const uint64_t> ids,
+      std::span<const float> vectors);
+  // Metrics of an acknowledged write.
+  void OnWritten(const std::string& name, const Collection& collection,
+                 int64_t rows);
   // Validates and queues; on OK the batcher finishes `reactor`.
   absl::Status SearchBody(grpc::CallbackServerContext* ctx,
                           grpc::ServerUnaryReactor* reactor,
@@ -114,10 +129,11 @@ class VectorSearchService final : public v1::VectorSearch::CallbackService,
   Metrics* const metrics_;
   const absl::Time started_ = absl::Now();
 
-  std::unique_ptr<CollectionRegistry> registry_;  // written once, then read
-  std::atomic<bool> ready_{false};
+  CollectionManager* const manager_;
+  // Every write of this server, per --durability.
+  const WriteOptions write_options_;
 
-  absl::Mutex batchers_mu_;
+  std::mutex batchers_mu_;
   struct BatcherEntry {
     int dim;
     std::shared_ptr<Batcher> batcher;

@@ -1,5 +1,6 @@
-// The dynamic batcher over a real in-memory collection: merging, splitting
-// at max_batch, per-request k and recall, queue bound, deadlines, Stop.
+// The dynamic batcher over a real (in-memory) engine collection: merging,
+// splitting at max_batch, per-request k and recall, queue bound, deadlines,
+// Stop.
 #include "server/batcher.h"
 
 #include <atomic>
@@ -8,10 +9,10 @@
 #include <vector>
 
 #include "absl/time/clock.h"
+#include "engine/collection.h"
 #include "engine/notification.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "server/collection_registry.h"
 
 namespace peakknn::server {
 namespace {
@@ -21,20 +22,19 @@ constexpr int kDim = 8;
 class BatcherTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto registry = CollectionRegistry::Open({});
-    ASSERT_TRUE(registry.ok());
-    registry_ = std::move(*registry);
     CollectionSchema schema;
     schema.name = "b";
     schema.dim = kDim;
-    ASSERT_TRUE(registry_->Create(schema).ok());
+    auto collection = Collection::Create(schema, CollectionOptions{});
+    ASSERT_TRUE(collection.ok()) << collection.status();
+    collection_ = std::move(*collection);
     std::mt19937 rng(5);
     std::normal_distribution<float> normal;
     rows_.resize(1000 * kDim);
     for (float& x : rows_) x = normal(rng);
     std::vector<uint64_t> ids(1000);
     std::iota(ids.begin(), ids.end(), 0);
-    ASSERT_TRUE(registry_->Write("b", WriteMode::kInsert, ids, rows_).ok());
+    ASSERT_TRUE(collection_->Write(WriteMode::kInsert, ids, rows_).ok());
   }
 
   std::unique_ptr<Batcher> Make(const Batcher::Options& options) {
@@ -44,7 +44,7 @@ class BatcherTest : public ::testing::Test {
           calls_.fetch_add(1);
           last_k_ = p.k;
           last_target_ = p.recall_target;
-          return registry_->Search("b", q, p);
+          return SearchCollection(*collection_, q, p);
         },
         nullptr);
   }
@@ -71,7 +71,7 @@ class BatcherTest : public ::testing::Test {
     return job;
   }
 
-  std::unique_ptr<CollectionRegistry> registry_;
+  std::unique_ptr<Collection> collection_;
   std::vector<float> rows_;
   std::atomic<int> calls_{0};
   int64_t last_k_ = 0;

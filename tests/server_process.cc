@@ -158,27 +158,39 @@ absl::StatusOr<ServerProcess> ServerProcess::Start(
       absl::StrCat("--data_dir=", server.dir, "/data"),
   };
   argv.insert(argv.end(), extra_flags.begin(), extra_flags.end());
+  // A restart on the same dir appends to the earlier server's log.
+  const size_t log_start = server.Log().size();
   absl::StatusOr<ChildProcess> child =
       ChildProcess::Spawn(argv, env, server.dir + "/server.log");
   if (!child.ok()) return child.status();
   server.process = std::move(*child);
-  for (int i = 0; i < 1000; ++i) {  // up to 10 s
-    std::ifstream in(port_file);
-    std::string line1, line2;
-    if (in && std::getline(in, line1) && std::getline(in, line2) &&
-        absl::SimpleAtoi(line1, &server.port) &&
-        absl::SimpleAtoi(line2, &server.metrics_port)) {
+  // The port file appears once the server listens; it serves once it has
+  // recovered its collections (and logs "serving").
+  bool listening = false;
+  for (int i = 0; i < 3000; ++i) {  // up to 30 s
+    if (!listening) {
+      std::ifstream in(port_file);
+      std::string line1, line2;
+      listening = in && std::getline(in, line1) && std::getline(in, line2) &&
+                  absl::SimpleAtoi(line1, &server.port) &&
+                  absl::SimpleAtoi(line2, &server.metrics_port);
+    }
+    if (listening && server.Log().find("peakknn-server: serving\n",
+                                       log_start) != std::string::npos) {
       return server;
     }
     absl::StatusOr<int> exited = server.process.Wait(0.01);
     if (exited.ok()) {
-      return absl::InternalError(absl::StrCat("peakknn-server exited with ",
-                                              *exited, " before listening:\n",
-                                              server.Log()));
+      return absl::InternalError(absl::StrCat(
+          "peakknn-server exited with ", *exited,
+          listening ? " before serving:\n" : " before listening:\n",
+          server.Log()));
     }
   }
   return absl::DeadlineExceededError(
-      absl::StrCat("peakknn-server wrote no port file:\n", server.Log()));
+      absl::StrCat("peakknn-server ",
+                   listening ? "did not start serving" : "wrote no port file",
+                   " within 30 s:\n", server.Log()));
 }
 
 absl::StatusOr<int> FreePort() {

@@ -41,7 +41,8 @@ class ChildProcess {
 
 // peakknn-server started with --listen 127.0.0.1:0, --metrics_listen
 // 127.0.0.1:0 and a port file in a fresh temporary directory (also its
-// --data_dir); Start returns once it is SERVING-ready (port file written).
+// --data_dir); Start returns once it serves (port file written and its
+// collections recovered), or an error if it exits first.
 struct ServerProcess {
   ServerProcess() = default;
   ServerProcess(ServerProcess&& other) noexcept;

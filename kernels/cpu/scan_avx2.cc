@@ -57,6 +57,13 @@ struct Avx2Vec16 {
     _mm256_store_ps(out16, v.lo);
     _mm256_store_ps(out16 + 8, v.hi);
   }
+  // AVX2 has no 16-bit-mask stores: the lanes go through the scalar fold.
+  static void FoldLanes(Vec scores, uint32_t lanes, float* best16,
+                        int64_t* slots16, int64_t first_slot) {
+    alignas(64) float tmp[kPanelRows];
+    Store(tmp, scores);
+    FoldIntoBins(best16, slots16, tmp, lanes, first_slot);
+  }
 };
 
 struct F32Micro {
