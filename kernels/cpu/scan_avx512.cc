@@ -103,26 +103,11 @@ struct Bf16WidenMicro {
 using F32Scanner = Scanner<Avx512Vec16, F32Micro>;
 using Bf16Scanner = Scanner<Avx512Vec16, Bf16WidenMicro>;
 
-void PartialReduce(const QueryTile& queries, const RowRange& rows,
-                   const BinTable& bins) {
-  if (rows.type == RowType::kF32) {
-    F32Scanner::PartialReduce(queries, rows, bins);
-  } else {
-    Bf16Scanner::PartialReduce(queries, rows, bins);
-  }
-}
-
-void ExactScan(const QueryTile& queries, const RowRange& rows,
-               TopKBuffer* buffers) {
-  if (rows.type == RowType::kF32) {
-    F32Scanner::ExactScan(queries, rows, buffers);
-  } else {
-    Bf16Scanner::ExactScan(queries, rows, buffers);
-  }
-}
+using Entry = RowTypeDispatch<F32Scanner, Bf16Scanner>;
 
 }  // namespace
 
-const KernelSet kAvx512Kernels = {"avx512", PartialReduce, ExactScan};
+const KernelSet kAvx512Kernels = {"avx512", Entry::PartialReduce,
+                                  Entry::ExactScan};
 
 }  // namespace peakknn::kernels::detail

@@ -158,4 +158,26 @@ struct Scanner {
   }
 };
 
+// A kernel set's entry points for one instruction set: the scanner of the
+// row type does the work. (Instantiate with the SIMD file's own types.)
+template <class F32Scanner, class Bf16Scanner>
+struct RowTypeDispatch {
+  static void PartialReduce(const QueryTile& queries, const RowRange& rows,
+                            const BinTable& bins) {
+    if (rows.type == RowType::kF32) {
+      F32Scanner::PartialReduce(queries, rows, bins);
+    } else {
+      Bf16Scanner::PartialReduce(queries, rows, bins);
+    }
+  }
+  static void ExactScan(const QueryTile& queries, const RowRange& rows,
+                        TopKBuffer* buffers) {
+    if (rows.type == RowType::kF32) {
+      F32Scanner::ExactScan(queries, rows, buffers);
+    } else {
+      Bf16Scanner::ExactScan(queries, rows, buffers);
+    }
+  }
+};
+
 }  // namespace peakknn::kernels::detail
