@@ -24,18 +24,11 @@ namespace {
 
 using client::Client;
 using client::ClientOptions;
+using peakknn::testing::RandomVectors;
 using peakknn::testing::ServerProcess;
 using ::testing::HasSubstr;
 
 constexpr int kDim = 16;
-
-std::vector<float> RandomVectors(int64_t n, int dim, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<float> normal;
-  std::vector<float> v(static_cast<size_t>(n * dim));
-  for (float& x : v) x = normal(rng);
-  return v;
-}
 
 std::vector<uint64_t> Iota(uint64_t first, int64_t n) {
   std::vector<uint64_t> ids(n);

@@ -29,18 +29,11 @@ namespace {
 
 using client::Client;
 using client::ClientOptions;
+using peakknn::testing::RandomVectors;
 using peakknn::testing::ServerProcess;
 using ::testing::HasSubstr;
 
 constexpr int kDim = 16;
-
-std::vector<float> RandomVectors(int64_t n, int dim, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<float> normal;
-  std::vector<float> v(static_cast<size_t>(n * dim));
-  for (float& x : v) x = normal(rng);
-  return v;
-}
 
 // Exact k nearest ids by L2 (ties by lower id), for checking.
 std::vector<uint64_t> BruteForce(const std::vector<float>& data, int dim,

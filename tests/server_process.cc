@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <random>
 #include <sstream>
 #include <thread>
 
@@ -191,6 +192,14 @@ absl::StatusOr<ServerProcess> ServerProcess::Start(
       absl::StrCat("peakknn-server ",
                    listening ? "did not start serving" : "wrote no port file",
                    " within 30 s:\n", server.Log()));
+}
+
+std::vector<float> RandomVectors(int64_t n, int dim, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> normal;
+  std::vector<float> v(static_cast<size_t>(n * dim));
+  for (float& x : v) x = normal(rng);
+  return v;
 }
 
 absl::StatusOr<int> FreePort() {

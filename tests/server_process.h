@@ -67,6 +67,9 @@ struct ServerProcess {
 std::string MakeTempDir(const std::string& prefix);
 // A loopback TCP port that was free a moment ago.
 absl::StatusOr<int> FreePort();
+
+// n x dim standard-normal floats from a seeded generator (test data).
+std::vector<float> RandomVectors(int64_t n, int dim, uint64_t seed);
 // GET http://127.0.0.1:port/path; returns the body of a 200 response.
 absl::StatusOr<std::string> HttpGet(int port, const std::string& path);
 // Runs a shell command; returns its exit code and fills `output` with its
