@@ -43,15 +43,15 @@ Expected ExpectedHere() {
 #if defined(PEAKKNN_CUDA_PLUGIN_PATH)
   absl::StatusOr<CudaPlugin> plugin =
       CudaPlugin::Load(PEAKKNN_CUDA_PLUGIN_PATH);
+  if (!plugin.ok()) return {"cpu", std::string(plugin.status().message())};
+  absl::Status available = plugin->Available();
+  if (!available.ok()) return {"cpu", std::string(available.message()), true};
+  return {"cuda", "", true};
 #else
   // No plugin was built: the server looks beside itself and finds none.
   return {"cpu", absl::StrCat("CUDA plugin ", kCudaPluginFileName,
                               " not found (looked in ")};
 #endif
-  if (!plugin.ok()) return {"cpu", std::string(plugin.status().message())};
-  absl::Status available = plugin->Available();
-  if (!available.ok()) return {"cpu", std::string(available.message()), true};
-  return {"cuda", "", true};
 }
 
 // One server's answers to the same searches over the same rows.
