@@ -7,6 +7,12 @@
 // these functions return an error naming the CUDA failure ("no CUDA-capable
 // device is detected", "CUDA driver version is insufficient", ...).
 //
+// Who links it: peakknn-bench and tests/cuda_backend_test link
+// peakknn_cuda_backend (and so cuBLAS) directly. peakknn-server must not
+// (cuBLAS's static TLS breaks civetweb's /metrics threads; see
+// engine/cuda_plugin_loader.h): it reaches these functions through
+// libpeakknn_cuda_plugin.so (engine/cuda/cuda_plugin.cc), loaded with dlopen.
+//
 // What the backend does (engine/cuda/cuda_backend.cc):
 //   storage  each RowBlock of every collection is mirrored in device memory
 //            in the same panel layout (f32 or bf16) with its bias and its

@@ -26,7 +26,12 @@ ABSL_FLAG(std::string, durability, "fsync",
 ABSL_FLAG(bool, truncate_corrupt_wal, false,
           "Recovery: cut a collection's log at a corrupt record instead of "
           "refusing to start (loses the records from there on)");
-ABSL_FLAG(std::string, backend, "auto", "Search backend: auto, cpu or cuda");
+ABSL_FLAG(std::string, backend, "auto",
+          "Search backend: auto (CUDA when its plugin loads and a device is "
+          "usable, else the CPU), cpu or cuda (fails to start without it)");
+ABSL_FLAG(std::string, cuda_plugin, "",
+          "Path of libpeakknn_cuda_plugin.so for --backend=cuda|auto; empty "
+          "looks in the executable's directory, then ../lib beside it");
 ABSL_FLAG(std::string, port_file, "",
           "If set, write the chosen gRPC port (line 1) and metrics port "
           "(line 2) here once listening");
@@ -59,6 +64,7 @@ constexpr const char* kFlagNames[] = {
     "durability",
     "truncate_corrupt_wal",
     "backend",
+    "cuda_plugin",
     "port_file",
     "max_batch",
     "max_delay_us",
@@ -175,6 +181,7 @@ absl::StatusOr<ServerConfig> LoadConfig(int argc, char** argv) {
   absl::StatusOr<Backend> backend = ParseBackend(absl::GetFlag(FLAGS_backend));
   if (!backend.ok()) return backend.status();
   c.backend = *backend;
+  c.cuda_plugin = absl::GetFlag(FLAGS_cuda_plugin);
   c.port_file = absl::GetFlag(FLAGS_port_file);
   c.max_batch = absl::GetFlag(FLAGS_max_batch);
   c.max_delay_us = absl::GetFlag(FLAGS_max_delay_us);

@@ -25,6 +25,9 @@ struct ServerConfig {
   // to start with DATA_LOSS.
   bool truncate_corrupt_wal = false;
   Backend backend = Backend::kAuto;
+  // The CUDA backend plugin for --backend=cuda|auto; "" looks beside the
+  // executable (engine/cuda_plugin_loader.h).
+  std::string cuda_plugin;
   // When set, the server writes its chosen gRPC port there once listening
   // (for --listen ...:0), then "metrics_port" on a second line.
   std::string port_file;

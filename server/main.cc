@@ -6,7 +6,8 @@
 // SIGTERM or SIGINT: NOT_SERVING, stop accepting, let in-flight calls finish
 // (up to --drain_seconds), run the queued searches, checkpoint every
 // collection (CollectionManager::Close), exit 0. A failed recovery or final
-// checkpoint exits 1.
+// checkpoint exits 1, as does --backend=cuda where CUDA cannot run; bad flags
+// exit 2.
 #include <csignal>
 #include <cstdio>
 #include <fstream>
@@ -19,7 +20,10 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "engine/absl_view.h"
+#include "engine/backend.h"
 #include "engine/collection_manager.h"
+#include "engine/cuda_backend.h"
+#include "engine/cuda_plugin_loader.h"
 #include "engine/thread_pool.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
@@ -40,28 +44,52 @@ void Log(const std::string& line) {
   std::fflush(stderr);
 }
 
-// Chooses the backend. Only the CPU backend is wired into the server: the
-// CUDA backend (engine/cuda_backend.h, used by peakknn-bench) links cuBLAS,
-// and with libcublas/libcublasLt loaded into this process prometheus-cpp's
-// civetweb fails to start the /metrics listener ("null context when
-// constructing CivetServer"; reproduced with LD_PRELOAD of either library).
-// Loading the CUDA backend lazily (dlopen after /metrics is up) is the next
-// step.
-absl::StatusOr<std::string> ResolveBackend(Backend backend) {
-  switch (backend) {
-    case Backend::kCpu:
-      return std::string("cpu");
-    case Backend::kAuto:
-      Log("backend auto: using cpu (the server does not load the CUDA "
-          "backend yet; see server/main.cc)");
-      return std::string("cpu");
-    case Backend::kCuda:
-      break;
+// The search backend of every collection; `backend` is null for the CPU
+// (each collection then scans with the CPU backend over the engine pool).
+// Outlives the CollectionManager.
+struct ChosenBackend {
+  std::string name;  // "cpu" or "cuda": logs, GetStats, metrics
+  std::unique_ptr<SearchBackend> backend;
+};
+
+// The CUDA backend from its plugin (never linked into this binary: see
+// engine/cuda_plugin_loader.h for why cuBLAS breaks /metrics when linked),
+// or why not: no plugin, plugin unloadable, or no usable device.
+absl::StatusOr<std::unique_ptr<SearchBackend>> LoadCudaBackend(
+    const std::string& plugin_path) {
+  absl::StatusOr<CudaPlugin> plugin = CudaPlugin::Load(plugin_path);
+  if (!plugin.ok()) return plugin.status();
+  Log(absl::StrCat("loaded CUDA plugin ", plugin->path()));
+  // Its message says what is missing ("CUDA is unusable: no CUDA-capable
+  // device is detected", "... driver version is insufficient ...").
+  if (absl::Status s = plugin->Available(); !s.ok()) return s;
+  if (absl::StatusOr<CudaDeviceInfo> info = plugin->Describe(); info.ok()) {
+    Log(absl::StrCat("CUDA device 0: ", info->name, ", compute capability ",
+                     info->compute_capability, ", ", info->memory_bytes >> 20,
+                     " MiB"));
   }
-  return absl::UnimplementedError(
-      "--backend=cuda: CUDA backend not built/available in this server yet "
-      "(loading cuBLAS breaks the metrics listener; lazy loading is not "
-      "implemented); use --backend=cpu or auto");
+  return plugin->MakeBackend();
+}
+
+// --backend=cpu: the CPU. cuda: the CUDA backend, or an error naming why it
+// cannot run. auto: CUDA when it can run, else the CPU with a log line
+// saying why.
+absl::StatusOr<ChosenBackend> ResolveBackend(const ServerConfig& config) {
+  if (config.backend == Backend::kCpu) return ChosenBackend{"cpu", nullptr};
+  absl::StatusOr<std::unique_ptr<SearchBackend>> cuda =
+      LoadCudaBackend(config.cuda_plugin);
+  if (cuda.ok()) {
+    std::string name((*cuda)->name());
+    return ChosenBackend{std::move(name), std::move(*cuda)};
+  }
+  if (config.backend == Backend::kCuda) {
+    return absl::Status(cuda.status().code(),
+                        absl::StrCat("--backend=cuda: cannot use CUDA: ",
+                                     cuda.status().message()));
+  }
+  Log(absl::StrCat("backend auto: using the CPU backend: ",
+                   cuda.status().message()));
+  return ChosenBackend{"cpu", nullptr};
 }
 
 // Written to a temporary name and renamed, so readers never see half.
@@ -97,10 +125,12 @@ int Run(int argc, char** argv) {
     Log(std::string(config.status().message()));
     return 2;
   }
-  absl::StatusOr<std::string> backend = ResolveBackend(config->backend);
+  // Before /metrics starts, to fail fast; the order does not matter to
+  // civetweb (the plugin's TLS is dynamic, engine/cuda_plugin_loader.h).
+  absl::StatusOr<ChosenBackend> backend = ResolveBackend(*config);
   if (!backend.ok()) {
     Log(std::string(backend.status().message()));
-    return 2;
+    return 1;
   }
 
   Metrics metrics;
@@ -113,6 +143,7 @@ int Run(int argc, char** argv) {
     }
     metrics_port = *port;
   }
+  metrics.SetBackend(backend->name);
 
   std::unique_ptr<ThreadPool> pool;
   if (config->threads > 0) pool = std::make_unique<ThreadPool>(config->threads);
@@ -120,6 +151,7 @@ int Run(int argc, char** argv) {
   ManagerOptions options;
   options.data_dir = config->data_dir;
   options.pool = pool.get();
+  options.backend = backend->backend.get();
   options.block_rows = config->block_rows;
   options.default_durability = config->durability;
   options.truncate_corrupt_wal = config->truncate_corrupt_wal;
@@ -134,7 +166,7 @@ int Run(int argc, char** argv) {
   std::unique_ptr<CollectionManager> manager =
       CollectionManager::Create(options);
 
-  VectorSearchService service(*config, *backend, manager.get(), &metrics);
+  VectorSearchService service(*config, backend->name, manager.get(), &metrics);
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
@@ -156,7 +188,7 @@ int Run(int argc, char** argv) {
   health->SetServingStatus(kServiceName, false);
   Log(absl::StrCat("listening on ", config->listen, " (port ", port,
                    "), metrics on port ", metrics_port, ", backend ",
-                   *backend));
+                   backend->name));
   if (!config->port_file.empty()) {
     if (absl::Status s = WritePortFile(config->port_file, port, metrics_port);
         !s.ok()) {

@@ -131,6 +131,15 @@ absl::StatusOr<int> Metrics::Serve(const std::string& address) {
   return ports.front();
 }
 
+void Metrics::SetBackend(const std::string& name) {
+  BuildGauge()
+      .Name("peakknn_backend_info")
+      .Help("The search backend (label backend: cpu or cuda); always 1")
+      .Register(*registry_)
+      .Add({{"backend", name}})
+      .Set(1);
+}
+
 void Metrics::ObserveRpc(absl::string_view method, absl::string_view code,
                          double seconds) {
   const prometheus::Labels labels = {{"method", std::string(method)},

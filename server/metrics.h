@@ -34,6 +34,9 @@ class Metrics : public BatcherObserver {
   // the bound port. Without Serve the metrics are still collected.
   absl::StatusOr<int> Serve(const std::string& address);
 
+  // peakknn_backend_info{backend="cpu"|"cuda"} 1: where searches run. Call
+  // once, at startup.
+  void SetBackend(const std::string& name);
   // One finished RPC: `code` is the gRPC status name ("OK", "NOT_FOUND"...).
   void ObserveRpc(absl::string_view method, absl::string_view code,
                   double seconds);

@@ -576,11 +576,8 @@ TEST_F(ServerTest, InsertAllReturnsAnErrorWhenTheServerDiesMidStream) {
   EXPECT_EQ(*rc, 128 + SIGKILL);
 }
 
-TEST(ServerStartupTest, CudaBackendFailsClearlyAndBadFlagsExitTwo) {
-  auto cuda = ServerProcess::Start({"--backend=cuda"});
-  ASSERT_FALSE(cuda.ok());
-  EXPECT_THAT(std::string(cuda.status().message()),
-              HasSubstr("CUDA backend not built/available"));
+// --backend: tests/server_backend_test.cc.
+TEST(ServerStartupTest, BadFlagsExitTwo) {
   auto bad = ServerProcess::Start({"--max_batch=0"});
   ASSERT_FALSE(bad.ok());
   EXPECT_THAT(std::string(bad.status().message()), HasSubstr("exited with 2"));
