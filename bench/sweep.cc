@@ -26,8 +26,8 @@ absl::Status Point(const SweepConfig& config, int64_t value,
                    const FloatMatrix& base, const FloatMatrix& queries,
                    int64_t k, int threads) {
   ThreadPool pool(threads);
-  PeakknnContender contender(config.metric, config.dtype, config.recall_target,
-                             &pool);
+  PeakknnContender contender(config.metric, config.dtype,
+                             {config.recall_target}, &pool);
   if (absl::Status s = contender.Build(base); !s.ok()) return s;
   absl::StatusOr<Measurement> m =
       Measure(contender, queries, k, config.repeats);
