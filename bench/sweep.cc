@@ -64,7 +64,7 @@ absl::Status RunSweep(const SweepConfig& config, const Dataset& data) {
       }
     }
   } else if (config.what == "batch") {
-    for (int64_t b : {1, 4, 16, 64, 256, 1024, 4096}) {
+    for (int64_t b : {1, 2, 4, 8, 16, 64, 256, 1024, 4096}) {
       if (b > data.queries.rows) break;
       if (absl::Status s =
               Point(config, b, data.base, FirstRows(data.queries, b), config.k,

@@ -3,7 +3,7 @@
 //
 //   n:       base rows 100k, 250k, 500k, 1M, 2M, 4M (up to the data's rows):
 //            cost should be linear in N (QPS * N constant).
-//   batch:   1, 4, 16, 64, 256, 1024, 4096 queries (up to the data's
+//   batch:   1, 2, 4, 8, 16, 64, 256, 1024, 4096 queries (up to the data's
 //            queries): small batches are bound by memory bandwidth, large
 //            ones by FLOP/s.
 //   k:       1, 10, 100, 1000, 4096 (bins grow with k).
