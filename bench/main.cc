@@ -236,6 +236,8 @@ absl::Status Run(const std::string& env_line) {
     config.k = k;
     config.repeats = repeats;
     config.threads = threads;
+    config.sgemm_peak_gflops = peak;
+    config.bandwidth_gbps = bandwidth;
     return RunSweep(config, *data);
   }
 

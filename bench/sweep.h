@@ -11,7 +11,10 @@
 //
 // Each point prints QPS, GFLOP/s (2 * n * dim * queries / s) and GB/s of
 // rows streamed (n * dim * element bytes / s: one pass per batch) with the
-// plan's expected recall. QPS only: no ground truth, no FAISS.
+// plan's expected recall, then GFLOP/s as a percentage of the sgemm peak
+// and GB/s as a percentage of the measured read bandwidth (the bytes the
+// bandwidth test reads are counted the same way: every byte once). QPS
+// only: no ground truth, no FAISS.
 #pragma once
 
 #include <string>
@@ -31,6 +34,9 @@ struct SweepConfig {
   int64_t k = 10;
   int repeats = 3;
   int threads = 1;  // the most threads (the "threads" sweep's last point)
+  // The machine's measured limits, for each point's share of them.
+  double sgemm_peak_gflops = 0;
+  double bandwidth_gbps = 0;
 };
 
 absl::Status RunSweep(const SweepConfig& config, const Dataset& data);

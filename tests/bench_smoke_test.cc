@@ -213,6 +213,28 @@ TEST(BenchSmokeTest, RecallSweepMeasuresEverySettingAndPlots) {
   EXPECT_EQ(std::string(magic, 8), std::string("\x89PNG\r\n\x1a\n", 8));
 }
 
+// --sweep batch: one line per batch size up to --queries, with the shares
+// of the sgemm peak and of the read bandwidth.
+TEST(BenchSmokeTest, BatchSweepPrintsEverySmallBatch) {
+  std::string output;
+  ASSERT_EQ(RunCommand(std::string(PEAKKNN_BENCH_BINARY) +
+                           " --n 4000 --dim 16 --clusters 20 --queries 8"
+                           " --dtype f32 --sweep batch --repeats 1 --threads 2"
+                           " --sgemm-size 128 --bandwidth-mb 16",
+                       output),
+            0)
+      << output;
+  EXPECT_THAT(output, HasSubstr("%peak"));
+  EXPECT_THAT(output, HasSubstr("%bw"));
+  for (const std::string batch : {"1", "2", "4", "8"}) {
+    // "batch n queries": the batch size and the query count agree.
+    EXPECT_THAT(output, testing::ContainsRegex("\\s" + batch + "\\s+4000\\s+" +
+                                               batch + "\\s+10\\s+2\\s"))
+        << batch;
+  }
+  EXPECT_THAT(output, testing::Not(HasSubstr(" 16 ")));  // past --queries
+}
+
 TEST(BenchSmokeTest, RejectsUnknownCompareSystem) {
   std::string output;
   EXPECT_NE(RunCommand(std::string(PEAKKNN_BENCH_BINARY) +
