@@ -18,6 +18,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "bench/contender.h"
 #include "bench/contender_list.h"
 #include "bench/datasets.h"
@@ -94,7 +95,19 @@ namespace {
 // f32 at the same recall target, and the arithmetic of "f32 QPS >= 6x
 // FAISS flat": both scan every row, so 6x FAISS's QPS needs 6x its GFLOP/s,
 // which is attainable only below the sgemm peak.
-void PrintRatios(const std::vector<ResultRow>& rows, double peak) {
+// "peakknn f32", or "peakknn f32 target 0.95" when a run measures several
+// recall targets (--sweep recall).
+std::string Label(const ResultRow& row, bool per_target) {
+  std::string label = absl::StrCat(row.system, " ", row.dtype);
+  if (per_target) {
+    absl::StrAppend(&label, " target ",
+                    absl::StrFormat("%.4g", row.recall_target));
+  }
+  return label;
+}
+
+void PrintRatios(const std::vector<ResultRow>& rows, double peak,
+                 bool per_target) {
   const ResultRow* flat = nullptr;
   for (const ResultRow& r : rows) {
     if (r.system == "faiss-flat") flat = &r;
@@ -102,16 +115,15 @@ void PrintRatios(const std::vector<ResultRow>& rows, double peak) {
   for (const ResultRow& r : rows) {
     if (r.system != "peakknn") continue;
     if (flat != nullptr) {
-      std::printf("%s %s target %.4g / faiss-flat QPS: %.2fx\n",
-                  r.system.c_str(), r.dtype.c_str(), r.recall_target,
+      std::printf("%s / faiss-flat QPS: %.2fx\n", Label(r, per_target).c_str(),
                   r.qps / flat->qps);
     }
     if (r.dtype != "bf16") continue;
     for (const ResultRow& f32 : rows) {
       if (f32.system == "peakknn" && f32.dtype == "f32" &&
           f32.recall_target == r.recall_target) {
-        std::printf("peakknn bf16 / f32 QPS at target %.4g: %.2fx\n",
-                    r.recall_target, r.qps / f32.qps);
+        std::printf("%s / f32 QPS: %.2fx\n", Label(r, per_target).c_str(),
+                    r.qps / f32.qps);
       }
     }
   }
@@ -377,12 +389,12 @@ absl::Status Run(const std::string& env_line) {
     const double gbps = static_cast<double>(row.n) * row.dim * element_bytes *
                         row.qps / row.queries / 1e9;
     std::printf(
-        "roofline %s %s target %.4g: %.1f GFLOP/s = %.1f%% of sgemm peak "
+        "roofline %s: %.1f GFLOP/s = %.1f%% of sgemm peak "
         "%.1f; rows %.1f GB/s = %.1f%% of read bandwidth %.1f\n",
-        row.system.c_str(), row.dtype.c_str(), row.recall_target, row.gflops,
-        100 * row.gflops / peak, peak, gbps, 100 * gbps / bandwidth, bandwidth);
+        Label(row, recall_sweep).c_str(), row.gflops, 100 * row.gflops / peak,
+        peak, gbps, 100 * gbps / bandwidth, bandwidth);
   }
-  PrintRatios(rows, peak);
+  PrintRatios(rows, peak, recall_sweep);
   const std::string json_path = absl::GetFlag(FLAGS_json);
   if (!json_path.empty()) {
     if (absl::Status s =
