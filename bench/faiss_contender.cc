@@ -3,10 +3,10 @@
 #include <faiss/IndexFlat.h>
 
 #include <exception>
-#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "bench/faiss_search.h"
 
 namespace peakknn::bench {
 
@@ -35,17 +35,7 @@ absl::StatusOr<SearchOutput> FaissFlatContender::Search(
   if (index_ == nullptr) {
     return absl::FailedPreconditionError("faiss-flat: Search before Build");
   }
-  SearchOutput out;
-  std::vector<float> distances(queries.rows * k);
-  std::vector<faiss::Index::idx_t> labels(queries.rows * k);
-  try {
-    index_->search(queries.rows, queries.values.data(), k, distances.data(),
-                   labels.data());
-  } catch (const std::exception& e) {
-    return absl::InternalError(absl::StrCat("faiss search: ", e.what()));
-  }
-  out.rows.assign(labels.begin(), labels.end());  // FAISS uses -1 for none
-  return out;
+  return FaissSearch(system(), *index_, queries, k);
 }
 
 }  // namespace peakknn::bench

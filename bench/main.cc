@@ -18,13 +18,14 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "bench/contender.h"
+#include "bench/contender_list.h"
 #include "bench/datasets.h"
 #include "bench/faiss_contender.h"
 #include "bench/measure.h"
 #include "bench/memory_bandwidth.h"
 #include "bench/openblas_env.h"
-#include "bench/peakknn_contender.h"
 #include "bench/recall.h"
 #include "bench/report.h"
 #include "bench/sgemm_peak.h"
@@ -51,7 +52,22 @@ ABSL_FLAG(int64_t, k, 10, "neighbours per query");
 ABSL_FLAG(double, recall, 0.95, "peakknn recall_target in (0, 1]; 1 = exact");
 ABSL_FLAG(std::string, metric, "l2", "l2 | ip | cosine");
 ABSL_FLAG(std::string, dtype, "both", "peakknn row storage: f32 | bf16 | both");
-ABSL_FLAG(std::string, compare, "faiss-flat", "faiss-flat | none");
+ABSL_FLAG(std::string, compare, "",
+          "comma-separated systems beside peakknn: faiss-flat, faiss-hnsw, "
+          "faiss-ivf; or none. Default faiss-flat; with --sweep recall "
+          "faiss-flat,faiss-hnsw,faiss-ivf");
+ABSL_FLAG(std::string, recall_targets, "0.8,0.9,0.95,0.99,1",
+          "--sweep recall: peakknn's recall targets (each in (0, 1])");
+ABSL_FLAG(int, hnsw_m, 32, "faiss-hnsw: graph neighbours per node (M)");
+ABSL_FLAG(int, hnsw_ef_construction, 40, "faiss-hnsw: efConstruction");
+ABSL_FLAG(std::string, hnsw_ef_search, "16,32,64,128,256,512",
+          "faiss-hnsw: efSearch values, each measured after one build");
+ABSL_FLAG(int64_t, ivf_nlist, 0,
+          "faiss-ivf: inverted lists; 0 = round(4 * sqrt(n))");
+ABSL_FLAG(int, ivf_train_per_list, 64,
+          "faiss-ivf: k-means trains on at most this many rows per list");
+ABSL_FLAG(std::string, ivf_nprobe, "1,2,4,8,16,32,64,128",
+          "faiss-ivf: nprobe values, each measured after one build");
 ABSL_FLAG(std::string, json, "", "also write the results as JSON here");
 ABSL_FLAG(int, threads, 0, "threads for every contender; 0 = all cores");
 ABSL_FLAG(int, repeats, 3, "timed runs per contender after one warm-up");
@@ -68,16 +84,69 @@ ABSL_FLAG(int64_t, bandwidth_mb, 1024,
           "buffer size (MiB) of the memory read bandwidth measurement");
 ABSL_FLAG(std::string, sweep, "",
           "n | batch | k | threads: QPS of peakknn (the first --dtype) as "
-          "that parameter varies; see bench/sweep.h");
+          "that parameter varies; see bench/sweep.h. recall: peakknn at "
+          "each --recall-targets value and the contenders at each of their "
+          "settings, recall measured (plot with bench/plot_recall_qps.py)");
 
 namespace peakknn::bench {
 namespace {
+
+// The issue's ratios: every peakknn row against faiss-flat, bf16 against
+// f32 at the same recall target, and the arithmetic of "f32 QPS >= 6x
+// FAISS flat": both scan every row, so 6x FAISS's QPS needs 6x its GFLOP/s,
+// which is attainable only below the sgemm peak.
+// "peakknn f32", or "peakknn f32 target 0.95" when a run measures several
+// recall targets (--sweep recall).
+std::string Label(const ResultRow& row, bool per_target) {
+  std::string label = absl::StrCat(row.system, " ", row.dtype);
+  if (per_target) {
+    absl::StrAppend(&label, " target ",
+                    absl::StrFormat("%.4g", row.recall_target));
+  }
+  return label;
+}
+
+void PrintRatios(const std::vector<ResultRow>& rows, double peak,
+                 bool per_target) {
+  const ResultRow* flat = nullptr;
+  for (const ResultRow& r : rows) {
+    if (r.system == "faiss-flat") flat = &r;
+  }
+  for (const ResultRow& r : rows) {
+    if (r.system != "peakknn") continue;
+    if (flat != nullptr) {
+      std::printf("%s / faiss-flat QPS: %.2fx\n", Label(r, per_target).c_str(),
+                  r.qps / flat->qps);
+    }
+    if (r.dtype != "bf16") continue;
+    for (const ResultRow& f32 : rows) {
+      if (f32.system == "peakknn" && f32.dtype == "f32" &&
+          f32.recall_target == r.recall_target) {
+        std::printf("%s / f32 QPS: %.2fx\n", Label(r, per_target).c_str(),
+                    r.qps / f32.qps);
+      }
+    }
+  }
+  if (flat != nullptr) {
+    std::printf(
+        "6x faiss-flat needs 6 x %.1f = %.1f GFLOP/s; sgemm peak %.1f "
+        "GFLOP/s: %s\n",
+        flat->gflops, 6 * flat->gflops, peak,
+        6 * flat->gflops <= peak ? "attainable"
+                                 : "above the peak, unattainable");
+  }
+}
 
 absl::Status Run(const std::string& env_line) {
   const int64_t k = absl::GetFlag(FLAGS_k);
   const double target = absl::GetFlag(FLAGS_recall);
   const int repeats = absl::GetFlag(FLAGS_repeats);
-  const std::string compare = absl::GetFlag(FLAGS_compare);
+  const std::string sweep = absl::GetFlag(FLAGS_sweep);
+  const bool recall_sweep = sweep == "recall";
+  std::string compare = absl::GetFlag(FLAGS_compare);
+  if (compare.empty()) {
+    compare = recall_sweep ? "faiss-flat,faiss-hnsw,faiss-ivf" : "faiss-flat";
+  }
   const std::string dtype_flag = absl::GetFlag(FLAGS_dtype);
   if (k < 1)
     return absl::InvalidArgumentError(
@@ -90,10 +159,32 @@ absl::Status Run(const std::string& env_line) {
     return absl::InvalidArgumentError(
         absl::StrCat("--repeats must be >= 1, got ", repeats));
   }
-  if (compare != "faiss-flat" && compare != "none") {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--compare must be faiss-flat or none, got \"", compare, "\""));
+  absl::StatusOr<std::vector<std::string>> systems = ParseCompare(compare);
+  if (!systems.ok()) return systems.status();
+  const bool with_flat = std::find(systems->begin(), systems->end(),
+                                   "faiss-flat") != systems->end();
+  ContenderListConfig list;
+  list.compare = compare;
+  if (recall_sweep) {
+    absl::StatusOr<std::vector<double>> targets =
+        ParseRecallList("recall-targets", absl::GetFlag(FLAGS_recall_targets));
+    if (!targets.ok()) return targets.status();
+    list.recall_targets = *targets;
+  } else {
+    list.recall_targets = {target};
   }
+  list.hnsw.m = absl::GetFlag(FLAGS_hnsw_m);
+  list.hnsw.ef_construction = absl::GetFlag(FLAGS_hnsw_ef_construction);
+  absl::StatusOr<std::vector<int64_t>> ef_search =
+      ParseIntList("hnsw-ef-search", absl::GetFlag(FLAGS_hnsw_ef_search));
+  if (!ef_search.ok()) return ef_search.status();
+  list.hnsw.ef_search.assign(ef_search->begin(), ef_search->end());
+  list.ivf.nlist = absl::GetFlag(FLAGS_ivf_nlist);
+  list.ivf.train_rows_per_list = absl::GetFlag(FLAGS_ivf_train_per_list);
+  absl::StatusOr<std::vector<int64_t>> nprobe =
+      ParseIntList("ivf-nprobe", absl::GetFlag(FLAGS_ivf_nprobe));
+  if (!nprobe.ok()) return nprobe.status();
+  list.ivf.nprobe = *nprobe;
   absl::StatusOr<Metric> metric = ParseMetric(absl::GetFlag(FLAGS_metric));
   if (!metric.ok()) return metric.status();
   std::vector<DType> dtypes;
@@ -148,7 +239,7 @@ absl::Status Run(const std::string& env_line) {
   std::printf("memory read bandwidth: %.1f GB/s (%d threads)\n", bandwidth,
               threads);
 
-  if (const std::string sweep = absl::GetFlag(FLAGS_sweep); !sweep.empty()) {
+  if (!sweep.empty() && !recall_sweep) {
     SweepConfig config;
     config.what = sweep;
     config.metric = *metric;
@@ -157,6 +248,8 @@ absl::Status Run(const std::string& env_line) {
     config.k = k;
     config.repeats = repeats;
     config.threads = threads;
+    config.sgemm_peak_gflops = peak;
+    config.bandwidth_gbps = bandwidth;
     return RunSweep(config, *data);
   }
 
@@ -191,14 +284,18 @@ absl::Status Run(const std::string& env_line) {
         absl::StrCat("--backend must be cpu or cuda, got '", backend, "'"));
   }
 
-  std::vector<std::unique_ptr<Contender>> contenders;
-  std::unique_ptr<Contender> truth_source;
-  if (compare == "faiss-flat") {
-    contenders.push_back(std::make_unique<FaissFlatContender>(*metric));
-  }
-  for (DType dtype : dtypes) {
-    contenders.push_back(std::make_unique<PeakknnContender>(
-        *metric, dtype, target, &pool, device_backend.get()));
+  list.metric = *metric;
+  list.dtypes = dtypes;
+  list.pool = &pool;
+  list.backend = device_backend.get();
+  absl::StatusOr<std::vector<std::unique_ptr<Contender>>> made =
+      MakeContenders(list);
+  if (!made.ok()) return made.status();
+  std::vector<std::unique_ptr<Contender>> contenders = *std::move(made);
+  if (recall_sweep) {
+    std::printf("sweep recall: n=%lld (QPS at measured recall@%lld)\n",
+                static_cast<long long>(data->base.rows),
+                static_cast<long long>(k));
   }
 
   // Ground truth: the file's, else FAISS flat's exact answer (the timed
@@ -215,7 +312,7 @@ absl::Status Run(const std::string& env_line) {
     truth.assign(data->ground_truth->values.begin(),
                  data->ground_truth->values.end());
     truth_stride = data->ground_truth->dim;
-  } else if (compare != "faiss-flat") {
+  } else if (!with_flat) {
     FaissFlatContender exact(*metric);
     if (absl::Status s = exact.Build(data->base); !s.ok()) return s;
     absl::StatusOr<SearchOutput> out = exact.Search(data->queries, k);
@@ -232,66 +329,76 @@ absl::Status Run(const std::string& env_line) {
     if (absl::Status s = contender->Build(data->base); !s.ok()) return s;
     const std::chrono::duration<double> build =
         std::chrono::steady_clock::now() - build_start;
-    absl::StatusOr<Measurement> m =
-        Measure(*contender, data->queries, k, repeats);
-    if (!m.ok()) {
-      return absl::Status(
-          m.status().code(),
-          absl::StrCat(contender->system(), " ", contender->dtype(), ": ",
-                       m.status().message()));
+    std::printf("%s %s: build %.2f s\n", contender->system().c_str(),
+                contender->dtype().c_str(), build.count());
+    for (int setting = 0; setting < contender->num_settings(); ++setting) {
+      if (absl::Status s = contender->SelectSetting(setting); !s.ok()) return s;
+      absl::StatusOr<Measurement> m =
+          Measure(*contender, data->queries, k, repeats);
+      if (!m.ok()) {
+        return absl::Status(
+            m.status().code(),
+            absl::StrCat(contender->system(), " ", contender->dtype(), " ",
+                         contender->setting(), ": ", m.status().message()));
+      }
+      if (truth.empty()) truth = m->output.rows;  // FAISS flat runs first
+      ResultRow row;
+      row.system = contender->system();
+      row.dtype = contender->dtype();
+      row.metric = std::string(MetricName(*metric));
+      row.n = data->base.rows;
+      row.dim = data->base.dim;
+      row.queries = data->queries.rows;
+      row.k = k;
+      row.setting = contender->setting();
+      row.build_seconds = build.count();
+      row.recall_target = m->output.recall_target;
+      row.qps = static_cast<double>(data->queries.rows) / m->best_seconds;
+      row.recall = MeasuredRecall(data->base, data->queries, *metric, k,
+                                  m->output.rows, k, truth, truth_stride);
+      row.expected_recall = m->output.expected_recall;
+      row.gflops = flops / m->best_seconds / 1e9;
+      std::printf("  %s best search %.4f s of %d: recall %.4f\n",
+                  row.setting.empty()
+                      ? absl::StrCat("target ", row.recall_target).c_str()
+                      : row.setting.c_str(),
+                  m->best_seconds, repeats, row.recall);
+      std::fflush(stdout);
+      if (device && row.system == "peakknn") {
+        const double device_peak = row.dtype == "bf16"
+                                       ? device->peak_bf16_tflops
+                                       : device->peak_f32_tflops;
+        std::printf(
+            "  on %s: %.1f TFLOP/s = %.1f%% of the %s peak\n",
+            device->name.c_str(), row.gflops / 1e3,
+            device_peak > 0 ? 100 * row.gflops / 1e3 / device_peak : 0.0,
+            row.dtype.c_str());
+      }
+      rows.push_back(row);
     }
-    if (truth.empty()) truth = m->output.rows;  // FAISS flat runs first
-    ResultRow row;
-    row.system = contender->system();
-    row.dtype = contender->dtype();
-    row.metric = std::string(MetricName(*metric));
-    row.n = data->base.rows;
-    row.dim = data->base.dim;
-    row.queries = data->queries.rows;
-    row.k = k;
-    row.recall_target = m->output.recall_target;
-    row.qps = static_cast<double>(data->queries.rows) / m->best_seconds;
-    row.recall = MeasuredRecall(data->base, data->queries, *metric, k,
-                                m->output.rows, k, truth, truth_stride);
-    row.expected_recall = m->output.expected_recall;
-    row.gflops = flops / m->best_seconds / 1e9;
-    std::printf("%s %s: load %.2f s, best search %.4f s of %d\n",
-                row.system.c_str(), row.dtype.c_str(), build.count(),
-                m->best_seconds, repeats);
-    if (device && row.system == "peakknn") {
-      const double device_peak = row.dtype == "bf16" ? device->peak_bf16_tflops
-                                                     : device->peak_f32_tflops;
-      std::printf("  on %s: %.1f TFLOP/s = %.1f%% of the %s peak\n",
-                  device->name.c_str(), row.gflops / 1e3,
-                  device_peak > 0 ? 100 * row.gflops / 1e3 / device_peak : 0.0,
-                  row.dtype.c_str());
-    }
-    rows.push_back(row);
     contender.reset();  // frees its copy of the rows before the next one
   }
 
   std::printf("\n%s", FormatTable(rows).c_str());
-  // Roofline: FLOP/s against the sgemm peak, rows streamed (one pass over
-  // the rows per batch) against the read bandwidth.
+  // Roofline of the exhaustive scans (HNSW and IVF read a fraction of the
+  // rows): FLOP/s against the sgemm peak, rows streamed (one pass over the
+  // rows per batch) against the read bandwidth.
   for (const ResultRow& row : rows) {
+    if (row.system != "peakknn" && row.system != "faiss-flat") continue;
     const double element_bytes = row.dtype == "bf16" ? 2 : 4;
     const double gbps = static_cast<double>(row.n) * row.dim * element_bytes *
                         row.qps / row.queries / 1e9;
     std::printf(
-        "roofline %s %s: %.1f GFLOP/s = %.1f%% of sgemm peak %.1f; rows "
-        "%.1f GB/s = %.1f%% of read bandwidth %.1f\n",
-        row.system.c_str(), row.dtype.c_str(), row.gflops,
-        100 * row.gflops / peak, peak, gbps, 100 * gbps / bandwidth, bandwidth);
+        "roofline %s: %.1f GFLOP/s = %.1f%% of sgemm peak "
+        "%.1f; rows %.1f GB/s = %.1f%% of read bandwidth %.1f\n",
+        Label(row, recall_sweep).c_str(), row.gflops, 100 * row.gflops / peak,
+        peak, gbps, 100 * gbps / bandwidth, bandwidth);
   }
-  if (rows.size() > 1 && rows[0].system == "faiss-flat") {
-    for (size_t i = 1; i < rows.size(); ++i) {
-      std::printf("%s %s / faiss-flat QPS: %.2fx\n", rows[i].system.c_str(),
-                  rows[i].dtype.c_str(), rows[i].qps / rows[0].qps);
-    }
-  }
+  PrintRatios(rows, peak, recall_sweep);
   const std::string json_path = absl::GetFlag(FLAGS_json);
   if (!json_path.empty()) {
-    if (absl::Status s = WriteFile(json_path, FormatJson(peak, rows));
+    if (absl::Status s =
+            WriteFile(json_path, FormatJson(peak, bandwidth, rows));
         !s.ok()) {
       return s;
     }

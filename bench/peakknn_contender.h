@@ -2,6 +2,7 @@
 #pragma once
 
 #include <memory>
+#include <vector>
 
 #include "bench/contender.h"
 #include "engine/collection.h"
@@ -12,21 +13,26 @@ namespace peakknn::bench {
 
 class PeakknnContender : public Contender {
  public:
+  // Searches at each of `recall_targets` in turn (the settings; one build).
   // `pool` and `backend` (nullptr: the CPU backend) must outlive the
   // contender.
-  PeakknnContender(Metric metric, DType dtype, double recall_target,
-                   ThreadPool* pool, SearchBackend* backend = nullptr);
+  PeakknnContender(Metric metric, DType dtype,
+                   std::vector<double> recall_targets, ThreadPool* pool,
+                   SearchBackend* backend = nullptr);
 
   std::string system() const override { return "peakknn"; }
   std::string dtype() const override;
   absl::Status Build(const FloatMatrix& base) override;
   absl::StatusOr<SearchOutput> Search(const FloatMatrix& queries,
                                       int64_t k) override;
+  int num_settings() const override;
+  absl::Status SelectSetting(int index) override;
 
  private:
   const Metric metric_;
   const DType dtype_;
-  const double recall_target_;
+  const std::vector<double> recall_targets_;
+  int selected_ = 0;  // index into recall_targets_
   ThreadPool* const pool_;
   SearchBackend* const backend_;
   std::unique_ptr<Collection> collection_;

@@ -81,13 +81,20 @@ ScanResult ScanSnapshot(const Snapshot& snapshot,
   result.counts.assign(nq, 0);
   if (nq == 0 || snapshot.rows == 0) return result;
 
-  // Tiles come in multiples of the thread count so every thread gets the
-  // same number of equal tiles (a 6/5 split of 11 tiles on 2 threads would
-  // idle one core for a whole tile).
+  // Every tile streams all rows from memory, so a batch takes as few tiles
+  // as kMaxQueryTile allows. With at least as many tiles as threads they
+  // come in multiples of the thread count so every thread gets the same
+  // number of equal tiles (a 6/5 split of 11 tiles on 2 threads would idle
+  // one core for a whole tile). Fewer tiles than threads (small batches,
+  // bound by memory bandwidth) stay few: the row ranges give every thread
+  // work, and rounding 4 queries up to 2 tiles on 2 threads would read the
+  // rows twice.
   const int64_t threads = pool.num_threads();
-  const int64_t wanted_tiles = std::min(
-      nq, threads *
-              ((nq + threads * kMaxQueryTile - 1) / (threads * kMaxQueryTile)));
+  const int64_t fewest_tiles = (nq + kMaxQueryTile - 1) / kMaxQueryTile;
+  const int64_t wanted_tiles =
+      fewest_tiles < threads
+          ? fewest_tiles
+          : std::min(nq, threads * ((fewest_tiles + threads - 1) / threads));
   const int64_t query_tile = (nq + wanted_tiles - 1) / wanted_tiles;
   const int64_t tiles = (nq + query_tile - 1) / query_tile;
   const int64_t wanted_tasks = 4 * threads;

@@ -1,8 +1,9 @@
 // Runs one batch of prepared queries over a snapshot with a kernel set and a
 // thread pool: the CPU search backend.
 //
-// Work split: queries in equal tiles of at most 96 (a multiple of the thread
-// count of them), rows in S contiguous ranges
+// Work split: queries in equal tiles of at most 96 (as few as that allows;
+// a multiple of the thread count of them when there are at least as many as
+// threads), rows in S contiguous ranges
 // (S chosen so that tiles x ranges >= 4 tasks per thread; a batch of one
 // query still uses every core). Each task folds its range into its own state
 // (bins or running top-k); the ranges' states are then merged per query with

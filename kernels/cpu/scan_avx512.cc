@@ -35,6 +35,11 @@ struct F32Micro {
 #pragma GCC unroll 4
       for (int p = 0; p < NP; ++p) {
         x[p] = _mm512_loadu_ps(panel + p * panel_elems + d * kPanelRows);
+        if constexpr (MR <= kStreamingQueries) {
+          // The same line of the next step (scan_internal.h); prefetching
+          // past the rows is harmless.
+          __builtin_prefetch(panel + (p + NP) * panel_elems + d * kPanelRows);
+        }
       }
 #pragma GCC unroll 16
       for (int i = 0; i < MR; ++i) {

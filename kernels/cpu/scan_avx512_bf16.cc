@@ -37,6 +37,12 @@ struct Bf16DotMicro {
       for (int p = 0; p < NP; ++p) {
         x[p] = reinterpret_cast<__m512bh>(_mm512_loadu_si512(
             panel + p * panel_elems + pair * 2 * kPanelRows));
+        if constexpr (MR <= kStreamingQueries) {
+          // The same line of the next step (scan_internal.h); prefetching
+          // past the rows is harmless.
+          __builtin_prefetch(panel + (p + NP) * panel_elems +
+                             pair * 2 * kPanelRows);
+        }
       }
 #pragma GCC unroll 16
       for (int i = 0; i < MR; ++i) {

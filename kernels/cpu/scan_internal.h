@@ -33,6 +33,15 @@ void PushAboveThreshold(TopKBuffer* buffer, const float* scores16,
 // every query tile streams past it.
 inline constexpr int64_t kRowBlockBytes = 256 * 1024;
 
+// Query tiles of at most this many queries are bound by memory latency per
+// core (a core keeps too few misses in flight to reach the machine's
+// bandwidth), so their micro-kernels prefetch the next step's rows while
+// computing this one's: one step of FMAs is about one DRAM latency ahead.
+// Larger tiles spend long enough per step for the hardware prefetchers.
+// (Measured on 1M x 128 f32, 2 cores: batch 1 ~20% more GB/s; batch 4 and
+// 8 no clear change.)
+inline constexpr int kStreamingQueries = 2;
+
 extern const KernelSet kScalarKernels;
 extern const KernelSet kAvx2Kernels;
 extern const KernelSet kAvx512Kernels;
