@@ -218,6 +218,18 @@ void CollectionManager::WriteAsync(std::string_view name, WriteMode mode,
   (*c)->WriteAsync(mode, ids, vectors, options.durability, std::move(done));
 }
 
+void CollectionManager::DeleteAsync(std::string_view name,
+                                    std::span<const uint64_t> ids,
+                                    const WriteOptions& options,
+                                    WriteCallback done) {
+  auto c = Find(name);
+  if (!c.ok()) {
+    done(c.status());
+    return;
+  }
+  (*c)->DeleteAsync(ids, options.durability, std::move(done));
+}
+
 absl::StatusOr<WriteAck> CollectionManager::Insert(
     std::string_view name, std::span<const uint64_t> ids,
     std::span<const float> vectors, const WriteOptions& options) {

@@ -528,48 +528,66 @@ VectorSearchService::InsertStream(grpc::CallbackServerContext*) {
   return new InsertReactor(this);
 }
 
+// Unary writes complete asynchronously: the handler validates and hands the
+// batch to the store, and the store's acknowledgement (on the collection's
+// commit thread, after the group's fsync) fills the response and finishes
+// the call. No gRPC thread waits out an fsync, and concurrent unary writes
+// share the group commit like stream batches do. req and resp stay valid
+// until Finish.
 grpc::ServerUnaryReactor* VectorSearchService::Upsert(
     grpc::CallbackServerContext* ctx, const v1::UpsertRequest* req,
     v1::UpsertResponse* resp) {
   const absl::Time start = absl::Now();
-  auto body = [&]() -> absl::Status {
-    absl::StatusOr<std::shared_ptr<const Collection>> collection = CheckWrite(
-        req->collection(), SpanOf(req->ids()), SpanOf(req->vectors()));
-    if (!collection.ok()) return collection.status();
-    absl::StatusOr<WriteAck> ack =
-        manager_->Upsert(req->collection(), SpanOf(req->ids()),
-                         SpanOf(req->vectors()), write_options_);
-    if (!ack.ok()) return ack.status();
-    resp->set_sequence(ack->sequence);
-    resp->set_rows(ack->rows);
-    resp->set_durability(DurabilityToProto(ack->durability));
-    OnWritten(req->collection(), **collection, ack->rows);
-    return absl::OkStatus();
-  };
-  return Finish(ctx, "Upsert", start, body());
+  absl::StatusOr<std::shared_ptr<const Collection>> collection =
+      CheckWrite(req->collection(), SpanOf(req->ids()), SpanOf(req->vectors()));
+  if (!collection.ok())
+    return Finish(ctx, "Upsert", start, collection.status());
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  manager_->WriteAsync(
+      req->collection(), WriteMode::kUpsert, SpanOf(req->ids()),
+      SpanOf(req->vectors()), write_options_,
+      [this, reactor, req, resp, start,
+       handle = *std::move(collection)](absl::StatusOr<WriteAck> ack) {
+        if (ack.ok()) {
+          resp->set_sequence(ack->sequence);
+          resp->set_rows(ack->rows);
+          resp->set_durability(DurabilityToProto(ack->durability));
+          OnWritten(req->collection(), *handle, ack->rows);
+        }
+        RecordRpc("Upsert", start, ack.status().code());
+        reactor->Finish(ToGrpcStatus(ack.status()));
+      });
+  return reactor;
 }
 
 grpc::ServerUnaryReactor* VectorSearchService::Delete(
     grpc::CallbackServerContext* ctx, const v1::DeleteRequest* req,
     v1::DeleteResponse* resp) {
   const absl::Time start = absl::Now();
-  auto body = [&]() -> absl::Status {
+  auto check = [&]() -> absl::StatusOr<std::shared_ptr<const Collection>> {
     PEAKKNN_RETURN_IF_ERROR(Ready());
     PEAKKNN_RETURN_IF_ERROR(limits_.CheckName("collection", req->collection()));
     PEAKKNN_RETURN_IF_ERROR(limits_.CheckIds("ids", req->ids_size()));
-    absl::StatusOr<std::shared_ptr<const Collection>> collection =
-        Open(req->collection());
-    if (!collection.ok()) return collection.status();
-    absl::StatusOr<WriteAck> ack =
-        manager_->Delete(req->collection(), SpanOf(req->ids()), write_options_);
-    if (!ack.ok()) return ack.status();
-    resp->set_sequence(ack->sequence);
-    resp->set_deleted(ack->rows);
-    resp->set_durability(DurabilityToProto(ack->durability));
-    PublishRows(req->collection(), **collection);
-    return absl::OkStatus();
+    return Open(req->collection());
   };
-  return Finish(ctx, "Delete", start, body());
+  absl::StatusOr<std::shared_ptr<const Collection>> collection = check();
+  if (!collection.ok())
+    return Finish(ctx, "Delete", start, collection.status());
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  manager_->DeleteAsync(
+      req->collection(), SpanOf(req->ids()), write_options_,
+      [this, reactor, req, resp, start,
+       handle = *std::move(collection)](absl::StatusOr<WriteAck> ack) {
+        if (ack.ok()) {
+          resp->set_sequence(ack->sequence);
+          resp->set_deleted(ack->rows);
+          resp->set_durability(DurabilityToProto(ack->durability));
+          PublishRows(req->collection(), *handle);
+        }
+        RecordRpc("Delete", start, ack.status().code());
+        reactor->Finish(ToGrpcStatus(ack.status()));
+      });
+  return reactor;
 }
 
 grpc::ServerUnaryReactor* VectorSearchService::Get(
