@@ -183,8 +183,8 @@ absl::Status RunShares(const std::vector<Share>& shares,
 }
 
 // One writer of the in-process store: `share`'s rows in batches of `batch`
-// with at most `window` unacknowledged WriteAsync calls, the way the server
-// feeds the store for one InsertStream.
+// with at most `window` unacknowledged WriteAsync calls, vectors read in
+// place, the way the server feeds the store for one InsertStream.
 absl::Status EngineWriter(CollectionManager& manager, const Data& d,
                           std::span<const uint64_t> ids, const Share& share,
                           int64_t batch, int64_t window) {
@@ -201,14 +201,19 @@ absl::Status EngineWriter(CollectionManager& manager, const Data& d,
       ++outstanding;
     }
     const int64_t n = std::min(batch, share.first + share.count - first);
-    manager.WriteAsync("local", WriteMode::kInsert, ids.subspan(first, n),
-                       std::span(d.values).subspan(first * d.dim, n * d.dim),
-                       {}, [&](absl::StatusOr<WriteAck> ack) {
-                         std::lock_guard<std::mutex> lock(mu);
-                         status.Update(ack.status());
-                         --outstanding;
-                         cv.notify_all();
-                       });
+    manager.WriteAsync(
+        "local", WriteMode::kInsert, ids.subspan(first, n),
+        std::span(d.values).subspan(first * d.dim, n * d.dim), {},
+        [&](absl::StatusOr<WriteAck> ack) {
+          std::lock_guard<std::mutex> lock(mu);
+          status.Update(ack.status());
+          --outstanding;
+          cv.notify_all();
+        },
+        // d outlives every write: read in place, as the
+        // server reads its requests (an owner owning nothing).
+        std::shared_ptr<const void>(std::shared_ptr<const void>(),
+                                    d.values.data()));
   }
   std::unique_lock<std::mutex> lock(mu);
   cv.wait(lock, [&] { return outstanding == 0; });

@@ -140,10 +140,12 @@ class CollectionManager {
   // thread once the batch is acknowledged, or on the caller's thread before
   // the call returns when it is refused (keep it short; do not call back into
   // the manager's write methods from it). ids and vectors are copied before
-  // the call returns.
+  // the call returns, except that WriteAsync with an `owner` reads the
+  // vectors in place until `done` has run (DurableCollection::WriteAsync).
   void WriteAsync(std::string_view name, WriteMode mode,
                   std::span<const uint64_t> ids, std::span<const float> vectors,
-                  const WriteOptions& options, WriteCallback done);
+                  const WriteOptions& options, WriteCallback done,
+                  std::shared_ptr<const void> owner = nullptr);
   void DeleteAsync(std::string_view name, std::span<const uint64_t> ids,
                    const WriteOptions& options, WriteCallback done);
 

@@ -352,8 +352,10 @@ void VectorSearchService::OnWritten(const std::string& name,
 
 // One InsertStream call, pipelined for group commit: each batch read is
 // validated and handed to CollectionManager::WriteAsync, and the next read
-// starts while it commits, so up to kMaxPipelined batches of one stream
-// share a log append and an fsync. Acks go out in stream order, each once
+// starts while it commits: a stream keeps up to kMaxPipelined batches (and
+// about kMaxPipelinedBytes) in the store at once, so while one group is
+// being fsynced the next group fills, and batches of every stream share a
+// log append and an fsync. Acks go out in stream order, each once
 // its batch is acknowledged by the store (durable per --durability and
 // visible), with the batch's sequence number; a failed batch is acked with
 // its own error and the stream goes on.
@@ -361,18 +363,24 @@ void VectorSearchService::OnWritten(const std::string& name,
 // State lives under mu_; Step() decides the next gRPC operations under the
 // lock and starts them after releasing it. Invariants: at most one read and
 // one write outstanding (gRPC's rule); request_ is only touched by the read
-// in progress; Finish is called once, only when no read, no write and no
+// in progress, and each batch is read into a fresh request that the store
+// then owns until its acknowledgement (it logs and applies the vectors in
+// place, no copy); Finish is called once, only when no read, no write and no
 // store callback (in_flight_) is outstanding, so OnDone may delete this.
 class VectorSearchService::InsertReactor final
     : public grpc::ServerBidiReactor<v1::InsertRequest, v1::InsertAck> {
  public:
-  // Batches admitted but not yet acked. Bounds the stream's memory (each
-  // holds its copy in the store's queue) while allowing overlap.
-  static constexpr size_t kMaxPipelined = 16;
+  // Batches admitted but not yet acked, and their payload bytes (ids and
+  // vectors): bounds a stream's memory (each batch holds its copy in the
+  // store's queue) while deep enough that admission overlaps the fsync of
+  // the previous group. The byte bound may be passed by one batch (a batch's
+  // size is known once it is read).
+  static constexpr size_t kMaxPipelined = 64;
+  static constexpr int64_t kMaxPipelinedBytes = int64_t{64} << 20;
 
   explicit InsertReactor(VectorSearchService* service) : service_(service) {
     reading_ = true;
-    StartRead(&request_);
+    StartRead(request_.get());
   }
 
   void OnReadDone(bool ok) override {
@@ -387,11 +395,15 @@ class VectorSearchService::InsertReactor final
     {
       std::lock_guard<std::mutex> lock(mu_);
       slot = &slots_.emplace_back();
-      slot->ack.set_batch_tag(request_.batch_tag());
+      slot->ack.set_batch_tag(request_->batch_tag());
+      slot->bytes = static_cast<int64_t>(request_->ids_size()) * 8 +
+                    static_cast<int64_t>(request_->vectors_size()) * 4;
+      pipelined_bytes_ += slot->bytes;
       ++in_flight_;
     }
-    // reading_ stays true until request_ has been copied by the store.
+    // reading_ stays true until request_ is handed over and replaced.
     Submit(slot);
+    request_ = std::make_shared<v1::InsertRequest>();
     std::unique_lock<std::mutex> lock(mu_);
     reading_ = false;
     Step(lock);
@@ -412,6 +424,7 @@ class VectorSearchService::InsertReactor final
  private:
   struct Slot {
     v1::InsertAck ack;
+    int64_t bytes = 0;   // payload, counted in pipelined_bytes_
     bool ready = false;  // outcome known
   };
 
@@ -421,8 +434,8 @@ class VectorSearchService::InsertReactor final
     absl::Status status = CheckCollectionName();
     absl::StatusOr<std::shared_ptr<const Collection>> collection;
     if (status.ok()) {
-      collection = service_->CheckWrite(collection_, SpanOf(request_.ids()),
-                                        SpanOf(request_.vectors()));
+      collection = service_->CheckWrite(collection_, SpanOf(request_->ids()),
+                                        SpanOf(request_->vectors()));
       status = collection.status();
     }
     if (!status.ok()) {
@@ -431,27 +444,28 @@ class VectorSearchService::InsertReactor final
     }
     service_->manager_->WriteAsync(
         collection_,
-        request_.upsert() ? WriteMode::kUpsert : WriteMode::kInsert,
-        SpanOf(request_.ids()), SpanOf(request_.vectors()),
+        request_->upsert() ? WriteMode::kUpsert : WriteMode::kInsert,
+        SpanOf(request_->ids()), SpanOf(request_->vectors()),
         service_->write_options_,
         [this, slot, name = collection_,
          handle = *std::move(collection)](absl::StatusOr<WriteAck> ack) {
           if (ack.ok()) service_->OnWritten(name, *handle, ack->rows);
           Complete(slot, std::move(ack));
-        });
+        },
+        request_);
   }
 
   absl::Status CheckCollectionName() {
     if (collection_.empty()) {
-      if (request_.collection().empty()) {
+      if (request_->collection().empty()) {
         return absl::InvalidArgumentError(
             "collection: required on the first message of an InsertStream");
       }
-      collection_ = request_.collection();
-    } else if (!request_.collection().empty() &&
-               request_.collection() != collection_) {
+      collection_ = request_->collection();
+    } else if (!request_->collection().empty() &&
+               request_->collection() != collection_) {
       return absl::InvalidArgumentError(
-          absl::StrCat("collection=\"", request_.collection(),
+          absl::StrCat("collection=\"", request_->collection(),
                        "\": this InsertStream writes \"", collection_,
                        "\"; open another stream for another collection"));
     }
@@ -474,7 +488,7 @@ class VectorSearchService::InsertReactor final
   }
 
   // Starts whatever can start now: the next ack in order, the next read
-  // (while fewer than kMaxPipelined batches are unacked), or Finish.
+  // (while the pipeline has room), or Finish.
   void Step(std::unique_lock<std::mutex>& lock) {
     bool write = false;
     bool read = false;
@@ -483,10 +497,12 @@ class VectorSearchService::InsertReactor final
     if (!finished_ && !client_gone_) {
       if (!writing_ && !slots_.empty() && slots_.front().ready) {
         sending_ = std::move(slots_.front().ack);
+        pipelined_bytes_ -= slots_.front().bytes;
         slots_.pop_front();
         writing_ = write = true;
       }
-      if (!reading_ && !reads_done_ && slots_.size() < kMaxPipelined) {
+      if (!reading_ && !reads_done_ && slots_.size() < kMaxPipelined &&
+          pipelined_bytes_ < kMaxPipelinedBytes) {
         reading_ = read = true;
       }
     }
@@ -502,19 +518,21 @@ class VectorSearchService::InsertReactor final
     }
     lock.unlock();
     if (write) StartWrite(&sending_);
-    if (read) StartRead(&request_);
+    if (read) StartRead(request_.get());
     if (finish) Finish(status);
   }
 
   VectorSearchService* const service_;
   const absl::Time start_ = absl::Now();
   std::string collection_;  // set by the first batch that names one
-  v1::InsertRequest request_;
+  std::shared_ptr<v1::InsertRequest> request_ =
+      std::make_shared<v1::InsertRequest>();
   v1::InsertAck sending_;  // the ack being written
 
   std::mutex mu_;
   std::deque<Slot> slots_ ABSL_GUARDED_BY(mu_);  // unacked, in stream order
   int in_flight_ ABSL_GUARDED_BY(mu_) = 0;       // store callbacks not yet run
+  int64_t pipelined_bytes_ ABSL_GUARDED_BY(mu_) = 0;  // of slots_
   bool reading_ ABSL_GUARDED_BY(mu_) = false;
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool reads_done_ ABSL_GUARDED_BY(mu_) = false;
@@ -533,7 +551,9 @@ VectorSearchService::InsertStream(grpc::CallbackServerContext*) {
 // commit thread, after the group's fsync) fills the response and finishes
 // the call. No gRPC thread waits out an fsync, and concurrent unary writes
 // share the group commit like stream batches do. req and resp stay valid
-// until Finish.
+// until Finish, which runs only in the store's callback, so the store may
+// read req's vectors in place (an owner that owns nothing, only marks them
+// as staying valid).
 grpc::ServerUnaryReactor* VectorSearchService::Upsert(
     grpc::CallbackServerContext* ctx, const v1::UpsertRequest* req,
     v1::UpsertResponse* resp) {
@@ -556,7 +576,8 @@ grpc::ServerUnaryReactor* VectorSearchService::Upsert(
         }
         RecordRpc("Upsert", start, ack.status().code());
         reactor->Finish(ToGrpcStatus(ack.status()));
-      });
+      },
+      std::shared_ptr<const void>(std::shared_ptr<const void>(), req));
   return reactor;
 }
 
