@@ -6,19 +6,21 @@
 //     latency, then the in-process engine's batch QPS (peakknn::Collection,
 //     --engine_batch queries per call) on the same rows and queries, and
 //     the ratio.
-//   insert mode: --streams concurrent InsertStreams (one connection each,
-//     a contiguous share of the rows, batches of --batch_rows, --window
-//     unacked, acked once durable per the server's --durability), then the
-//     same rows in the same batches and window from as many writer threads
-//     into an in-process durable store (CollectionManager, fsync
-//     durability, a temporary directory under --engine_dir); alternating
-//     --repeats times, it prints every run, the best of each and the
-//     ratio: the service's cost over the engine's own durable ingest. Point
+//   insert mode: the streaming-insert bar. For each --streams count N:
+//     N concurrent InsertStreams (one connection each, a contiguous share
+//     of the rows, batches of --batch_rows, --window unacked, acked once
+//     durable per the server's --durability), then the same rows in the
+//     same batches and window from N writer threads into an in-process
+//     durable store (CollectionManager, fsync durability, vectors read in
+//     place as the server reads its requests, a temporary directory under
+//     --engine_dir). The two alternate --repeats times; it prints every run,
+//     the best and median of each and their ratio (the service's cost over
+//     the engine's own durable ingest), then a summary table. Point
 //     --engine_dir at the server's disk for a fair ratio.
 //
 // Rows are --data (any format client/vector_files reads) or generated
-// Gaussian vectors. The server and this process share the machine; run
-// them on separate cores (taskset) for a fair ratio.
+// Gaussian vectors. The server and this process share the machine, so the
+// client's own work (serialising, sending) is part of the service figure.
 #include <stdlib.h>
 
 #include <algorithm>
@@ -36,6 +38,7 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "client/client.h"
@@ -59,13 +62,13 @@ ABSL_FLAG(double, duration_s, 10, "Seconds per measurement");
 ABSL_FLAG(int64_t, batch_rows, 4096, "Rows per insert batch");
 ABSL_FLAG(int64_t, window, 8,
           "insert mode: batches sent but not yet acked, per stream");
-ABSL_FLAG(int64_t, streams, 1,
+ABSL_FLAG(std::vector<std::string>, streams, {"1"},
           "insert mode: concurrent InsertStreams, each on its own connection "
           "with a contiguous share of the rows; the in-process engine gets "
-          "as many writer threads");
+          "as many writer threads. A list (1,2,4) runs one comparison each");
 ABSL_FLAG(int64_t, repeats, 3,
-          "insert mode: service and engine runs, alternating; the best of "
-          "each is reported");
+          "insert mode: service and engine runs, alternating; the best and "
+          "the median of each are reported");
 ABSL_FLAG(std::string, engine_dir, "/tmp",
           "insert mode: where the in-process durable store writes (a fresh "
           "temporary directory inside, removed afterwards)");
@@ -122,6 +125,13 @@ double Percentile(std::vector<double>& v, double p) {
   const size_t i = std::min(v.size() - 1, static_cast<size_t>(p * v.size()));
   std::nth_element(v.begin(), v.begin() + i, v.end());
   return v[i];
+}
+
+// The middle value, or the mean of the two middle ones.
+double Median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 == 1 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 absl::Status CreateRemote(client::Client& c, const Data& d) {
@@ -307,37 +317,33 @@ std::string LoadAverage() {
   return s.substr(0, end);
 }
 
-// Service and engine alternate --repeats times on the same rows, batches,
-// window and parallelism (streams = writer threads); the best of each is
-// compared, so a burst of load from another process on the machine hurts
-// one run, not the ratio.
-absl::Status RunInsert(client::Client& c, const Data& d) {
-  std::vector<uint64_t> ids(static_cast<size_t>(d.rows));
-  std::iota(ids.begin(), ids.end(), uint64_t{0});
-  client::InsertOptions options;
-  options.batch_rows = absl::GetFlag(FLAGS_batch_rows);
-  options.window = absl::GetFlag(FLAGS_window);
-  const int64_t streams = absl::GetFlag(FLAGS_streams);
-  const int64_t repeats = absl::GetFlag(FLAGS_repeats);
-  if (options.batch_rows < 1 || options.window < 1 || streams < 1 ||
-      repeats < 1) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--batch_rows=", options.batch_rows,
-                     ", --window=", options.window, ", --streams=", streams,
-                     " and --repeats=", repeats, " must all be >= 1"));
-  }
+struct InsertResult {
+  int64_t streams = 0;
+  double service = 0, engine = 0;  // rows/s, best of the runs
+  double service_median = 0, engine_median = 0;
+};
+
+// Service and engine alternate `repeats` times on the same rows, batches,
+// window and parallelism (`streams` InsertStreams = writer threads); the
+// best (and the median) of each are compared, so a burst of load from
+// another process on the machine hurts one run, not the ratio.
+absl::StatusOr<InsertResult> CompareInsert(client::Client& c, const Data& d,
+                                           std::span<const uint64_t> ids,
+                                           int64_t streams,
+                                           const client::InsertOptions& options,
+                                           int64_t repeats) {
   const std::vector<Share> shares =
       SplitRows(d.rows, streams, options.batch_rows);
   std::printf(
       "insert: %lld rows x %lld dim f32, batches of %lld rows, %lld "
-      "streams / writer threads, window %lld batches each, best of %lld; "
+      "streams / writer threads, window %lld batches each, %lld runs of each; "
       "load average %s\n",
       static_cast<long long>(d.rows), static_cast<long long>(d.dim),
       static_cast<long long>(options.batch_rows),
       static_cast<long long>(shares.size()),
       static_cast<long long>(options.window), static_cast<long long>(repeats),
       LoadAverage().c_str());
-  double service_best = 0, engine_best = 0;
+  std::vector<double> service_rates, engine_rates;
   for (int64_t r = 0; r < repeats; ++r) {
     if (absl::Status s = CreateRemote(c, d); !s.ok()) return s;
     absl::StatusOr<double> service =
@@ -349,18 +355,70 @@ absl::Status RunInsert(client::Client& c, const Data& d) {
     std::printf("  run %lld: service %.0f rows/s, engine %.0f rows/s\n",
                 static_cast<long long>(r + 1), *service, *engine);
     std::fflush(stdout);
-    service_best = std::max(service_best, *service);
-    engine_best = std::max(engine_best, *engine);
+    service_rates.push_back(*service);
+    engine_rates.push_back(*engine);
   }
+  InsertResult result;
+  result.streams = static_cast<int64_t>(shares.size());
+  result.service =
+      *std::max_element(service_rates.begin(), service_rates.end());
+  result.engine = *std::max_element(engine_rates.begin(), engine_rates.end());
+  result.service_median = Median(service_rates);
+  result.engine_median = Median(engine_rates);
   std::printf(
       "  service (InsertStream x %lld, acked per the server's "
-      "--durability): %.0f rows/s\n"
+      "--durability): best %.0f rows/s, median %.0f\n"
       "  engine in-process (CollectionManager, fsync, %lld writer threads "
-      "with the same batches and window): %.0f rows/s\n"
-      "  ratio service/engine: %.3f (load average now %s)\n",
-      static_cast<long long>(shares.size()), service_best,
-      static_cast<long long>(shares.size()), engine_best,
-      service_best / engine_best, LoadAverage().c_str());
+      "with the same batches and window): best %.0f rows/s, median %.0f\n"
+      "  ratio service/engine: best/best %.3f, median/median %.3f (load "
+      "average now %s)\n",
+      static_cast<long long>(result.streams), result.service,
+      result.service_median, static_cast<long long>(result.streams),
+      result.engine, result.engine_median, result.service / result.engine,
+      result.service_median / result.engine_median, LoadAverage().c_str());
+  std::fflush(stdout);
+  return result;
+}
+
+// One comparison per --streams entry, then a summary table.
+absl::Status RunInsert(client::Client& c, const Data& d) {
+  std::vector<uint64_t> ids(static_cast<size_t>(d.rows));
+  std::iota(ids.begin(), ids.end(), uint64_t{0});
+  client::InsertOptions options;
+  options.batch_rows = absl::GetFlag(FLAGS_batch_rows);
+  options.window = absl::GetFlag(FLAGS_window);
+  const int64_t repeats = absl::GetFlag(FLAGS_repeats);
+  if (options.batch_rows < 1 || options.window < 1 || repeats < 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--batch_rows=", options.batch_rows, ", --window=", options.window,
+        " and --repeats=", repeats, " must all be >= 1"));
+  }
+  std::vector<int64_t> stream_counts;
+  for (const std::string& entry : absl::GetFlag(FLAGS_streams)) {
+    int64_t n = 0;
+    if (!absl::SimpleAtoi(entry, &n) || n < 1) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--streams: \"", entry,
+          "\" is not a stream count >= 1 (give a list like 1,2,4)"));
+    }
+    stream_counts.push_back(n);
+  }
+  std::vector<InsertResult> results;
+  for (int64_t streams : stream_counts) {
+    absl::StatusOr<InsertResult> r =
+        CompareInsert(c, d, ids, streams, options, repeats);
+    if (!r.ok()) return r.status();
+    results.push_back(*r);
+  }
+  std::printf(
+      "summary (rows/s, best of %lld; ratio = service / engine in-process):\n"
+      "  streams  service    engine     ratio  (median ratio)\n",
+      static_cast<long long>(repeats));
+  for (const InsertResult& r : results) {
+    std::printf("  %7lld  %9.0f  %9.0f  %5.3f  (%5.3f)\n",
+                static_cast<long long>(r.streams), r.service, r.engine,
+                r.service / r.engine, r.service_median / r.engine_median);
+  }
   return absl::OkStatus();
 }
 
