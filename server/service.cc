@@ -411,8 +411,8 @@ class VectorSearchService::InsertReactor final
     : public grpc::ServerBidiReactor<v1::InsertRequest, v1::InsertAck> {
  public:
   // Batches admitted but not yet acked, and their payload bytes (ids and
-  // vectors): bounds a stream's memory (each batch holds its copy in the
-  // store's queue) while deep enough that admission overlaps the fsync of
+  // vectors): bounds a stream's memory (the store holds each batch's request
+  // until it is acked) while deep enough that admission overlaps the fsync of
   // the previous group. The byte bound may be passed by one batch (a batch's
   // size is known once it is read).
   static constexpr size_t kMaxPipelined = 64;
@@ -628,8 +628,9 @@ grpc::ServerUnaryReactor* VectorSearchService::Upsert(
   const absl::Time start = absl::Now();
   absl::StatusOr<std::shared_ptr<const Collection>> collection =
       CheckWrite(req->collection(), SpanOf(req->ids()), SpanOf(req->vectors()));
-  if (!collection.ok())
+  if (!collection.ok()) {
     return Finish(ctx, "Upsert", start, collection.status());
+  }
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
   manager_->WriteAsync(
       req->collection(), WriteMode::kUpsert, SpanOf(req->ids()),
@@ -660,8 +661,9 @@ grpc::ServerUnaryReactor* VectorSearchService::Delete(
     return Open(req->collection());
   };
   absl::StatusOr<std::shared_ptr<const Collection>> collection = check();
-  if (!collection.ok())
+  if (!collection.ok()) {
     return Finish(ctx, "Delete", start, collection.status());
+  }
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
   manager_->DeleteAsync(
       req->collection(), SpanOf(req->ids()), write_options_,
