@@ -6,17 +6,21 @@
 //     latency, then the in-process engine's batch QPS (peakknn::Collection,
 //     --engine_batch queries per call) on the same rows and queries, and
 //     the ratio.
-//   insert mode: streams the rows through InsertStream (batches of
-//     --batch_rows, --window unacked, acked once durable per the server's
-//     --durability), then ingests the same rows in the same batches and
-//     window into an in-process durable store (CollectionManager, fsync
-//     durability, a temporary directory under --engine_dir) and prints both
-//     rates and the ratio: the service's cost over the engine's own durable
-//     ingest. Point --engine_dir at the server's disk for a fair ratio.
+//   insert mode: the streaming-insert bar. For each --streams count N:
+//     N concurrent InsertStreams (one connection each, a contiguous share
+//     of the rows, batches of --batch_rows, --window unacked, acked once
+//     durable per the server's --durability), then the same rows in the
+//     same batches and window from N writer threads into an in-process
+//     durable store (CollectionManager, fsync durability, vectors read in
+//     place as the server reads its requests, a temporary directory under
+//     --engine_dir). The two alternate --repeats times; it prints every run,
+//     the best and median of each and their ratio (the service's cost over
+//     the engine's own durable ingest), then a summary table. Point
+//     --engine_dir at the server's disk for a fair ratio.
 //
 // Rows are --data (any format client/vector_files reads) or generated
-// Gaussian vectors. The server and this process share the machine; run
-// them on separate cores (taskset) for a fair ratio.
+// Gaussian vectors. The server and this process share the machine, so the
+// client's own work (serialising, sending) is part of the service figure.
 #include <stdlib.h>
 
 #include <algorithm>
@@ -24,6 +28,7 @@
 #include <condition_variable>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <numeric>
@@ -33,6 +38,7 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "client/client.h"
@@ -54,7 +60,15 @@ ABSL_FLAG(double, recall, 0.95, "Recall target");
 ABSL_FLAG(int64_t, clients, 64, "Concurrent clients (search mode)");
 ABSL_FLAG(double, duration_s, 10, "Seconds per measurement");
 ABSL_FLAG(int64_t, batch_rows, 4096, "Rows per insert batch");
-ABSL_FLAG(int64_t, window, 8, "insert mode: batches sent but not yet acked");
+ABSL_FLAG(int64_t, window, 8,
+          "insert mode: batches sent but not yet acked, per stream");
+ABSL_FLAG(std::vector<std::string>, streams, {"1"},
+          "insert mode: concurrent InsertStreams, each on its own connection "
+          "with a contiguous share of the rows; the in-process engine gets "
+          "as many writer threads. A list (1,2,4) runs one comparison each");
+ABSL_FLAG(int64_t, repeats, 3,
+          "insert mode: service and engine runs, alternating; the best and "
+          "the median of each are reported");
 ABSL_FLAG(std::string, engine_dir, "/tmp",
           "insert mode: where the in-process durable store writes (a fresh "
           "temporary directory inside, removed afterwards)");
@@ -113,6 +127,13 @@ double Percentile(std::vector<double>& v, double p) {
   return v[i];
 }
 
+// The middle value, or the mean of the two middle ones.
+double Median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 == 1 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
 absl::Status CreateRemote(client::Client& c, const Data& d) {
   const std::string name = absl::GetFlag(FLAGS_collection);
   if (c.DescribeCollection(name).ok()) {
@@ -135,12 +156,87 @@ absl::StatusOr<std::unique_ptr<Collection>> CreateLocal(const Data& d) {
   return Collection::Create(schema);
 }
 
+// Rows [first, first + count) of the data set: what one stream or one
+// in-process writer sends.
+struct Share {
+  int64_t first = 0;
+  int64_t count = 0;
+};
+
+// Splits `rows` into `parts` contiguous shares, whole batches each (the last
+// share takes the remainder), so streams and writers send the same batches.
+std::vector<Share> SplitRows(int64_t rows, int64_t parts, int64_t batch) {
+  const int64_t batches = (rows + batch - 1) / batch;
+  std::vector<Share> shares;
+  for (int64_t p = 0; p < parts; ++p) {
+    const int64_t b0 = batches * p / parts, b1 = batches * (p + 1) / parts;
+    const int64_t first = std::min(rows, b0 * batch);
+    const int64_t last = std::min(rows, b1 * batch);
+    if (last > first) shares.push_back({first, last - first});
+  }
+  return shares;
+}
+
+// Runs fn(i) on one thread per share and returns the first error.
+absl::Status RunShares(const std::vector<Share>& shares,
+                       const std::function<absl::Status(const Share&)>& fn) {
+  std::vector<absl::Status> status(shares.size());
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < shares.size(); ++i) {
+    threads.emplace_back([&, i] { status[i] = fn(shares[i]); });
+  }
+  for (std::thread& t : threads) t.join();
+  for (const absl::Status& s : status) {
+    if (!s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
+// One writer of the in-process store: `share`'s rows in batches of `batch`
+// with at most `window` unacknowledged WriteAsync calls, vectors read in
+// place, the way the server feeds the store for one InsertStream.
+absl::Status EngineWriter(CollectionManager& manager, const Data& d,
+                          std::span<const uint64_t> ids, const Share& share,
+                          int64_t batch, int64_t window) {
+  std::mutex mu;
+  std::condition_variable cv;
+  int64_t outstanding = 0;
+  absl::Status status;
+  for (int64_t first = share.first; first < share.first + share.count;
+       first += batch) {
+    {
+      std::unique_lock<std::mutex> lock(mu);
+      cv.wait(lock, [&] { return outstanding < window || !status.ok(); });
+      if (!status.ok()) break;
+      ++outstanding;
+    }
+    const int64_t n = std::min(batch, share.first + share.count - first);
+    manager.WriteAsync(
+        "local", WriteMode::kInsert, ids.subspan(first, n),
+        std::span(d.values).subspan(first * d.dim, n * d.dim), {},
+        [&](absl::StatusOr<WriteAck> ack) {
+          std::lock_guard<std::mutex> lock(mu);
+          status.Update(ack.status());
+          --outstanding;
+          cv.notify_all();
+        },
+        // d outlives every write: read in place, as the
+        // server reads its requests (an owner owning nothing).
+        std::shared_ptr<const void>(std::shared_ptr<const void>(),
+                                    d.values.data()));
+  }
+  std::unique_lock<std::mutex> lock(mu);
+  cv.wait(lock, [&] { return outstanding == 0; });
+  return status;
+}
+
 // The engine's own durable ingest: `d`'s rows into a CollectionManager
-// (fsync durability) in a fresh directory under --engine_dir, in batches of
-// `batch` with at most `window` unacknowledged (WriteAsync), as the server
-// does for one stream. Returns rows per second, acknowledged.
+// (fsync durability, the server's defaults otherwise) in a fresh directory
+// under --engine_dir, one writer thread per share. Returns rows per second,
+// acknowledged.
 absl::StatusOr<double> EngineDurableIngest(const Data& d,
                                            std::span<const uint64_t> ids,
+                                           const std::vector<Share>& shares,
                                            int64_t batch, int64_t window) {
   std::string dir = absl::GetFlag(FLAGS_engine_dir) + "/peakknn-loadgen-XXXXXX";
   if (mkdtemp(dir.data()) == nullptr) {
@@ -148,8 +244,7 @@ absl::StatusOr<double> EngineDurableIngest(const Data& d,
         absl::StrCat("--engine_dir=", absl::GetFlag(FLAGS_engine_dir),
                      ": cannot create a temporary directory there"));
   }
-  double rate = 0;
-  absl::Status status;
+  absl::StatusOr<double> rate;
   {
     ManagerOptions options;
     options.data_dir = dir + "/data";
@@ -164,65 +259,166 @@ absl::StatusOr<double> EngineDurableIngest(const Data& d,
     if (absl::Status s = (*manager)->CreateCollection(schema); !s.ok()) {
       return s;
     }
-    std::mutex mu;
-    std::condition_variable cv;
-    int64_t outstanding = 0;
     const absl::Time start = absl::Now();
-    for (int64_t first = 0; first < d.rows; first += batch) {
-      {
-        std::unique_lock<std::mutex> lock(mu);
-        cv.wait(lock, [&] { return outstanding < window || !status.ok(); });
-        if (!status.ok()) break;
-        ++outstanding;
-      }
-      const int64_t n = std::min(batch, d.rows - first);
-      (*manager)->WriteAsync(
-          "local", WriteMode::kInsert, ids.subspan(first, n),
-          std::span(d.values).subspan(first * d.dim, n * d.dim), {},
-          [&](absl::StatusOr<WriteAck> ack) {
-            std::lock_guard<std::mutex> lock(mu);
-            status.Update(ack.status());
-            --outstanding;
-            cv.notify_all();
-          });
-    }
-    std::unique_lock<std::mutex> lock(mu);
-    cv.wait(lock, [&] { return outstanding == 0; });
-    rate = d.rows / absl::ToDoubleSeconds(absl::Now() - start);
-  }
+    const absl::Status s = RunShares(shares, [&](const Share& share) {
+      return EngineWriter(**manager, d, ids, share, batch, window);
+    });
+    rate = s.ok() ? absl::StatusOr<double>(
+                        d.rows / absl::ToDoubleSeconds(absl::Now() - start))
+                  : s;
+  }  // the manager's Close (a checkpoint) is not timed
   std::error_code ignored;
   std::filesystem::remove_all(dir, ignored);
-  if (!status.ok()) return status;
   return rate;
 }
 
+// The service: one InsertStream per share, each on its own connection.
+absl::StatusOr<double> ServiceIngest(const std::string& target, const Data& d,
+                                     std::span<const uint64_t> ids,
+                                     const std::vector<Share>& shares,
+                                     const client::InsertOptions& options) {
+  std::vector<std::unique_ptr<client::Client>> clients;
+  for (size_t i = 0; i < shares.size(); ++i) {
+    client::ClientOptions client_options;
+    client_options.target = target;
+    auto c = client::Client::Connect(client_options);
+    if (!c.ok()) return c.status();
+    clients.push_back(*std::move(c));
+  }
+  std::atomic<size_t> next{0};
+  const absl::Time start = absl::Now();
+  const absl::Status s = RunShares(shares, [&](const Share& share) {
+    client::Client& c = *clients[next++];
+    return c
+        .InsertAll(absl::GetFlag(FLAGS_collection),
+                   ids.subspan(share.first, share.count),
+                   std::span(d.values).subspan(share.first * d.dim,
+                                               share.count * d.dim),
+                   options)
+        .status();
+  });
+  if (!s.ok()) return s;
+  return d.rows / absl::ToDoubleSeconds(absl::Now() - start);
+}
+
+std::string LoadAverage() {
+  std::FILE* f = std::fopen("/proc/loadavg", "r");
+  if (f == nullptr) return "unknown";
+  char line[128] = {};
+  const bool read = std::fgets(line, sizeof(line), f) != nullptr;
+  std::fclose(f);
+  if (!read) return "unknown";
+  // "1.23 0.98 0.75 2/345 6789": the three averages.
+  std::string s = line;
+  size_t end = 0;
+  for (int fields = 0; fields < 3 && end != std::string::npos; ++fields) {
+    end = s.find(' ', end + (fields > 0 ? 1 : 0));
+  }
+  return s.substr(0, end);
+}
+
+struct InsertResult {
+  int64_t streams = 0;
+  double service = 0, engine = 0;  // rows/s, best of the runs
+  double service_median = 0, engine_median = 0;
+};
+
+// Service and engine alternate `repeats` times on the same rows, batches,
+// window and parallelism (`streams` InsertStreams = writer threads); the
+// best (and the median) of each are compared, so a burst of load from
+// another process on the machine hurts one run, not the ratio.
+absl::StatusOr<InsertResult> CompareInsert(client::Client& c, const Data& d,
+                                           std::span<const uint64_t> ids,
+                                           int64_t streams,
+                                           const client::InsertOptions& options,
+                                           int64_t repeats) {
+  const std::vector<Share> shares =
+      SplitRows(d.rows, streams, options.batch_rows);
+  std::printf(
+      "insert: %lld rows x %lld dim f32, batches of %lld rows, %lld "
+      "streams / writer threads, window %lld batches each, %lld runs of each; "
+      "load average %s\n",
+      static_cast<long long>(d.rows), static_cast<long long>(d.dim),
+      static_cast<long long>(options.batch_rows),
+      static_cast<long long>(shares.size()),
+      static_cast<long long>(options.window), static_cast<long long>(repeats),
+      LoadAverage().c_str());
+  std::vector<double> service_rates, engine_rates;
+  for (int64_t r = 0; r < repeats; ++r) {
+    if (absl::Status s = CreateRemote(c, d); !s.ok()) return s;
+    absl::StatusOr<double> service =
+        ServiceIngest(c.target(), d, ids, shares, options);
+    if (!service.ok()) return service.status();
+    absl::StatusOr<double> engine =
+        EngineDurableIngest(d, ids, shares, options.batch_rows, options.window);
+    if (!engine.ok()) return engine.status();
+    std::printf("  run %lld: service %.0f rows/s, engine %.0f rows/s\n",
+                static_cast<long long>(r + 1), *service, *engine);
+    std::fflush(stdout);
+    service_rates.push_back(*service);
+    engine_rates.push_back(*engine);
+  }
+  InsertResult result;
+  result.streams = static_cast<int64_t>(shares.size());
+  result.service =
+      *std::max_element(service_rates.begin(), service_rates.end());
+  result.engine = *std::max_element(engine_rates.begin(), engine_rates.end());
+  result.service_median = Median(service_rates);
+  result.engine_median = Median(engine_rates);
+  std::printf(
+      "  service (InsertStream x %lld, acked per the server's "
+      "--durability): best %.0f rows/s, median %.0f\n"
+      "  engine in-process (CollectionManager, fsync, %lld writer threads "
+      "with the same batches and window): best %.0f rows/s, median %.0f\n"
+      "  ratio service/engine: best/best %.3f, median/median %.3f (load "
+      "average now %s)\n",
+      static_cast<long long>(result.streams), result.service,
+      result.service_median, static_cast<long long>(result.streams),
+      result.engine, result.engine_median, result.service / result.engine,
+      result.service_median / result.engine_median, LoadAverage().c_str());
+  std::fflush(stdout);
+  return result;
+}
+
+// One comparison per --streams entry, then a summary table.
 absl::Status RunInsert(client::Client& c, const Data& d) {
-  if (absl::Status s = CreateRemote(c, d); !s.ok()) return s;
   std::vector<uint64_t> ids(static_cast<size_t>(d.rows));
   std::iota(ids.begin(), ids.end(), uint64_t{0});
   client::InsertOptions options;
   options.batch_rows = absl::GetFlag(FLAGS_batch_rows);
   options.window = absl::GetFlag(FLAGS_window);
-  const absl::Time start = absl::Now();
-  absl::StatusOr<client::InsertSummary> sent =
-      c.InsertAll(absl::GetFlag(FLAGS_collection), ids, d.values, options);
-  if (!sent.ok()) return sent.status();
-  const double service_rate =
-      d.rows / absl::ToDoubleSeconds(absl::Now() - start);
-
-  absl::StatusOr<double> engine_rate =
-      EngineDurableIngest(d, ids, options.batch_rows, options.window);
-  if (!engine_rate.ok()) return engine_rate.status();
+  const int64_t repeats = absl::GetFlag(FLAGS_repeats);
+  if (options.batch_rows < 1 || options.window < 1 || repeats < 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--batch_rows=", options.batch_rows, ", --window=", options.window,
+        " and --repeats=", repeats, " must all be >= 1"));
+  }
+  std::vector<int64_t> stream_counts;
+  for (const std::string& entry : absl::GetFlag(FLAGS_streams)) {
+    int64_t n = 0;
+    if (!absl::SimpleAtoi(entry, &n) || n < 1) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--streams: \"", entry,
+          "\" is not a stream count >= 1 (give a list like 1,2,4)"));
+    }
+    stream_counts.push_back(n);
+  }
+  std::vector<InsertResult> results;
+  for (int64_t streams : stream_counts) {
+    absl::StatusOr<InsertResult> r =
+        CompareInsert(c, d, ids, streams, options, repeats);
+    if (!r.ok()) return r.status();
+    results.push_back(*r);
+  }
   std::printf(
-      "insert: %lld rows x %lld dim, batches of %lld rows, window %lld\n"
-      "  service (InsertStream, acked): %.0f rows/s\n"
-      "  engine in-process (CollectionManager, fsync, same batches and "
-      "window): %.0f rows/s\n"
-      "  ratio service/engine: %.3f\n",
-      static_cast<long long>(d.rows), static_cast<long long>(d.dim),
-      static_cast<long long>(options.batch_rows),
-      static_cast<long long>(options.window), service_rate, *engine_rate,
-      service_rate / *engine_rate);
+      "summary (rows/s, best of %lld; ratio = service / engine in-process):\n"
+      "  streams  service    engine     ratio  (median ratio)\n",
+      static_cast<long long>(repeats));
+  for (const InsertResult& r : results) {
+    std::printf("  %7lld  %9.0f  %9.0f  %5.3f  (%5.3f)\n",
+                static_cast<long long>(r.streams), r.service, r.engine,
+                r.service / r.engine, r.service_median / r.engine_median);
+  }
   return absl::OkStatus();
 }
 

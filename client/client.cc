@@ -9,6 +9,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "client/insert_batch.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
 #include "grpcpp/support/channel_arguments.h"
@@ -226,8 +227,10 @@ absl::StatusOr<InsertSummary> Client::InsertAll(absl::string_view collection,
   const int64_t batches = (rows + options.batch_rows - 1) / options.batch_rows;
 
   grpc::ClientContext ctx;  // no deadline: a stream may run for hours
-  std::unique_ptr<grpc::ClientReaderWriter<v1::InsertRequest, v1::InsertAck>>
-      stream = stub_->InsertStream(&ctx);
+  // InsertBatch sends the vectors from `vectors` in place (no copy into a
+  // message); they outlive the stream, which ends before this returns.
+  std::unique_ptr<grpc::ClientReaderWriter<InsertBatch, v1::InsertAck>> stream =
+      OpenInsertStream(channel_.get(), &ctx);
 
   // The reader thread consumes acks in order and opens the window.
   std::mutex mu;
@@ -263,9 +266,9 @@ absl::StatusOr<InsertSummary> Client::InsertAll(absl::string_view collection,
     acked_cv.notify_one();
   });
 
-  v1::InsertRequest req;
-  req.set_collection(std::string(collection));
-  req.set_upsert(options.upsert);
+  InsertBatch batch;
+  batch.collection = std::string(collection);
+  batch.upsert = options.upsert;
   for (int64_t b = 0; b < batches; ++b) {
     {
       std::unique_lock lock(mu);
@@ -278,13 +281,11 @@ absl::StatusOr<InsertSummary> Client::InsertAll(absl::string_view collection,
     }
     const int64_t begin = b * options.batch_rows;
     const int64_t count = std::min(options.batch_rows, rows - begin);
-    req.clear_ids();
-    req.clear_vectors();
-    req.set_batch_tag(static_cast<uint64_t>(b));
-    Assign(req.mutable_ids(), ids.subspan(begin, count));
-    Assign(req.mutable_vectors(), vectors.subspan(begin * dim, count * dim));
-    if (!stream->Write(req)) break;  // the stream broke; Finish says why
-    if (b == 0) req.clear_collection();
+    batch.batch_tag = static_cast<uint64_t>(b);
+    batch.ids = ids.subspan(begin, count);
+    batch.vectors = vectors.subspan(begin * dim, count * dim);
+    if (!stream->Write(batch)) break;  // the stream broke; Finish says why
+    if (b == 0) batch.collection.clear();
   }
   stream->WritesDone();
   reader.join();

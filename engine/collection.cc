@@ -10,6 +10,7 @@
 #include "engine/rescore.h"
 #include "engine/searcher.h"
 #include "kernels/bf16.h"
+#include "kernels/finite.h"
 #include "kernels/layout.h"
 #include "kernels/score.h"
 
@@ -36,18 +37,18 @@ absl::Status CheckVectors(std::span<const float> values, int64_t count, int dim,
         absl::StrCat(what, "s hold ", values.size(), " floats; expected ",
                      count, " x dim ", dim, " = ", count * dim));
   }
-  for (int64_t i = 0; i < count; ++i) {
-    const float* v = values.data() + i * dim;
-    for (int d = 0; d < dim; ++d) {
-      if (!std::isfinite(v[d])) {
-        return absl::InvalidArgumentError(
-            absl::StrCat(what, " ", i, " has a non-finite value (", v[d],
-                         ") at dimension ", d));
+  if (const size_t bad = kernels::FirstNonFinite(values.data(), values.size());
+      bad < values.size()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, " ", bad / dim, " has a non-finite value (",
+                     values[bad], ") at dimension ", bad % dim));
+  }
+  if (metric == Metric::kCosine) {
+    for (int64_t i = 0; i < count; ++i) {
+      if (SquaredNorm(values.data() + i * dim, dim) == 0) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            what, " ", i, " is all zeros; COSINE needs a non-zero vector"));
       }
-    }
-    if (metric == Metric::kCosine && SquaredNorm(v, dim) == 0) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          what, " ", i, " is all zeros; COSINE needs a non-zero vector"));
     }
   }
   return absl::OkStatus();

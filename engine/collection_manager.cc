@@ -209,13 +209,27 @@ void CollectionManager::WriteAsync(std::string_view name, WriteMode mode,
                                    std::span<const uint64_t> ids,
                                    std::span<const float> vectors,
                                    const WriteOptions& options,
-                                   WriteCallback done) {
+                                   WriteCallback done,
+                                   std::shared_ptr<const void> owner) {
   auto c = Find(name);
   if (!c.ok()) {
     done(c.status());
     return;
   }
-  (*c)->WriteAsync(mode, ids, vectors, options.durability, std::move(done));
+  (*c)->WriteAsync(mode, ids, vectors, options.durability, std::move(done),
+                   std::move(owner));
+}
+
+void CollectionManager::DeleteAsync(std::string_view name,
+                                    std::span<const uint64_t> ids,
+                                    const WriteOptions& options,
+                                    WriteCallback done) {
+  auto c = Find(name);
+  if (!c.ok()) {
+    done(c.status());
+    return;
+  }
+  (*c)->DeleteAsync(ids, options.durability, std::move(done));
 }
 
 absl::StatusOr<WriteAck> CollectionManager::Insert(

@@ -135,12 +135,19 @@ class CollectionManager {
   absl::StatusOr<WriteAck> Delete(std::string_view name,
                                   std::span<const uint64_t> ids,
                                   const WriteOptions& options = {});
-  // Pipelined form for streams: `done` runs once, possibly on the
-  // collection's commit thread (keep it short; do not call back into the
-  // manager's write methods from it).
+  // Asynchronous forms, for streams and for servers that must not block a
+  // thread through an fsync: `done` runs once, on the collection's commit
+  // thread once the batch is acknowledged, or on the caller's thread before
+  // the call returns when it is refused (keep it short; do not call back into
+  // the manager's write methods from it). ids and vectors are copied before
+  // the call returns, except that WriteAsync with an `owner` reads the
+  // vectors in place until `done` has run (DurableCollection::WriteAsync).
   void WriteAsync(std::string_view name, WriteMode mode,
                   std::span<const uint64_t> ids, std::span<const float> vectors,
-                  const WriteOptions& options, WriteCallback done);
+                  const WriteOptions& options, WriteCallback done,
+                  std::shared_ptr<const void> owner = nullptr);
+  void DeleteAsync(std::string_view name, std::span<const uint64_t> ids,
+                   const WriteOptions& options, WriteCallback done);
 
   absl::StatusOr<std::vector<std::optional<std::vector<float>>>> Get(
       std::string_view name, std::span<const uint64_t> ids) const;

@@ -290,7 +290,8 @@ Durability DurableCollection::Resolve(Durability requested) const {
 void DurableCollection::WriteAsync(WriteMode mode,
                                    std::span<const uint64_t> ids,
                                    std::span<const float> vectors,
-                                   Durability durability, WriteCallback done) {
+                                   Durability durability, WriteCallback done,
+                                   std::shared_ptr<const void> owner) {
   // Stateless checks (sizes, finite values, duplicates within the batch)
   // run before taking mu_, in parallel across writers.
   if (absl::Status s =
@@ -304,8 +305,17 @@ void DurableCollection::WriteAsync(WriteMode mode,
   op.mode = mode;
   op.sync = Resolve(durability) == Durability::kFsync;
   op.ids.assign(ids.begin(), ids.end());
+  // Copied (when not owned) before admission takes mu_, so concurrent
+  // writers copy in parallel.
+  op.owner = std::move(owner);
+  if (op.owner != nullptr) {
+    op.vectors = vectors;
+  } else {
+    op.vectors_copy.assign(vectors.begin(), vectors.end());
+    op.vectors = op.vectors_copy;
+  }
   op.done = std::move(done);
-  Submit(std::move(op), vectors);
+  Submit(std::move(op));
 }
 
 void DurableCollection::DeleteAsync(std::span<const uint64_t> ids,
@@ -315,7 +325,7 @@ void DurableCollection::DeleteAsync(std::span<const uint64_t> ids,
   op.sync = Resolve(durability) == Durability::kFsync;
   op.ids.assign(ids.begin(), ids.end());
   op.done = std::move(done);
-  Submit(std::move(op), {});
+  Submit(std::move(op));
 }
 
 absl::Status DurableCollection::CheckInsertIds(
@@ -347,7 +357,7 @@ absl::Status DurableCollection::CheckInsertIds(
   return absl::OkStatus();
 }
 
-void DurableCollection::Submit(Op op, std::span<const float> vectors) {
+void DurableCollection::Submit(Op op) {
   absl::Status refused;
   {
     std::lock_guard lock(mu_);
@@ -366,9 +376,8 @@ void DurableCollection::Submit(Op op, std::span<const float> vectors) {
     if (refused.ok()) {
       op.sequence = ++last_sequence_;
       if (op.type == WalRecordType::kWrite) {
-        AppendWalWrite(op.sequence, op.mode, op.ids, vectors, schema().dim,
+        AppendWalWrite(op.sequence, op.mode, op.ids, op.vectors, schema().dim,
                        &group_);
-        op.vectors.assign(vectors.begin(), vectors.end());
       } else {
         AppendWalDelete(op.sequence, op.ids, &group_);
       }

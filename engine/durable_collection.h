@@ -111,11 +111,16 @@ class DurableCollection {
 
   // Asynchronous writes: `done` runs exactly once, on the commit thread (keep
   // it short) or, for a batch rejected by validation, on the caller's thread
-  // before the call returns. `vectors` is row-major [ids.size()][dim];
-  // both spans are copied before the call returns.
+  // before the call returns. `vectors` is row-major [ids.size()][dim].
+  // Without `owner` both spans are copied before the call returns. With
+  // `owner`, the vectors are not copied: the store reads them in place until
+  // `done` has run, holding `owner` (which must keep that memory alive and
+  // unchanged) until then. Servers pass the parsed request, saving a copy
+  // of every row on the admission path.
   void WriteAsync(WriteMode mode, std::span<const uint64_t> ids,
                   std::span<const float> vectors, Durability durability,
-                  WriteCallback done);
+                  WriteCallback done,
+                  std::shared_ptr<const void> owner = nullptr);
   void DeleteAsync(std::span<const uint64_t> ids, Durability durability,
                    WriteCallback done);
   // Blocking forms: return when the batch is acknowledged or failed.
@@ -158,7 +163,12 @@ class DurableCollection {
     WriteMode mode = WriteMode::kInsert;
     bool sync = true;
     std::vector<uint64_t> ids;
-    std::vector<float> vectors;
+    // kWrite: the rows, [ids.size()][dim]: either in `owner`'s memory or in
+    // vectors_copy (a moved vector keeps its buffer, so moving an Op keeps
+    // the span valid).
+    std::span<const float> vectors;
+    std::shared_ptr<const void> owner;
+    std::vector<float> vectors_copy;
     WriteCallback done;
   };
   struct Segment {
@@ -187,7 +197,7 @@ class DurableCollection {
   absl::Status RotateSegment() ABSL_EXCLUSIVE_LOCKS_REQUIRED(file_mu_);
   Durability Resolve(Durability requested) const;
   // Validates under mu_, then logs into the group buffer.
-  void Submit(Op op, std::span<const float> vectors_for_record);
+  void Submit(Op op);
   absl::Status CheckInsertIds(std::span<const uint64_t> ids) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void CommitLoop();

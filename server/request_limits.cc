@@ -1,8 +1,7 @@
 #include "server/request_limits.h"
 
-#include <cmath>
-
 #include "absl/strings/str_cat.h"
+#include "kernels/finite.h"
 
 namespace peakknn::server {
 
@@ -69,12 +68,12 @@ absl::Status RequestLimits::CheckVectors(absl::string_view field,
         absl::StrCat(field, ": ", count, " vectors; at most ", max_count, " (",
                      limit_flag, ")"));
   }
-  for (int64_t i = 0; i < size; ++i) {
-    if (!std::isfinite(values[i])) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(field, "[", i, "] (vector ", i / dim, ", component ",
-                       i % dim, ") = ", values[i], ": must be finite"));
-    }
+  if (const int64_t i = static_cast<int64_t>(
+          kernels::FirstNonFinite(values.data(), values.size()));
+      i < size) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, "[", i, "] (vector ", i / dim, ", component ",
+                     i % dim, ") = ", values[i], ": must be finite"));
   }
   return absl::OkStatus();
 }

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <deque>
+#include <memory>
 #include <mutex>
 #include <span>
 #include <utility>
@@ -28,6 +29,43 @@ template <typename T>
 std::span<const T> SpanOf(const google::protobuf::RepeatedField<T>& field) {
   return {field.data(), static_cast<size_t>(field.size())};
 }
+
+// Parsed InsertRequests for reuse by one InsertStream. The store holds each
+// request it was handed until the batch is done; then the request comes back
+// here, cleared but keeping its buffers, so a steady stream parses into
+// memory it already has (a fresh 1024 x 128 batch is 512 KiB of new pages,
+// 128 page faults). Keeps at most kMaxFree requests; the pool lives until
+// the stream and the store have let go of every request.
+class RequestPool : public std::enable_shared_from_this<RequestPool> {
+ public:
+  static constexpr size_t kMaxFree = 16;
+
+  std::shared_ptr<v1::InsertRequest> Get() {
+    std::unique_ptr<v1::InsertRequest> request;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!free_.empty()) {
+        request = std::move(free_.back());
+        free_.pop_back();
+      }
+    }
+    if (request == nullptr) request = std::make_unique<v1::InsertRequest>();
+    return std::shared_ptr<v1::InsertRequest>(
+        request.release(), [pool = shared_from_this()](v1::InsertRequest* r) {
+          pool->Put(std::unique_ptr<v1::InsertRequest>(r));
+        });
+  }
+
+ private:
+  void Put(std::unique_ptr<v1::InsertRequest> request) {
+    request->Clear();
+    std::lock_guard<std::mutex> lock(mu_);
+    if (free_.size() < kMaxFree) free_.push_back(std::move(request));
+  }
+
+  std::mutex mu_;
+  std::vector<std::unique_ptr<v1::InsertRequest>> free_ ABSL_GUARDED_BY(mu_);
+};
 
 absl::Time DeadlineOf(const grpc::CallbackServerContext* ctx) {
   const auto deadline = ctx->deadline();
@@ -352,8 +390,10 @@ void VectorSearchService::OnWritten(const std::string& name,
 
 // One InsertStream call, pipelined for group commit: each batch read is
 // validated and handed to CollectionManager::WriteAsync, and the next read
-// starts while it commits, so up to kMaxPipelined batches of one stream
-// share a log append and an fsync. Acks go out in stream order, each once
+// starts while it commits: a stream keeps up to kMaxPipelined batches (and
+// about kMaxPipelinedBytes) in the store at once, so while one group is
+// being fsynced the next group fills, and batches of every stream share a
+// log append and an fsync. Acks go out in stream order, each once
 // its batch is acknowledged by the store (durable per --durability and
 // visible), with the batch's sequence number; a failed batch is acked with
 // its own error and the stream goes on.
@@ -361,18 +401,26 @@ void VectorSearchService::OnWritten(const std::string& name,
 // State lives under mu_; Step() decides the next gRPC operations under the
 // lock and starts them after releasing it. Invariants: at most one read and
 // one write outstanding (gRPC's rule); request_ is only touched by the read
-// in progress; Finish is called once, only when no read, no write and no
-// store callback (in_flight_) is outstanding, so OnDone may delete this.
+// in progress, and each batch is read into its own request (from pool_) that
+// the store then holds until its acknowledgement (it logs and applies the
+// vectors in place, no copy); one thread at a time submits, in stream order
+// (SubmitInOrder); Finish is called once, only when no read, no write, no
+// submitter and no store callback (in_flight_) is outstanding, so OnDone may
+// delete this.
 class VectorSearchService::InsertReactor final
     : public grpc::ServerBidiReactor<v1::InsertRequest, v1::InsertAck> {
  public:
-  // Batches admitted but not yet acked. Bounds the stream's memory (each
-  // holds its copy in the store's queue) while allowing overlap.
-  static constexpr size_t kMaxPipelined = 16;
+  // Batches admitted but not yet acked, and their payload bytes (ids and
+  // vectors): bounds a stream's memory (the store holds each batch's request
+  // until it is acked) while deep enough that admission overlaps the fsync of
+  // the previous group. The byte bound may be passed by one batch (a batch's
+  // size is known once it is read).
+  static constexpr size_t kMaxPipelined = 64;
+  static constexpr int64_t kMaxPipelinedBytes = int64_t{64} << 20;
 
   explicit InsertReactor(VectorSearchService* service) : service_(service) {
     reading_ = true;
-    StartRead(&request_);
+    StartRead(request_.get());
   }
 
   void OnReadDone(bool ok) override {
@@ -383,18 +431,23 @@ class VectorSearchService::InsertReactor final
       Step(lock);
       return;
     }
-    Slot* slot;
+    bool submitter;
     {
-      std::lock_guard<std::mutex> lock(mu_);
-      slot = &slots_.emplace_back();
-      slot->ack.set_batch_tag(request_.batch_tag());
+      std::unique_lock<std::mutex> lock(mu_);
+      Slot* slot = &slots_.emplace_back();
+      slot->ack.set_batch_tag(request_->batch_tag());
+      slot->bytes = static_cast<int64_t>(request_->ids_size()) * 8 +
+                    static_cast<int64_t>(request_->vectors_size()) * 4;
+      pipelined_bytes_ += slot->bytes;
       ++in_flight_;
+      unsubmitted_.push_back({slot, std::move(request_)});
+      request_ = pool_->Get();
+      submitter = !submitting_;
+      submitting_ = true;
+      reading_ = false;
+      Step(lock);  // the next read starts now, before this batch is submitted
     }
-    // reading_ stays true until request_ has been copied by the store.
-    Submit(slot);
-    std::unique_lock<std::mutex> lock(mu_);
-    reading_ = false;
-    Step(lock);
+    if (submitter) SubmitInOrder();
   }
 
   void OnWriteDone(bool ok) override {
@@ -412,17 +465,41 @@ class VectorSearchService::InsertReactor final
  private:
   struct Slot {
     v1::InsertAck ack;
+    int64_t bytes = 0;   // payload, counted in pipelined_bytes_
     bool ready = false;  // outcome known
   };
+  struct Unsubmitted {
+    Slot* slot;
+    std::shared_ptr<v1::InsertRequest> request;
+  };
 
-  // Validates request_ and hands it to the store; Complete(slot) runs
-  // exactly once, here or on the collection's commit thread.
-  void Submit(Slot* slot) {
-    absl::Status status = CheckCollectionName();
+  // Hands read batches to the store in stream order. The next read starts
+  // before a batch is submitted (so the transport keeps receiving while
+  // this thread validates and logs), and its OnReadDone may run on another
+  // thread meanwhile: whichever thread finds no submitter running becomes
+  // it and drains unsubmitted_; the others only queue.
+  void SubmitInOrder() {
+    std::unique_lock<std::mutex> lock(mu_);
+    while (!unsubmitted_.empty()) {
+      Unsubmitted next = std::move(unsubmitted_.front());
+      unsubmitted_.pop_front();
+      lock.unlock();
+      Submit(next.slot, std::move(next.request));
+      lock.lock();
+    }
+    submitting_ = false;
+    Step(lock);  // may Finish: nothing touches the reactor after this
+  }
+
+  // Validates `request` and hands it to the store (which holds it until the
+  // batch is done); Complete(slot) runs exactly once, here or on the
+  // collection's commit thread. Called by the submitter only.
+  void Submit(Slot* slot, std::shared_ptr<v1::InsertRequest> request) {
+    absl::Status status = CheckCollectionName(*request);
     absl::StatusOr<std::shared_ptr<const Collection>> collection;
     if (status.ok()) {
-      collection = service_->CheckWrite(collection_, SpanOf(request_.ids()),
-                                        SpanOf(request_.vectors()));
+      collection = service_->CheckWrite(collection_, SpanOf(request->ids()),
+                                        SpanOf(request->vectors()));
       status = collection.status();
     }
     if (!status.ok()) {
@@ -431,27 +508,28 @@ class VectorSearchService::InsertReactor final
     }
     service_->manager_->WriteAsync(
         collection_,
-        request_.upsert() ? WriteMode::kUpsert : WriteMode::kInsert,
-        SpanOf(request_.ids()), SpanOf(request_.vectors()),
+        request->upsert() ? WriteMode::kUpsert : WriteMode::kInsert,
+        SpanOf(request->ids()), SpanOf(request->vectors()),
         service_->write_options_,
         [this, slot, name = collection_,
          handle = *std::move(collection)](absl::StatusOr<WriteAck> ack) {
           if (ack.ok()) service_->OnWritten(name, *handle, ack->rows);
           Complete(slot, std::move(ack));
-        });
+        },
+        request);
   }
 
-  absl::Status CheckCollectionName() {
+  absl::Status CheckCollectionName(const v1::InsertRequest& request) {
     if (collection_.empty()) {
-      if (request_.collection().empty()) {
+      if (request.collection().empty()) {
         return absl::InvalidArgumentError(
             "collection: required on the first message of an InsertStream");
       }
-      collection_ = request_.collection();
-    } else if (!request_.collection().empty() &&
-               request_.collection() != collection_) {
+      collection_ = request.collection();
+    } else if (!request.collection().empty() &&
+               request.collection() != collection_) {
       return absl::InvalidArgumentError(
-          absl::StrCat("collection=\"", request_.collection(),
+          absl::StrCat("collection=\"", request.collection(),
                        "\": this InsertStream writes \"", collection_,
                        "\"; open another stream for another collection"));
     }
@@ -474,7 +552,7 @@ class VectorSearchService::InsertReactor final
   }
 
   // Starts whatever can start now: the next ack in order, the next read
-  // (while fewer than kMaxPipelined batches are unacked), or Finish.
+  // (while the pipeline has room), or Finish.
   void Step(std::unique_lock<std::mutex>& lock) {
     bool write = false;
     bool read = false;
@@ -483,15 +561,17 @@ class VectorSearchService::InsertReactor final
     if (!finished_ && !client_gone_) {
       if (!writing_ && !slots_.empty() && slots_.front().ready) {
         sending_ = std::move(slots_.front().ack);
+        pipelined_bytes_ -= slots_.front().bytes;
         slots_.pop_front();
         writing_ = write = true;
       }
-      if (!reading_ && !reads_done_ && slots_.size() < kMaxPipelined) {
+      if (!reading_ && !reads_done_ && slots_.size() < kMaxPipelined &&
+          pipelined_bytes_ < kMaxPipelinedBytes) {
         reading_ = read = true;
       }
     }
-    if (!finished_ && !reading_ && !writing_ && in_flight_ == 0 &&
-        (client_gone_ || (reads_done_ && slots_.empty()))) {
+    if (!finished_ && !reading_ && !writing_ && !submitting_ &&
+        in_flight_ == 0 && (client_gone_ || (reads_done_ && slots_.empty()))) {
       finished_ = finish = true;
       if (client_gone_) {
         const absl::Status gone = absl::CancelledError(
@@ -502,19 +582,25 @@ class VectorSearchService::InsertReactor final
     }
     lock.unlock();
     if (write) StartWrite(&sending_);
-    if (read) StartRead(&request_);
+    if (read) StartRead(request_.get());
     if (finish) Finish(status);
   }
 
   VectorSearchService* const service_;
   const absl::Time start_ = absl::Now();
-  std::string collection_;  // set by the first batch that names one
-  v1::InsertRequest request_;
+  std::string collection_;  // set by the first batch that names one; only
+                            // the submitter touches it
+  const std::shared_ptr<RequestPool> pool_ = std::make_shared<RequestPool>();
+  std::shared_ptr<v1::InsertRequest> request_ = pool_->Get();  // being read
   v1::InsertAck sending_;  // the ack being written
 
   std::mutex mu_;
   std::deque<Slot> slots_ ABSL_GUARDED_BY(mu_);  // unacked, in stream order
   int in_flight_ ABSL_GUARDED_BY(mu_) = 0;       // store callbacks not yet run
+  int64_t pipelined_bytes_ ABSL_GUARDED_BY(mu_) = 0;  // of slots_
+  // Read, not yet handed to the store, in stream order.
+  std::deque<Unsubmitted> unsubmitted_ ABSL_GUARDED_BY(mu_);
+  bool submitting_ ABSL_GUARDED_BY(mu_) = false;  // a thread runs SubmitInOrder
   bool reading_ ABSL_GUARDED_BY(mu_) = false;
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool reads_done_ ABSL_GUARDED_BY(mu_) = false;
@@ -528,48 +614,71 @@ VectorSearchService::InsertStream(grpc::CallbackServerContext*) {
   return new InsertReactor(this);
 }
 
+// Unary writes complete asynchronously: the handler validates and hands the
+// batch to the store, and the store's acknowledgement (on the collection's
+// commit thread, after the group's fsync) fills the response and finishes
+// the call. No gRPC thread waits out an fsync, and concurrent unary writes
+// share the group commit like stream batches do. req and resp stay valid
+// until Finish, which runs only in the store's callback, so the store may
+// read req's vectors in place (an owner that owns nothing, only marks them
+// as staying valid).
 grpc::ServerUnaryReactor* VectorSearchService::Upsert(
     grpc::CallbackServerContext* ctx, const v1::UpsertRequest* req,
     v1::UpsertResponse* resp) {
   const absl::Time start = absl::Now();
-  auto body = [&]() -> absl::Status {
-    absl::StatusOr<std::shared_ptr<const Collection>> collection = CheckWrite(
-        req->collection(), SpanOf(req->ids()), SpanOf(req->vectors()));
-    if (!collection.ok()) return collection.status();
-    absl::StatusOr<WriteAck> ack =
-        manager_->Upsert(req->collection(), SpanOf(req->ids()),
-                         SpanOf(req->vectors()), write_options_);
-    if (!ack.ok()) return ack.status();
-    resp->set_sequence(ack->sequence);
-    resp->set_rows(ack->rows);
-    resp->set_durability(DurabilityToProto(ack->durability));
-    OnWritten(req->collection(), **collection, ack->rows);
-    return absl::OkStatus();
-  };
-  return Finish(ctx, "Upsert", start, body());
+  absl::StatusOr<std::shared_ptr<const Collection>> collection =
+      CheckWrite(req->collection(), SpanOf(req->ids()), SpanOf(req->vectors()));
+  if (!collection.ok()) {
+    return Finish(ctx, "Upsert", start, collection.status());
+  }
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  manager_->WriteAsync(
+      req->collection(), WriteMode::kUpsert, SpanOf(req->ids()),
+      SpanOf(req->vectors()), write_options_,
+      [this, reactor, req, resp, start,
+       handle = *std::move(collection)](absl::StatusOr<WriteAck> ack) {
+        if (ack.ok()) {
+          resp->set_sequence(ack->sequence);
+          resp->set_rows(ack->rows);
+          resp->set_durability(DurabilityToProto(ack->durability));
+          OnWritten(req->collection(), *handle, ack->rows);
+        }
+        RecordRpc("Upsert", start, ack.status().code());
+        reactor->Finish(ToGrpcStatus(ack.status()));
+      },
+      std::shared_ptr<const void>(std::shared_ptr<const void>(), req));
+  return reactor;
 }
 
 grpc::ServerUnaryReactor* VectorSearchService::Delete(
     grpc::CallbackServerContext* ctx, const v1::DeleteRequest* req,
     v1::DeleteResponse* resp) {
   const absl::Time start = absl::Now();
-  auto body = [&]() -> absl::Status {
+  auto check = [&]() -> absl::StatusOr<std::shared_ptr<const Collection>> {
     PEAKKNN_RETURN_IF_ERROR(Ready());
     PEAKKNN_RETURN_IF_ERROR(limits_.CheckName("collection", req->collection()));
     PEAKKNN_RETURN_IF_ERROR(limits_.CheckIds("ids", req->ids_size()));
-    absl::StatusOr<std::shared_ptr<const Collection>> collection =
-        Open(req->collection());
-    if (!collection.ok()) return collection.status();
-    absl::StatusOr<WriteAck> ack =
-        manager_->Delete(req->collection(), SpanOf(req->ids()), write_options_);
-    if (!ack.ok()) return ack.status();
-    resp->set_sequence(ack->sequence);
-    resp->set_deleted(ack->rows);
-    resp->set_durability(DurabilityToProto(ack->durability));
-    PublishRows(req->collection(), **collection);
-    return absl::OkStatus();
+    return Open(req->collection());
   };
-  return Finish(ctx, "Delete", start, body());
+  absl::StatusOr<std::shared_ptr<const Collection>> collection = check();
+  if (!collection.ok()) {
+    return Finish(ctx, "Delete", start, collection.status());
+  }
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  manager_->DeleteAsync(
+      req->collection(), SpanOf(req->ids()), write_options_,
+      [this, reactor, req, resp, start,
+       handle = *std::move(collection)](absl::StatusOr<WriteAck> ack) {
+        if (ack.ok()) {
+          resp->set_sequence(ack->sequence);
+          resp->set_deleted(ack->rows);
+          resp->set_durability(DurabilityToProto(ack->durability));
+          PublishRows(req->collection(), *handle);
+        }
+        RecordRpc("Delete", start, ack.status().code());
+        reactor->Finish(ToGrpcStatus(ack.status()));
+      });
+  return reactor;
 }
 
 grpc::ServerUnaryReactor* VectorSearchService::Get(

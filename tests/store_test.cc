@@ -4,6 +4,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <map>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -158,6 +159,45 @@ TEST(DurableCollectionTest, InsertValidationSeesQueuedBatches) {
                 });
   while (done.load() < 2) std::this_thread::yield();
   EXPECT_EQ(Contents(c->collection(), 10)[0], 7.0f);
+}
+
+// WriteAsync with an owner logs and applies the caller's vectors in place
+// and lets go of the owner once the batch is done, acknowledged or refused.
+TEST(DurableCollectionTest, OwnedWritesAreReadInPlaceAndReleased) {
+  const std::string dir = TempDir() + "/c";
+  std::map<uint64_t, float> want;
+  {
+    auto c = *DurableCollection::Create(dir, Schema(), Durability::kFsync,
+                                        Options());
+    constexpr int kBatches = 8, kRows = 40;
+    std::vector<std::weak_ptr<const std::vector<float>>> owners;
+    std::atomic<int> acked{0}, refused{0};
+    for (int b = 0; b <= kBatches; ++b) {
+      // The last batch repeats batch 0's ids: refused, ALREADY_EXISTS.
+      const int first = b == kBatches ? 0 : b * kRows;
+      const std::vector<uint64_t> ids = Range(first, first + kRows);
+      auto rows = std::make_shared<const std::vector<float>>(Vecs(ids, 3));
+      owners.push_back(rows);
+      c->WriteAsync(
+          WriteMode::kInsert, ids, *rows, Durability::kDefault,
+          [&](absl::StatusOr<WriteAck> a) { ++(a.ok() ? acked : refused); },
+          rows);
+    }  // the store holds the only references now
+    while (acked.load() + refused.load() < kBatches + 1) {
+      std::this_thread::yield();
+    }
+    EXPECT_EQ(acked.load(), kBatches);
+    EXPECT_EQ(refused.load(), 1);
+    ASSERT_TRUE(c->Close(/*checkpoint=*/false).ok());  // drains the queue
+    for (const auto& owner : owners) EXPECT_TRUE(owner.expired());
+    want = Contents(c->collection(), 1000);
+    ASSERT_EQ(want.size(), static_cast<size_t>(kBatches * kRows));
+    EXPECT_EQ(want[kRows + 1], 3.0f);  // the version written
+  }
+  // The log records hold the same rows.
+  auto c = DurableCollection::Open(dir, Options());
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(Contents((*c)->collection(), 1000), want);
 }
 
 TEST(DurableCollectionTest, RecoversFromLogAndCheckpoint) {
