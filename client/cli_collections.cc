@@ -129,14 +129,17 @@ absl::Status CmdStats(const CliContext& ctx) {
   absl::StatusOr<v1::GetStatsResponse> stats = (*client)->GetStats();
   if (!stats.ok()) return stats.status();
   std::printf(
-      "server %s  version %s  backend %s  up %.0f s\n"
+      "server %s  version %s  backend %s (device memory %.1f MiB)  up %.0f "
+      "s\n"
       "searches %llu requests, %llu queries in %llu batches (%.1f "
       "queries/batch)\n"
       "inserted rows %llu\n"
       "limits: dim <= %u, k <= %u, queries/request <= %u, message <= %llu "
       "bytes\n\n",
       (*client)->target().c_str(), stats->version().c_str(),
-      stats->backend().c_str(), stats->uptime_seconds(),
+      stats->backend().c_str(),
+      static_cast<double>(stats->backend_device_memory_bytes()) / (1 << 20),
+      stats->uptime_seconds(),
       static_cast<unsigned long long>(stats->search_requests()),
       static_cast<unsigned long long>(stats->search_queries()),
       static_cast<unsigned long long>(stats->batches()),

@@ -32,6 +32,8 @@ ABSL_FLAG(std::string, backend, "auto",
 ABSL_FLAG(std::string, cuda_plugin, "",
           "Path of libpeakknn_cuda_plugin.so for --backend=cuda|auto; empty "
           "looks in the executable's directory, then ../lib beside it");
+ABSL_FLAG(int32_t, cuda_device, 0,
+          "CUDA device ordinal the CUDA backend uses (see nvidia-smi)");
 ABSL_FLAG(std::string, port_file, "",
           "If set, write the chosen gRPC port (line 1) and metrics port "
           "(line 2) here once listening");
@@ -65,6 +67,7 @@ constexpr const char* kFlagNames[] = {
     "truncate_corrupt_wal",
     "backend",
     "cuda_plugin",
+    "cuda_device",
     "port_file",
     "max_batch",
     "max_delay_us",
@@ -151,6 +154,10 @@ absl::Status ValidateConfig(const ServerConfig& c) {
         "--max_queue=", c.max_queue, ": must be >= --max_queries_per_request=",
         c.max_queries_per_request, " (a full-size request must fit)"));
   }
+  if (c.cuda_device < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--cuda_device=", c.cuda_device, ": must be a device ordinal >= 0"));
+  }
   if (c.block_rows % 16 != 0) {
     return absl::InvalidArgumentError(absl::StrCat(
         "--block_rows=", c.block_rows, ": must be a multiple of 16"));
@@ -182,6 +189,7 @@ absl::StatusOr<ServerConfig> LoadConfig(int argc, char** argv) {
   if (!backend.ok()) return backend.status();
   c.backend = *backend;
   c.cuda_plugin = absl::GetFlag(FLAGS_cuda_plugin);
+  c.cuda_device = absl::GetFlag(FLAGS_cuda_device);
   c.port_file = absl::GetFlag(FLAGS_port_file);
   c.max_batch = absl::GetFlag(FLAGS_max_batch);
   c.max_delay_us = absl::GetFlag(FLAGS_max_delay_us);

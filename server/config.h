@@ -28,6 +28,8 @@ struct ServerConfig {
   // The CUDA backend plugin for --backend=cuda|auto; "" looks beside the
   // executable (engine/cuda_plugin_loader.h).
   std::string cuda_plugin;
+  // CUDA device ordinal for the CUDA backend.
+  int cuda_device = 0;
   // When set, the server writes its chosen gRPC port there once listening
   // (for --listen ...:0), then "metrics_port" on a second line.
   std::string port_file;

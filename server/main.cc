@@ -56,19 +56,22 @@ struct ChosenBackend {
 // engine/cuda_plugin_loader.h for why cuBLAS breaks /metrics when linked),
 // or why not: no plugin, plugin unloadable, or no usable device.
 absl::StatusOr<std::unique_ptr<SearchBackend>> LoadCudaBackend(
-    const std::string& plugin_path) {
+    const std::string& plugin_path, int device) {
   absl::StatusOr<CudaPlugin> plugin = CudaPlugin::Load(plugin_path);
   if (!plugin.ok()) return plugin.status();
   Log(absl::StrCat("loaded CUDA plugin ", plugin->path()));
   // Its message says what is missing ("CUDA is unusable: no CUDA-capable
   // device is detected", "... driver version is insufficient ...").
-  if (absl::Status s = plugin->Available(); !s.ok()) return s;
-  if (absl::StatusOr<CudaDeviceInfo> info = plugin->Describe(); info.ok()) {
-    Log(absl::StrCat("CUDA device 0: ", info->name, ", compute capability ",
-                     info->compute_capability, ", ", info->memory_bytes >> 20,
-                     " MiB"));
+  if (absl::Status s = plugin->Available(device); !s.ok()) return s;
+  if (absl::StatusOr<CudaDeviceInfo> info = plugin->Describe(device);
+      info.ok()) {
+    Log(absl::StrCat("CUDA device ", device, ": ", info->name,
+                     ", compute capability ", info->compute_capability, ", ",
+                     info->memory_bytes >> 20, " MiB"));
   }
-  return plugin->MakeBackend();
+  CudaBackendOptions options;
+  options.device = device;
+  return plugin->MakeBackend(options);
 }
 
 // --backend=cpu: the CPU. cuda: the CUDA backend, or an error naming why it
@@ -77,7 +80,7 @@ absl::StatusOr<std::unique_ptr<SearchBackend>> LoadCudaBackend(
 absl::StatusOr<ChosenBackend> ResolveBackend(const ServerConfig& config) {
   if (config.backend == Backend::kCpu) return ChosenBackend{"cpu", nullptr};
   absl::StatusOr<std::unique_ptr<SearchBackend>> cuda =
-      LoadCudaBackend(config.cuda_plugin);
+      LoadCudaBackend(config.cuda_plugin, config.cuda_device);
   if (cuda.ok()) {
     std::string name((*cuda)->name());
     return ChosenBackend{std::move(name), std::move(*cuda)};
@@ -166,7 +169,8 @@ int Run(int argc, char** argv) {
   std::unique_ptr<CollectionManager> manager =
       CollectionManager::Create(options);
 
-  VectorSearchService service(*config, backend->name, manager.get(), &metrics);
+  VectorSearchService service(*config, backend->name, backend->backend.get(),
+                              manager.get(), &metrics);
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;

@@ -70,6 +70,13 @@ Metrics::Metrics()
               .Help("Achieved FLOP/s of the last search batch")
               .Register(*registry_)
               .Add({})),
+      backend_device_memory_bytes_(
+          BuildGauge()
+              .Name("peakknn_backend_device_memory_bytes")
+              .Help("Device memory the search backend holds: row mirrors and "
+                    "workspaces (0 for the CPU backend)")
+              .Register(*registry_)
+              .Add({})),
       searched_queries_(BuildCounter()
                             .Name("peakknn_search_queries_total")
                             .Help("Query vectors searched")
@@ -138,6 +145,10 @@ void Metrics::SetBackend(const std::string& name) {
       .Register(*registry_)
       .Add({{"backend", name}})
       .Set(1);
+}
+
+void Metrics::SetBackendDeviceMemory(int64_t bytes) {
+  backend_device_memory_bytes_.Set(static_cast<double>(bytes));
 }
 
 void Metrics::ObserveRpc(absl::string_view method, absl::string_view code,

@@ -37,6 +37,9 @@ class Metrics : public BatcherObserver {
   // peakknn_backend_info{backend="cpu"|"cuda"} 1: where searches run. Call
   // once, at startup.
   void SetBackend(const std::string& name);
+  // peakknn_backend_device_memory_bytes: device memory the backend holds
+  // (row mirrors and workspaces; 0 on the CPU).
+  void SetBackendDeviceMemory(int64_t bytes);
   // One finished RPC: `code` is the gRPC status name ("OK", "NOT_FOUND"...).
   void ObserveRpc(absl::string_view method, absl::string_view code,
                   double seconds);
@@ -79,6 +82,7 @@ class Metrics : public BatcherObserver {
   prometheus::Counter& engine_seconds_total_;
   prometheus::Counter& engine_flops_total_;
   prometheus::Gauge& engine_flops_per_second_;
+  prometheus::Gauge& backend_device_memory_bytes_;
   prometheus::Counter& searched_queries_;
   prometheus::Histogram& wal_fsync_seconds_;
   prometheus::Histogram& checkpoint_seconds_;

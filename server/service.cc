@@ -79,11 +79,13 @@ absl::Time DeadlineOf(const grpc::CallbackServerContext* ctx) {
 
 VectorSearchService::VectorSearchService(const ServerConfig& config,
                                          std::string backend_name,
+                                         const SearchBackend* backend,
                                          CollectionManager* manager,
                                          Metrics* metrics)
     : config_(config),
       limits_(RequestLimits::From(config)),
       backend_name_(std::move(backend_name)),
+      backend_(backend),
       metrics_(metrics),
       manager_(manager),
       write_options_{config.durability} {}
@@ -344,10 +346,16 @@ grpc::ServerUnaryReactor* VectorSearchService::Search(
   return reactor;
 }
 
+int64_t VectorSearchService::BackendDeviceMemoryBytes() const {
+  return backend_ == nullptr ? 0 : backend_->device_memory_bytes();
+}
+
 void VectorSearchService::OnBatch(const std::string& collection,
                                   const BatchStats& stats) {
   batches_.fetch_add(1, std::memory_order_relaxed);
   metrics_->OnBatch(collection, stats);
+  // Workspaces grow with the batch shapes searched.
+  metrics_->SetBackendDeviceMemory(BackendDeviceMemoryBytes());
 }
 
 void VectorSearchService::OnQueueDepth(const std::string& collection,
@@ -385,6 +393,8 @@ void VectorSearchService::OnWritten(const std::string& name,
                                     int64_t rows) {
   metrics_->AddInsertedRows(name, rows);
   PublishRows(name, collection);
+  // Row mirrors grow as writes reach the device.
+  metrics_->SetBackendDeviceMemory(BackendDeviceMemoryBytes());
   inserted_rows_.fetch_add(rows, std::memory_order_relaxed);
 }
 
@@ -769,6 +779,8 @@ grpc::ServerUnaryReactor* VectorSearchService::GetStats(
         static_cast<uint32_t>(config_.max_queries_per_request));
     resp->set_max_message_bytes(
         static_cast<uint64_t>(config_.max_message_bytes));
+    resp->set_backend_device_memory_bytes(
+        static_cast<uint64_t>(BackendDeviceMemoryBytes()));
     return absl::OkStatus();
   };
   return Finish(ctx, "GetStats", start, body());

@@ -21,6 +21,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "engine/backend.h"
 #include "engine/collection_manager.h"
 #include "peakknn/v1/vector_search.grpc.pb.h"
 #include "server/batcher.h"
@@ -33,10 +34,13 @@ namespace peakknn::server {
 class VectorSearchService final : public v1::VectorSearch::CallbackService,
                                   private BatcherObserver {
  public:
-  // `manager` (recovering or recovered) and `metrics` must outlive the
-  // service.
+  // `manager` (recovering or recovered), `metrics` and `backend` must
+  // outlive the service. `backend` is the one the manager searches with,
+  // or null for its default CPU backend; the service reads its device
+  // memory for GetStats and /metrics.
   VectorSearchService(const ServerConfig& config, std::string backend_name,
-                      CollectionManager* manager, Metrics* metrics);
+                      const SearchBackend* backend, CollectionManager* manager,
+                      Metrics* metrics);
   ~VectorSearchService() override;
 
   // Publishes every collection's row counts; call once recovery succeeded.
@@ -109,6 +113,8 @@ class VectorSearchService final : public v1::VectorSearch::CallbackService,
   absl::StatusOr<std::shared_ptr<const Collection>> CheckWrite(
       absl::string_view collection, std::span<const uint64_t> ids,
       std::span<const float> vectors);
+  // Device memory the backend holds, bytes (0 for the CPU).
+  int64_t BackendDeviceMemoryBytes() const;
   // Metrics of an acknowledged write.
   void OnWritten(const std::string& name, const Collection& collection,
                  int64_t rows);
@@ -126,6 +132,7 @@ class VectorSearchService final : public v1::VectorSearch::CallbackService,
   const ServerConfig config_;
   const RequestLimits limits_;
   const std::string backend_name_;
+  const SearchBackend* const backend_;  // null: the CPU (no device memory)
   Metrics* const metrics_;
   const absl::Time started_ = absl::Now();
 

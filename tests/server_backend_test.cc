@@ -58,7 +58,8 @@ Expected ExpectedHere() {
 struct Observed {
   std::vector<std::vector<uint64_t>> ids;  // per query, best first
   std::string stats_backend;               // GetStats().backend
-  std::string metrics;                     // /metrics body
+  uint64_t device_memory_bytes = 0;  // GetStats().backend_device_memory_bytes
+  std::string metrics;               // /metrics body
   std::string log;
 };
 
@@ -95,7 +96,9 @@ absl::StatusOr<Observed> SearchOn(const std::vector<std::string>& flags,
   absl::StatusOr<std::string> metrics =
       peakknn::testing::HttpGet(server->metrics_port, "/metrics");
   if (!metrics.ok()) return metrics.status();
-  return Observed{found->ids, stats->backend(), *metrics, server->Log()};
+  return Observed{found->ids, stats->backend(),
+                  stats->backend_device_memory_bytes(), *metrics,
+                  server->Log()};
 }
 
 void ExpectBackend(const Observed& run, const std::string& backend) {
@@ -103,6 +106,19 @@ void ExpectBackend(const Observed& run, const std::string& backend) {
   EXPECT_THAT(run.metrics,
               HasSubstr("peakknn_backend_info{backend=\"" + backend + "\"} 1"));
   EXPECT_THAT(run.log, HasSubstr("backend " + backend));
+  // The CPU holds no device memory; the CUDA backend holds at least the
+  // mirror of the rows searched (kRows x kDim f32).
+  if (backend == "cpu") {
+    EXPECT_EQ(run.device_memory_bytes, 0u);
+    EXPECT_THAT(run.metrics,
+                HasSubstr("peakknn_backend_device_memory_bytes 0"));
+  } else {
+    EXPECT_GE(run.device_memory_bytes, static_cast<uint64_t>(kRows) * kDim * 4);
+    EXPECT_THAT(run.metrics, HasSubstr("peakknn_backend_device_memory_bytes "));
+    EXPECT_THAT(
+        run.metrics,
+        ::testing::Not(HasSubstr("peakknn_backend_device_memory_bytes 0\n")));
+  }
 }
 
 TEST(ServerBackendTest, AutoSearchesLikeTheCpuAndSaysWhy) {

@@ -746,10 +746,14 @@ TEST_F(ServerTest, InsertAllReturnsAnErrorWhenTheServerDiesMidStream) {
 
 // --backend: tests/server_backend_test.cc.
 TEST(ServerStartupTest, BadFlagsExitTwo) {
-  auto bad = ServerProcess::Start({"--max_batch=0"});
-  ASSERT_FALSE(bad.ok());
-  EXPECT_THAT(std::string(bad.status().message()), HasSubstr("exited with 2"));
-  EXPECT_THAT(std::string(bad.status().message()), HasSubstr("--max_batch=0"));
+  for (const std::string& flag :
+       {std::string("--max_batch=0"), std::string("--cuda_device=-1")}) {
+    auto bad = ServerProcess::Start({flag});
+    ASSERT_FALSE(bad.ok()) << flag;
+    EXPECT_THAT(std::string(bad.status().message()),
+                HasSubstr("exited with 2"));
+    EXPECT_THAT(std::string(bad.status().message()), HasSubstr(flag));
+  }
 }
 
 TEST(ClientTest, UnreachableServerIsNamed) {
