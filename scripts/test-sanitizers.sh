@@ -29,7 +29,8 @@ modes=("$@")
 export ASAN_OPTIONS="halt_on_error=1:abort_on_error=1:print_stacktrace=1:detect_leaks=1:check_initialization_order=1:strict_init_order=1:detect_stack_use_after_return=1"
 export UBSAN_OPTIONS="halt_on_error=1:abort_on_error=1:print_stacktrace=1"
 # The suppressions only name Debian's uninstrumented gRPC and absl libraries
-# (see the file); nothing in peakknn's code is suppressed.
+# and FAISS's OpenMP loops (see the file); nothing in peakknn's code is
+# suppressed.
 export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:suppressions=${root}/scripts/tsan-suppressions.txt"
 
 run_mode() {
