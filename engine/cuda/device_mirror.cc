@@ -44,8 +44,7 @@ absl::Status DeviceMirror::Init() {
 }
 
 int64_t DeviceMirror::bytes_in_use() const {
-  std::lock_guard lock(mu_);
-  return bytes_in_use_;
+  return bytes_in_use_.load(std::memory_order_relaxed);
 }
 
 void DeviceMirror::DropFreedBlocks() {
@@ -73,7 +72,7 @@ absl::StatusOr<DeviceMirror::Entry*> DeviceMirror::FindOrCreate(
         "the CUDA backend cannot mirror the block at slot ", block.slot_base(),
         " (", block.capacity(), " rows x ", block.dim(), " ",
         std::string(DTypeName(block.dtype())), " = ", rows_bytes + bias_bytes,
-        " bytes): ", bytes_in_use_, " of its ", limit_bytes_,
+        " bytes): ", bytes_in_use_.load(), " of its ", limit_bytes_,
         " bytes of device memory are in use"));
   }
   auto entry = std::make_unique<Entry>();

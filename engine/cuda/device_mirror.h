@@ -18,6 +18,7 @@
 // returned SyncedSnapshot (its tombstone copies).
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -49,7 +50,8 @@ class DeviceMirror {
   // RESOURCE_EXHAUSTED (with sizes) when a block does not fit.
   absl::StatusOr<SyncedSnapshot> Sync(const Snapshot& snapshot);
 
-  // Device bytes held by mirrored blocks.
+  // Device bytes held by mirrored blocks. Lock-free: the server reads it
+  // after every search batch and acknowledged write.
   int64_t bytes_in_use() const;
 
  private:
@@ -83,7 +85,9 @@ class DeviceMirror {
   PinnedBuffer staging_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<const RowBlock*, std::unique_ptr<Entry>> entries_
       ABSL_GUARDED_BY(mu_);
-  int64_t bytes_in_use_ ABSL_GUARDED_BY(mu_) = 0;
+  // Changed only under mu_; read without it, so a metrics read never waits
+  // behind an upload.
+  std::atomic<int64_t> bytes_in_use_{0};
 };
 
 }  // namespace peakknn::cuda
