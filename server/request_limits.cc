@@ -68,12 +68,18 @@ absl::Status RequestLimits::CheckVectors(absl::string_view field,
         absl::StrCat(field, ": ", count, " vectors; at most ", max_count, " (",
                      limit_flag, ")"));
   }
-  if (const int64_t i = static_cast<int64_t>(
-          kernels::FirstNonFinite(values.data(), values.size()));
-      i < size) {
+  return absl::OkStatus();
+}
+
+absl::Status RequestLimits::CheckFinite(absl::string_view field,
+                                        std::span<const float> values,
+                                        int64_t dim) {
+  if (const size_t i = kernels::FirstNonFinite(values.data(), values.size());
+      i < values.size()) {
+    const int64_t at = static_cast<int64_t>(i);
     return absl::InvalidArgumentError(
-        absl::StrCat(field, "[", i, "] (vector ", i / dim, ", component ",
-                     i % dim, ") = ", values[i], ": must be finite"));
+        absl::StrCat(field, "[", at, "] (vector ", at / dim, ", component ",
+                     at % dim, ") = ", values[i], ": must be finite"));
   }
   return absl::OkStatus();
 }

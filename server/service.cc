@@ -288,6 +288,8 @@ absl::Status VectorSearchService::SearchBody(grpc::CallbackServerContext* ctx,
   PEAKKNN_RETURN_IF_ERROR(limits_.CheckVectors(
       "queries", queries, schema->dim, -1, limits_.max_queries_per_request,
       "--max_queries_per_request"));
+  PEAKKNN_RETURN_IF_ERROR(
+      RequestLimits::CheckFinite("queries", queries, schema->dim));
   absl::StatusOr<std::shared_ptr<Batcher>> batcher = BatcherFor(*schema);
   if (!batcher.ok()) return batcher.status();
 
