@@ -10,7 +10,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
-#include "client/vector_files.h"
+#include "io/vector_files.h"
 
 namespace peakknn::bench {
 

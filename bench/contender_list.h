@@ -8,12 +8,12 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "base/thread_pool.h"
 #include "bench/contender.h"
 #include "bench/faiss_hnsw_contender.h"
 #include "bench/faiss_ivf_contender.h"
 #include "engine/backend.h"
 #include "engine/schema.h"
-#include "engine/thread_pool.h"
 
 namespace peakknn::bench {
 

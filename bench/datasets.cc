@@ -68,8 +68,7 @@ absl::StatusOr<Dataset> LoadFashionMnist(const DatasetRequest& r) {
 }
 
 absl::StatusOr<Dataset> LoadSift5k(const DatasetRequest& r) {
-  const std::string path =
-      absl::StrCat(r.shared_dir, "/data/sift5k/sift-dataset-5k.tsv");
+  const std::string path = absl::StrCat(r.sift5k_dir, "/sift-dataset-5k.tsv");
   // Each line: 128 values, then an id column that is not part of the vector.
   absl::StatusOr<FloatMatrix> all =
       ReadDelimited(path, '\t', ReadOptions{.columns = 128});

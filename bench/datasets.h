@@ -7,7 +7,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
-#include "client/vector_files.h"
+#include "io/vector_files.h"
 
 namespace peakknn::bench {
 
@@ -30,7 +30,7 @@ struct DatasetRequest {
   uint64_t seed = 42;             // synthetic only
   std::string queries_file;       // optional, with a file path
   std::string ground_truth_file;  // optional .ivecs
-  std::string shared_dir;         // where data/sift5k lives (../shared)
+  std::string sift5k_dir;         // holds sift-dataset-5k.tsv
 };
 
 // Seeded clustered synthetic set: `clusters` centres drawn from N(0, I);

@@ -27,7 +27,7 @@
 #include <thread>
 #include <vector>
 
-#include "engine/durable_collection.h"
+#include "store/durable_collection.h"
 
 namespace peakknn {
 namespace {

@@ -42,10 +42,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "client/client.h"
-#include "client/vector_files.h"
 #include "engine/collection.h"
-#include "engine/collection_manager.h"
 #include "engine/schema.h"
+#include "io/vector_files.h"
+#include "store/collection_manager.h"
 
 ABSL_FLAG(std::string, server, "127.0.0.1:50051", "peakknn-server address");
 ABSL_FLAG(std::string, mode, "search", "search or insert");
@@ -195,7 +195,7 @@ absl::Status RunShares(const std::vector<Share>& shares,
 // One writer of the in-process store: `share`'s rows in batches of `batch`
 // with at most `window` unacknowledged WriteAsync calls, vectors read in
 // place, the way the server feeds the store for one InsertStream.
-absl::Status EngineWriter(CollectionManager& manager, const Data& d,
+absl::Status EngineWriter(ServedCollection& collection, const Data& d,
                           std::span<const uint64_t> ids, const Share& share,
                           int64_t batch, int64_t window) {
   std::mutex mu;
@@ -211,8 +211,8 @@ absl::Status EngineWriter(CollectionManager& manager, const Data& d,
       ++outstanding;
     }
     const int64_t n = std::min(batch, share.first + share.count - first);
-    manager.WriteAsync(
-        "local", WriteMode::kInsert, ids.subspan(first, n),
+    collection.WriteAsync(
+        WriteMode::kInsert, ids.subspan(first, n),
         std::span(d.values).subspan(first * d.dim, n * d.dim), {},
         [&](absl::StatusOr<WriteAck> ack) {
           std::lock_guard<std::mutex> lock(mu);
@@ -256,12 +256,17 @@ absl::StatusOr<double> EngineDurableIngest(const Data& d,
     schema.name = "local";
     schema.dim = static_cast<int>(d.dim);
     schema.metric = Metric::kL2;
-    if (absl::Status s = (*manager)->CreateCollection(schema); !s.ok()) {
+    if (absl::Status s =
+            (*manager)->CreateCollection(schema, Durability::kDefault);
+        !s.ok()) {
       return s;
     }
+    absl::StatusOr<std::shared_ptr<ServedCollection>> collection =
+        (*manager)->OpenCollection(schema.name);
+    if (!collection.ok()) return collection.status();
     const absl::Time start = absl::Now();
     const absl::Status s = RunShares(shares, [&](const Share& share) {
-      return EngineWriter(**manager, d, ids, share, batch, window);
+      return EngineWriter(**collection, d, ids, share, batch, window);
     });
     rate = s.ok() ? absl::StatusOr<double>(
                         d.rows / absl::ToDoubleSeconds(absl::Now() - start))

@@ -19,6 +19,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "base/thread_pool.h"
 #include "bench/contender.h"
 #include "bench/contender_list.h"
 #include "bench/datasets.h"
@@ -30,9 +31,8 @@
 #include "bench/report.h"
 #include "bench/sgemm_peak.h"
 #include "bench/sweep.h"
-#include "engine/cuda_backend.h"
+#include "engine/cuda/cuda_backend.h"
 #include "engine/schema.h"
-#include "engine/thread_pool.h"
 
 ABSL_FLAG(std::string, data, "synthetic",
           "synthetic | sift5k | fashion-mnist | a vector file (.fvecs, "
@@ -71,14 +71,15 @@ ABSL_FLAG(std::string, ivf_nprobe, "1,2,4,8,16,32,64,128",
 ABSL_FLAG(std::string, json, "", "also write the results as JSON here");
 ABSL_FLAG(int, threads, 0, "threads for every contender; 0 = all cores");
 ABSL_FLAG(int, repeats, 3, "timed runs per contender after one warm-up");
-ABSL_FLAG(std::string, shared_dir, "../shared",
-          "the shared folder holding data/sift5k (for --data sift5k)");
+ABSL_FLAG(std::string, sift5k_dir, PEAKKNN_SOURCE_DIR "/data/sift5k",
+          "the folder holding sift-dataset-5k.tsv (for --data sift5k); the "
+          "repository ships it in data/sift5k");
 ABSL_FLAG(std::string, backend, "cpu",
           "where peakknn searches: cpu | cuda (fails, saying why, without a "
           "usable GPU)");
 ABSL_FLAG(std::string, cuda_path, "auto",
           "CUDA scan path: auto | fma | tensor | gemm (see "
-          "engine/cuda_backend.h)");
+          "engine/cuda/cuda_backend.h)");
 ABSL_FLAG(int, sgemm_size, 2048, "matrix size of the sgemm peak measurement");
 ABSL_FLAG(int64_t, bandwidth_mb, 1024,
           "buffer size (MiB) of the memory read bandwidth measurement");
@@ -216,7 +217,7 @@ absl::Status Run(const std::string& env_line) {
   request.seed = absl::GetFlag(FLAGS_seed);
   request.queries_file = absl::GetFlag(FLAGS_queries_file);
   request.ground_truth_file = absl::GetFlag(FLAGS_ground_truth);
-  request.shared_dir = absl::GetFlag(FLAGS_shared_dir);
+  request.sift5k_dir = absl::GetFlag(FLAGS_sift5k_dir);
   absl::StatusOr<Dataset> data = LoadDataset(request);
   if (!data.ok()) return data.status();
   if (*metric == Metric::kCosine) {

@@ -7,7 +7,7 @@
 
 #include "absl/status/statusor.h"
 #include "bench/contender.h"
-#include "client/vector_files.h"
+#include "io/vector_files.h"
 
 namespace peakknn::bench {
 

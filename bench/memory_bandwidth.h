@@ -4,7 +4,7 @@
 
 #include <cstdint>
 
-#include "engine/thread_pool.h"
+#include "base/thread_pool.h"
 
 namespace peakknn::bench {
 

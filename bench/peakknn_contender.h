@@ -4,10 +4,10 @@
 #include <memory>
 #include <vector>
 
+#include "base/thread_pool.h"
 #include "bench/contender.h"
 #include "engine/collection.h"
 #include "engine/schema.h"
-#include "engine/thread_pool.h"
 
 namespace peakknn::bench {
 

@@ -4,8 +4,8 @@
 #include <cstdint>
 #include <vector>
 
-#include "client/vector_files.h"
 #include "engine/schema.h"
+#include "io/vector_files.h"
 
 namespace peakknn::bench {
 

@@ -20,9 +20,9 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "base/thread_pool.h"
 #include "bench/datasets.h"
 #include "engine/schema.h"
-#include "engine/thread_pool.h"
 
 namespace peakknn::bench {
 

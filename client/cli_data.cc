@@ -12,7 +12,7 @@
 #include "client/cli.h"
 #include "client/progress_bar.h"
 #include "client/result_format.h"
-#include "client/vector_files.h"
+#include "io/vector_files.h"
 
 namespace peakknn::client {
 namespace {

@@ -5,7 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "client/vector_files.h"
+#include "io/vector_files.h"
 
 namespace peakknn::client {
 

@@ -3,14 +3,13 @@
 #include <cmath>
 #include <cstring>
 
-#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "engine/cpu_backend.h"
 #include "engine/recall_calculator.h"
 #include "engine/rescore.h"
 #include "engine/searcher.h"
+#include "engine/vector_checks.h"
 #include "kernels/bf16.h"
-#include "kernels/finite.h"
 #include "kernels/layout.h"
 #include "kernels/score.h"
 
@@ -20,38 +19,6 @@ namespace {
 kernels::ScoreKind ScoreKindOf(Metric metric) {
   return metric == Metric::kL2 ? kernels::ScoreKind::kL2
                                : kernels::ScoreKind::kInnerProduct;
-}
-
-double SquaredNorm(const float* v, int dim) {
-  double sum = 0;
-  for (int d = 0; d < dim; ++d) sum += static_cast<double>(v[d]) * v[d];
-  return sum;
-}
-
-// Checks that `values` holds whole vectors of `dim` finite floats, non-zero
-// under COSINE. `what` names the vectors in messages ("vector", "query").
-absl::Status CheckVectors(std::span<const float> values, int64_t count, int dim,
-                          Metric metric, const char* what) {
-  if (static_cast<int64_t>(values.size()) != count * dim) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(what, "s hold ", values.size(), " floats; expected ",
-                     count, " x dim ", dim, " = ", count * dim));
-  }
-  if (const size_t bad = kernels::FirstNonFinite(values.data(), values.size());
-      bad < values.size()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(what, " ", bad / dim, " has a non-finite value (",
-                     values[bad], ") at dimension ", bad % dim));
-  }
-  if (metric == Metric::kCosine) {
-    for (int64_t i = 0; i < count; ++i) {
-      if (SquaredNorm(values.data() + i * dim, dim) == 0) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            what, " ", i, " is all zeros; COSINE needs a non-zero vector"));
-      }
-    }
-  }
-  return absl::OkStatus();
 }
 
 }  // namespace
@@ -87,53 +54,45 @@ std::shared_ptr<const Snapshot> Collection::snapshot() const {
   return published_;
 }
 
-absl::Status Collection::ValidateVectors(std::span<const uint64_t> ids,
-                                         std::span<const float> vectors) const {
-  if (absl::Status s = CheckVectors(vectors, static_cast<int64_t>(ids.size()),
-                                    schema_.dim, schema_.metric, "vector");
-      !s.ok()) {
-    return s;
-  }
-  absl::flat_hash_set<uint64_t> seen;
-  seen.reserve(ids.size());
-  for (uint64_t id : ids) {
-    if (!seen.insert(id).second) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("id ", id, " appears more than once in the batch"));
-    }
-  }
-  return absl::OkStatus();
-}
-
-absl::Status Collection::ValidateWrite(WriteMode mode,
-                                       std::span<const uint64_t> ids,
-                                       std::span<const float> vectors) const {
+std::optional<uint64_t> Collection::FirstPresent(
+    std::span<const uint64_t> ids) const {
   std::lock_guard lock(write_mu_);
-  return ValidateWriteLocked(mode, ids, vectors);
+  return FirstPresentLocked(ids);
 }
 
-absl::Status Collection::ValidateWriteLocked(
-    WriteMode mode, std::span<const uint64_t> ids,
-    std::span<const float> vectors) const {
-  if (absl::Status s = ValidateVectors(ids, vectors); !s.ok()) return s;
-  if (mode == WriteMode::kInsert) {
-    for (uint64_t id : ids) {
-      if (id_to_slot_.contains(id)) {
-        return absl::AlreadyExistsError(
-            absl::StrCat("id ", id, " already exists in collection '",
-                         schema_.name, "'; use upsert to replace it"));
-      }
-    }
+std::optional<uint64_t> Collection::FirstPresentLocked(
+    std::span<const uint64_t> ids) const {
+  for (uint64_t id : ids) {
+    if (id_to_slot_.contains(id)) return id;
   }
-  return absl::OkStatus();
+  return std::nullopt;
 }
 
 absl::Status Collection::Write(WriteMode mode, std::span<const uint64_t> ids,
                                std::span<const float> vectors) {
-  std::lock_guard lock(write_mu_);
-  if (absl::Status s = ValidateWriteLocked(mode, ids, vectors); !s.ok()) {
+  if (absl::Status s = CheckWriteBatch(schema_, ids, vectors); !s.ok()) {
     return s;
   }
+  std::lock_guard lock(write_mu_);
+  if (mode == WriteMode::kInsert) {
+    if (std::optional<uint64_t> id = FirstPresentLocked(ids)) {
+      return absl::AlreadyExistsError(
+          absl::StrCat("id ", *id, " already exists in collection '",
+                       schema_.name, "'; use upsert to replace it"));
+    }
+  }
+  ApplyLocked(ids, vectors);
+  return absl::OkStatus();
+}
+
+void Collection::Apply(std::span<const uint64_t> ids,
+                       std::span<const float> vectors) {
+  std::lock_guard lock(write_mu_);
+  ApplyLocked(ids, vectors);
+}
+
+void Collection::ApplyLocked(std::span<const uint64_t> ids,
+                             std::span<const float> vectors) {
   std::vector<float> normalised(schema_.dim);
   for (size_t i = 0; i < ids.size(); ++i) {
     const float* v = vectors.data() + i * schema_.dim;
@@ -149,7 +108,6 @@ absl::Status Collection::Write(WriteMode mode, std::span<const uint64_t> ids,
     AppendRow(ids[i], v);
   }
   Publish();
-  return absl::OkStatus();
 }
 
 void Collection::AppendRow(uint64_t id, const float* vector) {
@@ -215,20 +173,50 @@ int64_t Collection::Delete(std::span<const uint64_t> ids) {
 
 std::vector<std::optional<std::vector<float>>> Collection::Get(
     std::span<const uint64_t> ids) const {
-  std::lock_guard lock(write_mu_);
+  // Under the writer lock the pending state equals the published snapshot
+  // (every write publishes before it unlocks), so the slots looked up are
+  // the snapshot's; the rows are copied after unlocking.
+  constexpr int64_t kAbsent = -1;
+  std::vector<int64_t> slots(ids.size(), kAbsent);
+  std::shared_ptr<const Snapshot> snap;
+  {
+    std::lock_guard lock(write_mu_);
+    for (size_t i = 0; i < ids.size(); ++i) {
+      if (auto it = id_to_slot_.find(ids[i]); it != id_to_slot_.end()) {
+        slots[i] = it->second;
+      }
+    }
+    snap = snapshot();
+  }
   std::vector<std::optional<std::vector<float>>> out(ids.size());
   for (size_t i = 0; i < ids.size(); ++i) {
-    auto it = id_to_slot_.find(ids[i]);
-    if (it == id_to_slot_.end()) continue;
-    const BlockView* view = pending_->FindBlock(it->second);
+    if (slots[i] == kAbsent) continue;
+    const BlockView* view = snap->FindBlock(slots[i]);
     std::vector<float> v(schema_.dim);
-    view->block->ReadRow(it->second - view->block->slot_base(), v.data());
+    view->block->ReadRow(slots[i] - view->block->slot_base(), v.data());
     out[i] = std::move(v);
   }
   return out;
 }
 
+absl::Status Collection::CheckQueries(std::span<const float> queries) const {
+  if (queries.empty() || queries.size() % schema_.dim != 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "queries hold ", queries.size(),
+        " floats; expected a positive multiple of dim ", schema_.dim));
+  }
+  return CheckVectors(schema_, queries,
+                      static_cast<int64_t>(queries.size()) / schema_.dim,
+                      "queries");
+}
+
 absl::StatusOr<SearchResults> Collection::Search(
+    std::span<const float> queries, const SearchParams& params) const {
+  if (absl::Status s = CheckQueries(queries); !s.ok()) return s;
+  return SearchChecked(queries, params);
+}
+
+absl::StatusOr<SearchResults> Collection::SearchChecked(
     std::span<const float> queries, const SearchParams& params) const {
   const int dim = schema_.dim;
   if (params.k < 1 || params.k > kMaxK) {
@@ -240,16 +228,7 @@ absl::StatusOr<SearchResults> Collection::Search(
         "recall_target must be in (0, 1] (0 = the collection default ",
         schema_.default_recall_target, "), got ", params.recall_target));
   }
-  if (queries.empty() || queries.size() % dim != 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("queries hold ", queries.size(),
-                     " floats; expected a positive multiple of dim ", dim));
-  }
   const int64_t nq = static_cast<int64_t>(queries.size()) / dim;
-  if (absl::Status s = CheckVectors(queries, nq, dim, schema_.metric, "query");
-      !s.ok()) {
-    return s;
-  }
   const double target = params.recall_target == 0
                             ? schema_.default_recall_target
                             : params.recall_target;
@@ -319,6 +298,8 @@ absl::StatusOr<SearchResults> Collection::Search(
   }
 
   SearchResults out;
+  out.rows_scanned = snap->rows;
+  out.live_rows = snap->live_rows;
   out.num_queries = nq;
   out.k = params.k;
   out.ids.assign(nq * params.k, 0);

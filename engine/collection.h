@@ -12,7 +12,10 @@
 // see: rows are appended past the published count, and tombstone bitmaps are
 // copied on write. Searches never wait for writers, nor writers for searches.
 //
-// Every write is atomic: it is validated whole before anything changes.
+// Every write is atomic: it is checked whole before anything changes. The
+// checks that depend only on the schema (engine/vector_checks.h) run once,
+// before the writer lock; under the lock only the id-existence check of an
+// insert remains.
 #pragma once
 
 #include <cstdint>
@@ -25,10 +28,10 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "base/thread_pool.h"
 #include "engine/backend.h"
 #include "engine/schema.h"
 #include "engine/snapshot.h"
-#include "engine/thread_pool.h"
 
 namespace peakknn {
 
@@ -52,6 +55,10 @@ struct SearchParams {
 // ids[q*k .. q*k + counts[q]), best first. counts[q] < k only when fewer than
 // k live rows exist.
 struct SearchResults {
+  // The snapshot searched: slots scanned (tombstoned ones included) and the
+  // live rows among them (the n of the recall estimate).
+  int64_t rows_scanned = 0;
+  int64_t live_rows = 0;
   int64_t num_queries = 0;
   int64_t k = 0;
   std::vector<uint64_t> ids;
@@ -81,26 +88,44 @@ class Collection {
 
   const CollectionSchema& schema() const { return schema_; }
 
-  // Checks a write without applying it: vector count and dim, finite values,
-  // non-zero vectors under COSINE, duplicate ids, and (kInsert) ids already
-  // present. `vectors` is row-major [ids.size()][dim].
-  absl::Status ValidateWrite(WriteMode mode, std::span<const uint64_t> ids,
-                             std::span<const float> vectors) const;
-  // Validates, then applies the whole batch and publishes it to searches.
+  // Checks the batch (CheckWriteBatch, then for kInsert that no id exists),
+  // applies it whole and publishes it to searches. `vectors` is row-major
+  // [ids.size()][dim].
   absl::Status Write(WriteMode mode, std::span<const uint64_t> ids,
                      std::span<const float> vectors);
+  // The first of `ids` that the collection holds, if any. Reads the id map
+  // only (no vectors are copied). A durable collection asks it at admission,
+  // where no write can apply in between (store/durable_collection.h).
+  std::optional<uint64_t> FirstPresent(std::span<const uint64_t> ids) const;
+  // Applies a batch that already passed CheckWriteBatch (and, for an insert,
+  // FirstPresent against the state it applies to): rows of ids the
+  // collection holds replace the old ones (their slots are tombstoned), the
+  // rest are appended; then publishes. Never fails: the durable layer logs a
+  // batch before applying it, so the apply must not be able to refuse.
+  void Apply(std::span<const uint64_t> ids, std::span<const float> vectors);
   // Tombstones the ids that exist; returns how many did. Unknown ids are not
   // an error (deletes are idempotent).
   int64_t Delete(std::span<const uint64_t> ids);
   // The stored vector of each id, or nullopt for unknown ids: the f32 values
   // as written (bf16 collections keep them for rescoring); COSINE the
-  // normalised vector.
+  // normalised vector. The writer lock is held only to look the slots up;
+  // the copies are made from the published snapshot.
   std::vector<std::optional<std::vector<float>>> Get(
       std::span<const uint64_t> ids) const;
 
-  // Searches a batch of queries, row-major [num_queries][dim].
+  // CheckVectors for queries: whole vectors of dim, finite, non-zero under
+  // COSINE.
+  absl::Status CheckQueries(std::span<const float> queries) const;
+  // Checks the queries, then searches them (SearchChecked). Row-major
+  // [num_queries][dim].
   absl::StatusOr<SearchResults> Search(std::span<const float> queries,
                                        const SearchParams& params) const;
+  // Searches queries that already passed CheckQueries: the server checks
+  // each request's queries once, then searches many requests as one batch.
+  // One snapshot is taken; the results say how many rows it held. Checks k
+  // and the recall target (cheap, per batch).
+  absl::StatusOr<SearchResults> SearchChecked(std::span<const float> queries,
+                                              const SearchParams& params) const;
 
   // The current published state; cheap (one shared_ptr copy).
   std::shared_ptr<const Snapshot> snapshot() const;
@@ -114,11 +139,10 @@ class Collection {
 
   Collection(const CollectionSchema& schema, const CollectionOptions& options);
 
-  absl::Status ValidateVectors(std::span<const uint64_t> ids,
-                               std::span<const float> vectors) const;
-  absl::Status ValidateWriteLocked(WriteMode mode,
-                                   std::span<const uint64_t> ids,
-                                   std::span<const float> vectors) const
+  std::optional<uint64_t> FirstPresentLocked(std::span<const uint64_t> ids)
+      const ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
+  void ApplyLocked(std::span<const uint64_t> ids,
+                   std::span<const float> vectors)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
   // Appends one row to the tail block (allocating a block when full) and
   // records its slot; the row stays invisible until Publish.

@@ -1,10 +1,11 @@
 // The CPU search backend: ScanSnapshot (engine/searcher.h) over the fastest
 // kernel set this CPU supports (kernels/scan.h, chosen from CPUID) and a
-// thread pool. Holds no state of its own, so Sync has nothing to do.
+// thread pool. Holds no state of its own: it scans the snapshot's blocks in
+// place.
 #pragma once
 
+#include "base/thread_pool.h"
 #include "engine/backend.h"
-#include "engine/thread_pool.h"
 #include "kernels/scan.h"
 
 namespace peakknn {
@@ -17,7 +18,6 @@ class CpuBackend final : public SearchBackend {
       const kernels::KernelSet& kernels = kernels::BestKernelSet());
 
   absl::string_view name() const override { return "cpu"; }
-  absl::Status Sync(const Snapshot&) override { return absl::OkStatus(); }
   absl::StatusOr<ScanResult> Scan(const Snapshot& snapshot,
                                   const kernels::QueryTile& queries,
                                   const ScanPlan& plan) override;

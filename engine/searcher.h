@@ -17,8 +17,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "base/thread_pool.h"
 #include "engine/snapshot.h"
-#include "engine/thread_pool.h"
 #include "kernels/candidate.h"
 #include "kernels/scan.h"
 

@@ -10,19 +10,6 @@
 
 namespace peakknn::server {
 
-absl::StatusOr<SearchOutcome> SearchCollection(const Collection& collection,
-                                               std::span<const float> queries,
-                                               const SearchParams& params) {
-  const std::shared_ptr<const Snapshot> snapshot = collection.snapshot();
-  absl::StatusOr<SearchResults> results = collection.Search(queries, params);
-  if (!results.ok()) return results.status();
-  SearchOutcome outcome;
-  outcome.results = *std::move(results);
-  outcome.rows_scanned = snapshot->rows;
-  outcome.live_rows = snapshot->live_rows;
-  return outcome;
-}
-
 Batcher::Batcher(std::string collection, int dim, const Options& options,
                  SearchFn search, BatcherObserver* observer)
     : collection_(std::move(collection)),
@@ -150,7 +137,7 @@ void Batcher::RunBatch(std::deque<Queued>& batch) {
   }
 
   const absl::Time start = absl::Now();
-  absl::StatusOr<SearchOutcome> outcome = search_(queries, params);
+  absl::StatusOr<SearchResults> outcome = search_(queries, params);
   const double seconds = absl::ToDoubleSeconds(absl::Now() - start);
   if (!outcome.ok()) {
     for (SearchJob* job : live) job->done(outcome.status(), nullptr, 0);
@@ -163,7 +150,7 @@ void Batcher::RunBatch(std::deque<Queued>& batch) {
     stats.rows_scanned = outcome->rows_scanned;
     stats.dim = dim_;
     stats.engine_seconds = seconds;
-    stats.expected_recall = outcome->results.expected_recall;
+    stats.expected_recall = outcome->expected_recall;
     observer_->OnBatch(collection_, stats);
   }
   int64_t first = 0;

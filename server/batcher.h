@@ -30,20 +30,6 @@
 
 namespace peakknn::server {
 
-// One engine batch and the collection size it ran over.
-struct SearchOutcome {
-  SearchResults results;
-  int64_t rows_scanned = 0;  // slots in the snapshot searched
-  int64_t live_rows = 0;
-};
-
-// Searches `collection` and records the size of what was searched (from a
-// snapshot taken just before, which may trail the engine's own by the rows
-// of a concurrent write; it only sizes the FLOP count and recall estimate).
-absl::StatusOr<SearchOutcome> SearchCollection(const Collection& collection,
-                                               std::span<const float> queries,
-                                               const SearchParams& params);
-
 // What one engine batch did, for metrics.
 struct BatchStats {
   int64_t requests = 0;
@@ -77,7 +63,7 @@ struct SearchJob {
   // Exactly once, on the batcher thread (or in Submit's caller on
   // rejection). On success `batch` holds this job's queries at rows
   // [first_query, first_query + num_queries) with batch->results.k >= k.
-  std::function<void(const absl::Status& status, const SearchOutcome* batch,
+  std::function<void(const absl::Status& status, const SearchResults* batch,
                      int64_t first_query)>
       done;
 };
@@ -89,7 +75,7 @@ class Batcher {
     absl::Duration max_delay = absl::Microseconds(1000);
     int64_t max_queue = 8192;  // queries
   };
-  using SearchFn = std::function<absl::StatusOr<SearchOutcome>(
+  using SearchFn = std::function<absl::StatusOr<SearchResults>(
       std::span<const float> queries, const SearchParams& params)>;
 
   // `observer` may be null and must outlive the batcher.

@@ -8,7 +8,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
-#include "engine/durability.h"
+#include "store/durability.h"
 
 namespace peakknn::server {
 
@@ -26,7 +26,7 @@ struct ServerConfig {
   bool truncate_corrupt_wal = false;
   Backend backend = Backend::kAuto;
   // The CUDA backend plugin for --backend=cuda|auto; "" looks beside the
-  // executable (engine/cuda_plugin_loader.h).
+  // executable (engine/cuda/plugin_loader.h).
   std::string cuda_plugin;
   // CUDA device ordinal for the CUDA backend.
   int cuda_device = 0;

@@ -4,11 +4,11 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "engine/collection_manager.h"
-#include "engine/durability.h"
 #include "engine/schema.h"
 #include "grpcpp/support/status.h"
 #include "peakknn/v1/vector_search.pb.h"
+#include "store/collection_manager.h"
+#include "store/durability.h"
 
 namespace peakknn::server {
 

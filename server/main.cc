@@ -19,18 +19,18 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
-#include "engine/absl_view.h"
+#include "base/string_view.h"
+#include "base/thread_pool.h"
 #include "engine/backend.h"
-#include "engine/collection_manager.h"
-#include "engine/cuda_backend.h"
-#include "engine/cuda_plugin_loader.h"
-#include "engine/thread_pool.h"
+#include "engine/cuda/cuda_backend.h"
+#include "engine/cuda/plugin_loader.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "server/config.h"
 #include "server/metrics.h"
 #include "server/service.h"
+#include "store/collection_manager.h"
 
 namespace peakknn::server {
 namespace {
@@ -53,7 +53,7 @@ struct ChosenBackend {
 };
 
 // The CUDA backend from its plugin (never linked into this binary: see
-// engine/cuda_plugin_loader.h for why cuBLAS breaks /metrics when linked),
+// engine/cuda/plugin_loader.h for why cuBLAS breaks /metrics when linked),
 // or why not: no plugin, plugin unloadable, or no usable device.
 absl::StatusOr<std::unique_ptr<SearchBackend>> LoadCudaBackend(
     const std::string& plugin_path, int device) {
@@ -129,7 +129,7 @@ int Run(int argc, char** argv) {
     return 2;
   }
   // Before /metrics starts, to fail fast; the order does not matter to
-  // civetweb (the plugin's TLS is dynamic, engine/cuda_plugin_loader.h).
+  // civetweb (the plugin's TLS is dynamic, engine/cuda/plugin_loader.h).
   absl::StatusOr<ChosenBackend> backend = ResolveBackend(*config);
   if (!backend.ok()) {
     Log(std::string(backend.status().message()));
@@ -169,8 +169,7 @@ int Run(int argc, char** argv) {
   std::unique_ptr<CollectionManager> manager =
       CollectionManager::Create(options);
 
-  VectorSearchService service(*config, backend->name, backend->backend.get(),
-                              manager.get(), &metrics);
+  VectorSearchService service(*config, manager.get(), &metrics);
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
@@ -213,7 +212,9 @@ int Run(int argc, char** argv) {
     return 1;
   }
   service.PublishCollectionRows();
-  Log(absl::StrCat("recovered ", manager->ListCollections().size(),
+  const absl::StatusOr<std::vector<CollectionInfo>> recovered =
+      manager->ListCollections();
+  Log(absl::StrCat("recovered ", recovered.ok() ? recovered->size() : 0,
                    " collections in ",
                    absl::FormatDuration(absl::Now() - recovery_start)));
   health->SetServingStatus(true);

@@ -1,7 +1,6 @@
 #include "server/request_limits.h"
 
 #include "absl/strings/str_cat.h"
-#include "kernels/finite.h"
 
 namespace peakknn::server {
 
@@ -67,19 +66,6 @@ absl::Status RequestLimits::CheckVectors(absl::string_view field,
     return absl::InvalidArgumentError(
         absl::StrCat(field, ": ", count, " vectors; at most ", max_count, " (",
                      limit_flag, ")"));
-  }
-  return absl::OkStatus();
-}
-
-absl::Status RequestLimits::CheckFinite(absl::string_view field,
-                                        std::span<const float> values,
-                                        int64_t dim) {
-  if (const size_t i = kernels::FirstNonFinite(values.data(), values.size());
-      i < values.size()) {
-    const int64_t at = static_cast<int64_t>(i);
-    return absl::InvalidArgumentError(
-        absl::StrCat(field, "[", at, "] (vector ", at / dim, ", component ",
-                     at % dim, ") = ", values[i], ": must be finite"));
   }
   return absl::OkStatus();
 }

@@ -31,12 +31,6 @@ struct RequestLimits {
                             std::span<const float> values, int64_t dim,
                             int64_t expected_count, int64_t max_count,
                             absl::string_view limit_flag) const;
-  // Every value of `values` (vectors of `dim`) is finite. Queries need it
-  // here: a bad query must fail its own request, not the engine batch it
-  // would share. Writes do not: the collection checks them (one pass over
-  // every ingested byte is enough) and names the vector and dimension.
-  static absl::Status CheckFinite(absl::string_view field,
-                                  std::span<const float> values, int64_t dim);
   absl::Status CheckIds(absl::string_view field, int64_t count) const;
 };
 

@@ -10,20 +10,14 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "engine/absl_view.h"
+#include "base/status_macros.h"
+#include "base/string_view.h"
 #include "engine/recall_calculator.h"
+#include "engine/vector_checks.h"
 #include "server/convert.h"
 
 namespace peakknn::server {
 namespace {
-
-// Returns early from a function returning absl::Status(Or) on error.
-#define PEAKKNN_RETURN_IF_ERROR(expr)         \
-  do {                                        \
-    if (absl::Status _s = (expr); !_s.ok()) { \
-      return _s;                              \
-    }                                         \
-  } while (false)
 
 template <typename T>
 std::span<const T> SpanOf(const google::protobuf::RepeatedField<T>& field) {
@@ -78,16 +72,11 @@ absl::Time DeadlineOf(const grpc::CallbackServerContext* ctx) {
 }  // namespace
 
 VectorSearchService::VectorSearchService(const ServerConfig& config,
-                                         std::string backend_name,
-                                         const SearchBackend* backend,
-                                         CollectionManager* manager,
-                                         Metrics* metrics)
+                                         ServiceCore* core, Metrics* metrics)
     : config_(config),
       limits_(RequestLimits::From(config)),
-      backend_name_(std::move(backend_name)),
-      backend_(backend),
       metrics_(metrics),
-      manager_(manager),
+      core_(core),
       write_options_{config.durability} {}
 
 VectorSearchService::~VectorSearchService() { StopBatchers(); }
@@ -98,34 +87,20 @@ void VectorSearchService::PublishCollectionRows() {
   }
 }
 
-absl::Status VectorSearchService::Ready() const {
-  if (manager_->recovering()) {
-    return absl::UnavailableError(
-        "server is recovering its collections (replaying the write-ahead "
-        "log); retry shortly");
-  }
-  return absl::OkStatus();
-}
-
-absl::StatusOr<std::shared_ptr<const Collection>> VectorSearchService::Open(
+absl::StatusOr<std::shared_ptr<ServedCollection>> VectorSearchService::Open(
     absl::string_view name) const {
-  PEAKKNN_RETURN_IF_ERROR(Ready());
-  return manager_->GetCollection(SV(name));
+  return core_->OpenCollection(SV(name));
 }
 
 std::vector<CollectionInfo> VectorSearchService::ListInfos() const {
-  std::vector<CollectionInfo> infos;
-  for (const std::string& name : manager_->ListCollections()) {
-    absl::StatusOr<CollectionInfo> info = manager_->Describe(name);
-    if (info.ok()) infos.push_back(*std::move(info));
-  }
-  return infos;
+  absl::StatusOr<std::vector<CollectionInfo>> infos = core_->ListCollections();
+  return infos.ok() ? *std::move(infos) : std::vector<CollectionInfo>();
 }
 
 void VectorSearchService::PublishRows(const std::string& name,
-                                      const Collection& collection) {
-  const std::shared_ptr<const Snapshot> snapshot = collection.snapshot();
-  metrics_->SetCollectionRows(name, snapshot->rows, snapshot->live_rows);
+                                      const ServedCollection& collection) {
+  const RowCounts counts = collection.row_counts();
+  metrics_->SetCollectionRows(name, counts.rows, counts.live_rows);
 }
 
 void VectorSearchService::StopBatchers() {
@@ -162,15 +137,17 @@ grpc::ServerUnaryReactor* VectorSearchService::CreateCollection(
     v1::CreateCollectionResponse* resp) {
   const absl::Time start = absl::Now();
   auto body = [&]() -> absl::Status {
-    PEAKKNN_RETURN_IF_ERROR(Ready());
+    PEAKKNN_RETURN_IF_ERROR(core_->Ready());
     PEAKKNN_RETURN_IF_ERROR(
         limits_.CheckName("schema.name", req->schema().name()));
     PEAKKNN_RETURN_IF_ERROR(limits_.CheckDim(req->schema().dim()));
     absl::StatusOr<CollectionSchema> schema = SchemaFromProto(
         req->schema(), CollectionSchema{}.default_recall_target);
     if (!schema.ok()) return schema.status();
-    PEAKKNN_RETURN_IF_ERROR(manager_->CreateCollection(*schema));
-    absl::StatusOr<CollectionInfo> info = manager_->Describe(schema->name);
+    PEAKKNN_RETURN_IF_ERROR(
+        core_->CreateCollection(*schema, Durability::kDefault));
+    absl::StatusOr<CollectionInfo> info =
+        core_->DescribeCollection(schema->name);
     if (!info.ok()) return info.status();
     InfoToProto(*info, resp->mutable_info());
     metrics_->SetCollectionRows(schema->name, 0, 0);
@@ -184,9 +161,9 @@ grpc::ServerUnaryReactor* VectorSearchService::DropCollection(
     v1::DropCollectionResponse*) {
   const absl::Time start = absl::Now();
   auto body = [&]() -> absl::Status {
-    PEAKKNN_RETURN_IF_ERROR(Ready());
+    PEAKKNN_RETURN_IF_ERROR(core_->Ready());
     PEAKKNN_RETURN_IF_ERROR(limits_.CheckName("name", req->name()));
-    PEAKKNN_RETURN_IF_ERROR(manager_->DropCollection(req->name()));
+    PEAKKNN_RETURN_IF_ERROR(core_->DropCollection(req->name()));
     ForgetBatcher(req->name());
     metrics_->RemoveCollection(req->name());
     return absl::OkStatus();
@@ -199,7 +176,7 @@ grpc::ServerUnaryReactor* VectorSearchService::ListCollections(
     v1::ListCollectionsResponse* resp) {
   const absl::Time start = absl::Now();
   auto body = [&]() -> absl::Status {
-    PEAKKNN_RETURN_IF_ERROR(Ready());
+    PEAKKNN_RETURN_IF_ERROR(core_->Ready());
     for (const CollectionInfo& info : ListInfos()) {
       InfoToProto(info, resp->add_collections());
     }
@@ -213,9 +190,10 @@ grpc::ServerUnaryReactor* VectorSearchService::DescribeCollection(
     v1::DescribeCollectionResponse* resp) {
   const absl::Time start = absl::Now();
   auto body = [&]() -> absl::Status {
-    PEAKKNN_RETURN_IF_ERROR(Ready());
+    PEAKKNN_RETURN_IF_ERROR(core_->Ready());
     PEAKKNN_RETURN_IF_ERROR(limits_.CheckName("name", req->name()));
-    absl::StatusOr<CollectionInfo> info = manager_->Describe(req->name());
+    absl::StatusOr<CollectionInfo> info =
+        core_->DescribeCollection(req->name());
     if (!info.ok()) return info.status();
     InfoToProto(*info, resp->mutable_info());
     return absl::OkStatus();
@@ -246,13 +224,13 @@ absl::StatusOr<std::shared_ptr<Batcher>> VectorSearchService::BatcherFor(
   // with the same dim keeps this batcher and searches the new one.
   auto batcher = std::make_shared<Batcher>(
       schema.name, schema.dim, options,
-      [manager = manager_, name = schema.name](
+      [core = core_, name = schema.name](
           std::span<const float> queries,
-          const SearchParams& params) -> absl::StatusOr<SearchOutcome> {
-        absl::StatusOr<std::shared_ptr<const Collection>> collection =
-            manager->GetCollection(name);
+          const SearchParams& params) -> absl::StatusOr<SearchResults> {
+        absl::StatusOr<std::shared_ptr<ServedCollection>> collection =
+            core->OpenCollection(name);
         if (!collection.ok()) return collection.status();
-        return SearchCollection(**collection, queries, params);
+        return (*collection)->Search(queries, params);
       },
       static_cast<BatcherObserver*>(this));
   batchers_[schema.name] = {schema.dim, batcher};
@@ -276,11 +254,11 @@ absl::Status VectorSearchService::SearchBody(grpc::CallbackServerContext* ctx,
                                              const v1::SearchRequest* req,
                                              v1::SearchResponse* resp,
                                              absl::Time start) {
-  PEAKKNN_RETURN_IF_ERROR(Ready());
+  PEAKKNN_RETURN_IF_ERROR(core_->Ready());
   PEAKKNN_RETURN_IF_ERROR(limits_.CheckName("collection", req->collection()));
   PEAKKNN_RETURN_IF_ERROR(limits_.CheckK(req->k()));
   PEAKKNN_RETURN_IF_ERROR(limits_.CheckRecallTarget(req->recall_target()));
-  absl::StatusOr<std::shared_ptr<const Collection>> collection =
+  absl::StatusOr<std::shared_ptr<ServedCollection>> collection =
       Open(req->collection());
   if (!collection.ok()) return collection.status();
   const CollectionSchema* schema = &(*collection)->schema();
@@ -288,8 +266,9 @@ absl::Status VectorSearchService::SearchBody(grpc::CallbackServerContext* ctx,
   PEAKKNN_RETURN_IF_ERROR(limits_.CheckVectors(
       "queries", queries, schema->dim, -1, limits_.max_queries_per_request,
       "--max_queries_per_request"));
-  PEAKKNN_RETURN_IF_ERROR(
-      RequestLimits::CheckFinite("queries", queries, schema->dim));
+  PEAKKNN_RETURN_IF_ERROR(CheckVectors(
+      *schema, queries, static_cast<int64_t>(queries.size()) / schema->dim,
+      "queries"));
   absl::StatusOr<std::shared_ptr<Batcher>> batcher = BatcherFor(*schema);
   if (!batcher.ok()) return batcher.status();
 
@@ -302,10 +281,10 @@ absl::Status VectorSearchService::SearchBody(grpc::CallbackServerContext* ctx,
   job.deadline = DeadlineOf(ctx);
   job.cancelled = [ctx] { return ctx->IsCancelled(); };
   job.done = [this, reactor, resp, start, k = job.k, n = job.num_queries](
-                 const absl::Status& status, const SearchOutcome* batch,
+                 const absl::Status& status, const SearchResults* batch,
                  int64_t first) {
     if (status.ok()) {
-      const SearchResults& r = batch->results;
+      const SearchResults& r = *batch;
       for (int64_t q = first; q < first + n; ++q) {
         v1::QueryResult* out = resp->add_results();
         const int64_t count = std::min<int64_t>(r.counts[q], k);
@@ -319,9 +298,9 @@ absl::Status VectorSearchService::SearchBody(grpc::CallbackServerContext* ctx,
       resp->set_exact(r.exact);
       resp->set_bins(r.bins);
       resp->set_expected_recall(
-          r.exact ? 1.0 : ExpectedRecall(batch->live_rows, k, r.bins));
+          r.exact ? 1.0 : ExpectedRecall(r.live_rows, k, r.bins));
       resp->set_worst_rank_recall(
-          r.exact ? 1.0 : WorstRankRecall(batch->live_rows, k, r.bins));
+          r.exact ? 1.0 : WorstRankRecall(r.live_rows, k, r.bins));
       search_requests_.fetch_add(1, std::memory_order_relaxed);
       search_queries_.fetch_add(n, std::memory_order_relaxed);
     }
@@ -349,7 +328,7 @@ grpc::ServerUnaryReactor* VectorSearchService::Search(
 }
 
 int64_t VectorSearchService::BackendDeviceMemoryBytes() const {
-  return backend_ == nullptr ? 0 : backend_->device_memory_bytes();
+  return core_->Stats().backend_device_memory_bytes;
 }
 
 void VectorSearchService::OnBatch(const std::string& collection,
@@ -373,15 +352,15 @@ void VectorSearchService::OnExpired(const std::string& collection,
 // ---- Writes
 // ------------------------------------------------------------------
 
-absl::StatusOr<std::shared_ptr<const Collection>>
+absl::StatusOr<std::shared_ptr<ServedCollection>>
 VectorSearchService::CheckWrite(absl::string_view collection,
                                 std::span<const uint64_t> ids,
                                 std::span<const float> vectors) {
-  PEAKKNN_RETURN_IF_ERROR(Ready());
+  PEAKKNN_RETURN_IF_ERROR(core_->Ready());
   PEAKKNN_RETURN_IF_ERROR(limits_.CheckName("collection", collection));
   PEAKKNN_RETURN_IF_ERROR(
       limits_.CheckIds("ids", static_cast<int64_t>(ids.size())));
-  absl::StatusOr<std::shared_ptr<const Collection>> handle = Open(collection);
+  absl::StatusOr<std::shared_ptr<ServedCollection>> handle = Open(collection);
   if (!handle.ok()) return handle.status();
   PEAKKNN_RETURN_IF_ERROR(
       limits_.CheckVectors("vectors", vectors, (*handle)->schema().dim,
@@ -391,7 +370,7 @@ VectorSearchService::CheckWrite(absl::string_view collection,
 }
 
 void VectorSearchService::OnWritten(const std::string& name,
-                                    const Collection& collection,
+                                    const ServedCollection& collection,
                                     int64_t rows) {
   metrics_->AddInsertedRows(name, rows);
   PublishRows(name, collection);
@@ -508,7 +487,7 @@ class VectorSearchService::InsertReactor final
   // collection's commit thread. Called by the submitter only.
   void Submit(Slot* slot, std::shared_ptr<v1::InsertRequest> request) {
     absl::Status status = CheckCollectionName(*request);
-    absl::StatusOr<std::shared_ptr<const Collection>> collection;
+    absl::StatusOr<std::shared_ptr<ServedCollection>> collection;
     if (status.ok()) {
       collection = service_->CheckWrite(collection_, SpanOf(request->ids()),
                                         SpanOf(request->vectors()));
@@ -518,8 +497,8 @@ class VectorSearchService::InsertReactor final
       Complete(slot, status);
       return;
     }
-    service_->manager_->WriteAsync(
-        collection_,
+    ServedCollection& target = **collection;
+    target.WriteAsync(
         request->upsert() ? WriteMode::kUpsert : WriteMode::kInsert,
         SpanOf(request->ids()), SpanOf(request->vectors()),
         service_->write_options_,
@@ -638,15 +617,16 @@ grpc::ServerUnaryReactor* VectorSearchService::Upsert(
     grpc::CallbackServerContext* ctx, const v1::UpsertRequest* req,
     v1::UpsertResponse* resp) {
   const absl::Time start = absl::Now();
-  absl::StatusOr<std::shared_ptr<const Collection>> collection =
+  absl::StatusOr<std::shared_ptr<ServedCollection>> collection =
       CheckWrite(req->collection(), SpanOf(req->ids()), SpanOf(req->vectors()));
   if (!collection.ok()) {
     return Finish(ctx, "Upsert", start, collection.status());
   }
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  manager_->WriteAsync(
-      req->collection(), WriteMode::kUpsert, SpanOf(req->ids()),
-      SpanOf(req->vectors()), write_options_,
+  ServedCollection& target = **collection;
+  target.WriteAsync(
+      WriteMode::kUpsert, SpanOf(req->ids()), SpanOf(req->vectors()),
+      write_options_,
       [this, reactor, req, resp, start,
        handle = *std::move(collection)](absl::StatusOr<WriteAck> ack) {
         if (ack.ok()) {
@@ -666,19 +646,20 @@ grpc::ServerUnaryReactor* VectorSearchService::Delete(
     grpc::CallbackServerContext* ctx, const v1::DeleteRequest* req,
     v1::DeleteResponse* resp) {
   const absl::Time start = absl::Now();
-  auto check = [&]() -> absl::StatusOr<std::shared_ptr<const Collection>> {
-    PEAKKNN_RETURN_IF_ERROR(Ready());
+  auto check = [&]() -> absl::StatusOr<std::shared_ptr<ServedCollection>> {
+    PEAKKNN_RETURN_IF_ERROR(core_->Ready());
     PEAKKNN_RETURN_IF_ERROR(limits_.CheckName("collection", req->collection()));
     PEAKKNN_RETURN_IF_ERROR(limits_.CheckIds("ids", req->ids_size()));
     return Open(req->collection());
   };
-  absl::StatusOr<std::shared_ptr<const Collection>> collection = check();
+  absl::StatusOr<std::shared_ptr<ServedCollection>> collection = check();
   if (!collection.ok()) {
     return Finish(ctx, "Delete", start, collection.status());
   }
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  manager_->DeleteAsync(
-      req->collection(), SpanOf(req->ids()), write_options_,
+  ServedCollection& target = **collection;
+  target.DeleteAsync(
+      SpanOf(req->ids()), write_options_,
       [this, reactor, req, resp, start,
        handle = *std::move(collection)](absl::StatusOr<WriteAck> ack) {
         if (ack.ok()) {
@@ -698,10 +679,13 @@ grpc::ServerUnaryReactor* VectorSearchService::Get(
     v1::GetResponse* resp) {
   const absl::Time start = absl::Now();
   auto body = [&]() -> absl::Status {
-    PEAKKNN_RETURN_IF_ERROR(Ready());
+    PEAKKNN_RETURN_IF_ERROR(core_->Ready());
     PEAKKNN_RETURN_IF_ERROR(limits_.CheckName("collection", req->collection()));
     PEAKKNN_RETURN_IF_ERROR(limits_.CheckIds("ids", req->ids_size()));
-    auto vectors = manager_->Get(req->collection(), SpanOf(req->ids()));
+    absl::StatusOr<std::shared_ptr<ServedCollection>> collection =
+        Open(req->collection());
+    if (!collection.ok()) return collection.status();
+    auto vectors = (*collection)->Get(SpanOf(req->ids()));
     if (!vectors.ok()) return vectors.status();
     for (int i = 0; i < req->ids_size(); ++i) {
       v1::StoredVector* out = resp->add_vectors();
@@ -725,10 +709,10 @@ grpc::ServerUnaryReactor* VectorSearchService::PlanRecall(
   auto body = [&]() -> absl::Status {
     int64_t n = req->n();
     if (!req->collection().empty() && n == 0) {
-      absl::StatusOr<std::shared_ptr<const Collection>> collection =
+      absl::StatusOr<std::shared_ptr<ServedCollection>> collection =
           Open(req->collection());
       if (!collection.ok()) return collection.status();
-      n = (*collection)->snapshot()->live_rows;
+      n = (*collection)->row_counts().live_rows;
     }
     if (req->k() < 1) {
       return absl::InvalidArgumentError(
@@ -764,9 +748,9 @@ grpc::ServerUnaryReactor* VectorSearchService::GetStats(
     v1::GetStatsResponse* resp) {
   const absl::Time start = absl::Now();
   auto body = [&]() -> absl::Status {
-    PEAKKNN_RETURN_IF_ERROR(Ready());
+    PEAKKNN_RETURN_IF_ERROR(core_->Ready());
     resp->set_version(PEAKKNN_VERSION);
-    resp->set_backend(backend_name_);
+    resp->set_backend(core_->Stats().backend);
     resp->set_uptime_seconds(absl::ToDoubleSeconds(absl::Now() - started_));
     for (const CollectionInfo& info : ListInfos()) {
       InfoToProto(info, resp->add_collections());

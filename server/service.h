@@ -21,25 +21,21 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
-#include "engine/backend.h"
-#include "engine/collection_manager.h"
 #include "peakknn/v1/vector_search.grpc.pb.h"
 #include "server/batcher.h"
 #include "server/config.h"
 #include "server/metrics.h"
 #include "server/request_limits.h"
+#include "store/service_core.h"
 
 namespace peakknn::server {
 
 class VectorSearchService final : public v1::VectorSearch::CallbackService,
                                   private BatcherObserver {
  public:
-  // `manager` (recovering or recovered), `metrics` and `backend` must
-  // outlive the service. `backend` is the one the manager searches with,
-  // or null for its default CPU backend; the service reads its device
-  // memory for GetStats and /metrics.
-  VectorSearchService(const ServerConfig& config, std::string backend_name,
-                      const SearchBackend* backend, CollectionManager* manager,
+  // `core` (which may still be recovering) and `metrics` must outlive the
+  // service.
+  VectorSearchService(const ServerConfig& config, ServiceCore* core,
                       Metrics* metrics);
   ~VectorSearchService() override;
 
@@ -87,16 +83,14 @@ class VectorSearchService final : public v1::VectorSearch::CallbackService,
  private:
   class InsertReactor;
 
-  // UNAVAILABLE while the manager recovers.
-  absl::Status Ready() const;
-  // The collection's search handle (its schema, its rows), or the manager's
-  // error (NOT_FOUND, UNAVAILABLE while recovering).
-  absl::StatusOr<std::shared_ptr<const Collection>> Open(
+  // The collection's handle, or the core's error (NOT_FOUND, UNAVAILABLE
+  // while recovering).
+  absl::StatusOr<std::shared_ptr<ServedCollection>> Open(
       absl::string_view name) const;
   // Describes every collection, sorted by name (skips one dropped meanwhile).
   std::vector<CollectionInfo> ListInfos() const;
   // Sets the collection's row gauges from its current snapshot.
-  void PublishRows(const std::string& name, const Collection& collection);
+  void PublishRows(const std::string& name, const ServedCollection& collection);
   // Records the RPC's metrics and finishes its default reactor (which must
   // not have been taken before: DefaultReactor() re-constructs it).
   grpc::ServerUnaryReactor* Finish(grpc::CallbackServerContext* ctx,
@@ -110,13 +104,13 @@ class VectorSearchService final : public v1::VectorSearch::CallbackService,
   // Validates a write batch against the limits and the collection's dim;
   // returns the collection (for PublishRows). Shared by Upsert and
   // InsertStream.
-  absl::StatusOr<std::shared_ptr<const Collection>> CheckWrite(
+  absl::StatusOr<std::shared_ptr<ServedCollection>> CheckWrite(
       absl::string_view collection, std::span<const uint64_t> ids,
       std::span<const float> vectors);
   // Device memory the backend holds, bytes (0 for the CPU).
   int64_t BackendDeviceMemoryBytes() const;
   // Metrics of an acknowledged write.
-  void OnWritten(const std::string& name, const Collection& collection,
+  void OnWritten(const std::string& name, const ServedCollection& collection,
                  int64_t rows);
   // Validates and queues; on OK the batcher finishes `reactor`.
   absl::Status SearchBody(grpc::CallbackServerContext* ctx,
@@ -131,12 +125,10 @@ class VectorSearchService final : public v1::VectorSearch::CallbackService,
 
   const ServerConfig config_;
   const RequestLimits limits_;
-  const std::string backend_name_;
-  const SearchBackend* const backend_;  // null: the CPU (no device memory)
   Metrics* const metrics_;
   const absl::Time started_ = absl::Now();
 
-  CollectionManager* const manager_;
+  ServiceCore* const core_;
   // Every write of this server, per --durability.
   const WriteOptions write_options_;
 

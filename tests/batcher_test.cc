@@ -9,8 +9,8 @@
 #include <vector>
 
 #include "absl/time/clock.h"
+#include "base/notification.h"
 #include "engine/collection.h"
-#include "engine/notification.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -44,7 +44,7 @@ class BatcherTest : public ::testing::Test {
           calls_.fetch_add(1);
           last_k_ = p.k;
           last_target_ = p.recall_target;
-          return SearchCollection(*collection_, q, p);
+          return collection_->SearchChecked(q, p);
         },
         nullptr);
   }
@@ -57,11 +57,11 @@ class BatcherTest : public ::testing::Test {
     job.num_queries = 1;
     job.k = k;
     job.recall_target = target;
-    job.done = [=](const absl::Status& s, const SearchOutcome* batch,
+    job.done = [=](const absl::Status& s, const SearchResults* batch,
                    int64_t first) {
       *status = s;
       if (s.ok()) {
-        const SearchResults& r = batch->results;
+        const SearchResults& r = *batch;
         ids->assign(r.ids.begin() + first * r.k,
                     r.ids.begin() + first * r.k +
                         std::min<int64_t>(k, r.counts[first]));

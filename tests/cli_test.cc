@@ -7,9 +7,9 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
-#include "client/vector_files.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "io/vector_files.h"
 #include "tests/server_process.h"
 
 namespace peakknn {

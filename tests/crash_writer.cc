@@ -15,7 +15,7 @@
 #include <cstdlib>
 #include <string>
 
-#include "engine/collection_manager.h"
+#include "store/collection_manager.h"
 #include "tests/crash_workload.h"
 
 namespace {
@@ -46,11 +46,14 @@ int main(int argc, char** argv) {
   auto manager = CollectionManager::Open(options);
   if (!manager.ok()) return Fail(std::string(manager.status().message()));
   CollectionManager& store = **manager;
-  if (store.ListCollections().empty()) {
+  const auto existing = store.ListCollections();
+  if (!existing.ok()) return Fail(std::string(existing.status().message()));
+  if (existing->empty()) {
     CollectionSchema schema;
     schema.name = "crash";
     schema.dim = crash::kDim;
-    if (absl::Status s = store.CreateCollection(schema); !s.ok()) {
+    if (absl::Status s = store.CreateCollection(schema, Durability::kDefault);
+        !s.ok()) {
       return Fail(std::string(s.message()));
     }
   }

@@ -1,9 +1,7 @@
-// engine/cuda_plugin_loader.h against stand-in plugins
+// engine/cuda/plugin_loader.h against stand-in plugins
 // (tests/fake_cuda_plugin.cc), so the lookup, the ABI checks and the calls
 // through the plugin are tested in every build, with or without CUDA. The
 // real plugin is covered by tests/server_backend_test.cc.
-#include "engine/cuda_plugin_loader.h"
-
 #include <unistd.h>
 
 #include <filesystem>
@@ -11,6 +9,7 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "engine/cuda/plugin_loader.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -59,7 +58,7 @@ TEST(CudaPluginLoaderTest, RefusesALibraryWithoutTheEntryPoint) {
   EXPECT_THAT(Message(plugin.status()),
               HasSubstr(std::string(FAKE_PLUGIN_NO_ENTRY) +
                         ": not a peakknn CUDA plugin (no symbol "
-                        "peakknn_cuda_plugin_v1"));
+                        "peakknn_cuda_plugin_v2"));
 }
 
 TEST(CudaPluginLoaderTest, NamesMissingAndUnloadableFiles) {

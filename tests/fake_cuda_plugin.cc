@@ -9,7 +9,7 @@
 #include <string>
 
 #include "absl/status/status.h"
-#include "engine/cuda_plugin_abi.h"
+#include "engine/cuda/plugin_abi.h"
 
 #if FAKE_PLUGIN_KIND != 4
 namespace {
@@ -31,7 +31,7 @@ absl::StatusOr<peakknn::CudaDeviceInfo> NoInfo(int device) {
 }  // namespace
 
 extern "C" __attribute__((visibility("default"))) const peakknn::CudaPluginApi*
-peakknn_cuda_plugin_v1() {
+peakknn_cuda_plugin_v2() {
   static const std::string* const facts =
       new std::string(FAKE_PLUGIN_KIND == 3 ? std::string("another compiler")
                                             : peakknn::CudaPluginBuildFacts());

@@ -1,5 +1,5 @@
 // --backend=auto|cpu|cuda of the real peakknn-server, which loads the CUDA
-// backend as a plugin (engine/cuda_plugin_loader.h). What the server must do
+// backend as a plugin (engine/cuda/plugin_loader.h). What the server must do
 // depends on the machine, so the test asks the same plugin in-process first:
 // where CUDA runs, auto and cuda must search on it with the CPU's results;
 // elsewhere auto serves on the CPU saying why and cuda exits naming why.
@@ -15,7 +15,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "client/client.h"
-#include "engine/cuda_plugin_loader.h"
+#include "engine/cuda/plugin_loader.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/server_process.h"

@@ -4,12 +4,12 @@
 #include <string>
 #include <vector>
 
-#include "engine/checkpoint.h"
 #include "engine/collection.h"
-#include "engine/crc32c.h"
-#include "engine/env.h"
-#include "engine/wal.h"
 #include "gtest/gtest.h"
+#include "store/checkpoint.h"
+#include "store/crc32c.h"
+#include "store/env.h"
+#include "store/wal.h"
 
 namespace peakknn {
 namespace {

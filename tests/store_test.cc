@@ -9,11 +9,11 @@
 #include <thread>
 #include <vector>
 
-#include "engine/collection_manager.h"
-#include "engine/durable_collection.h"
-#include "engine/fault_injection_env.h"
-#include "engine/wal.h"
 #include "gtest/gtest.h"
+#include "store/collection_manager.h"
+#include "store/durable_collection.h"
+#include "store/fault_injection_env.h"
+#include "store/wal.h"
 
 namespace peakknn {
 namespace {
@@ -73,20 +73,32 @@ std::map<uint64_t, float> Contents(const Collection& c, uint64_t max_id) {
   return out;
 }
 
+// The names ListCollections returns, in its order.
+std::vector<std::string> Names(const CollectionManager& store) {
+  const absl::StatusOr<std::vector<CollectionInfo>> infos =
+      store.ListCollections();
+  EXPECT_TRUE(infos.ok()) << infos.status();
+  std::vector<std::string> names;
+  if (!infos.ok()) return names;
+  for (const CollectionInfo& info : *infos) names.push_back(info.schema.name);
+  return names;
+}
+
 TEST(ManagerTest, CreateListDescribeDrop) {
   ManagerOptions options;
   options.data_dir = TempDir();
   options.log = [](std::string_view) {};
   auto store = *CollectionManager::Open(options);
-  ASSERT_TRUE(store->CreateCollection(Schema("a")).ok());
+  ASSERT_TRUE(store->CreateCollection(Schema("a"), Durability::kDefault).ok());
   ASSERT_TRUE(store->CreateCollection(Schema("b"), Durability::kNone).ok());
-  EXPECT_EQ(store->CreateCollection(Schema("a")).code(),
+  EXPECT_EQ(store->CreateCollection(Schema("a"), Durability::kDefault).code(),
             absl::StatusCode::kAlreadyExists);
-  const absl::Status bad_name = store->CreateCollection(Schema("no/slash"));
+  const absl::Status bad_name =
+      store->CreateCollection(Schema("no/slash"), Durability::kDefault);
   EXPECT_EQ(bad_name.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(bad_name.message().find("name"), std::string::npos) << bad_name;
-  EXPECT_EQ(store->ListCollections(), (std::vector<std::string>{"a", "b"}));
-  EXPECT_EQ(store->Describe("zzz").status().code(),
+  EXPECT_EQ(Names(*store), (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(store->DescribeCollection("zzz").status().code(),
             absl::StatusCode::kNotFound);
   EXPECT_EQ(store->Insert("zzz", {}, {}).status().code(),
             absl::StatusCode::kNotFound);
@@ -99,7 +111,7 @@ TEST(ManagerTest, CreateListDescribeDrop) {
   ASSERT_TRUE(ack.ok());
   EXPECT_EQ(ack->durability, Durability::kFsync);
   EXPECT_EQ(ack->sequence, 1u);
-  auto info = store->Describe("a");
+  auto info = store->DescribeCollection("a");
   ASSERT_TRUE(info.ok());
   EXPECT_EQ(info->live_rows, 10);
   EXPECT_EQ(info->durable_sequence, 1u);
@@ -108,26 +120,28 @@ TEST(ManagerTest, CreateListDescribeDrop) {
 
   ASSERT_TRUE(store->DropCollection("a").ok());
   EXPECT_EQ(store->DropCollection("a").code(), absl::StatusCode::kNotFound);
-  EXPECT_EQ(store->ListCollections(), (std::vector<std::string>{"b"}));
-  ASSERT_TRUE(store->CreateCollection(Schema("a")).ok());
-  EXPECT_EQ(store->Describe("a")->live_rows, 0);
+  EXPECT_EQ(Names(*store), (std::vector<std::string>{"b"}));
+  ASSERT_TRUE(store->CreateCollection(Schema("a"), Durability::kDefault).ok());
+  EXPECT_EQ(store->DescribeCollection("a")->live_rows, 0);
   ASSERT_TRUE(store->Close().ok());
 
   // Clean shutdown checkpointed; reopening finds the same collections.
   auto again = *CollectionManager::Open(options);
-  EXPECT_EQ(again->ListCollections(), (std::vector<std::string>{"a", "b"}));
-  EXPECT_EQ(again->Describe("b")->live_rows, 10);
+  EXPECT_EQ(Names(*again), (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(again->DescribeCollection("b")->live_rows, 10);
 }
 
 TEST(ManagerTest, RecoveringManagerRefusesCalls) {
   ManagerOptions options;
   options.data_dir = TempDir();
   auto store = CollectionManager::Create(options);
-  EXPECT_TRUE(store->recovering());
-  EXPECT_EQ(store->Describe("x").status().code(),
+  EXPECT_EQ(store->Ready().code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(store->DescribeCollection("x").status().code(),
+            absl::StatusCode::kUnavailable);
+  EXPECT_EQ(store->ListCollections().status().code(),
             absl::StatusCode::kUnavailable);
   ASSERT_TRUE(store->Recover().ok());
-  EXPECT_FALSE(store->recovering());
+  EXPECT_TRUE(store->Ready().ok());
 }
 
 TEST(DurableCollectionTest, InsertValidationSeesQueuedBatches) {

@@ -1,5 +1,5 @@
-// The CUDA SearchBackend (see engine/cuda_backend.h for the design).
-#include "engine/cuda_backend.h"
+// The CUDA SearchBackend (see engine/cuda/cuda_backend.h for the design).
+#include "engine/cuda/cuda_backend.h"
 
 #include <algorithm>
 #include <atomic>
@@ -137,11 +137,6 @@ class CudaBackend final : public SearchBackend {
   }
 
   absl::string_view name() const override { return "cuda"; }
-
-  absl::Status Sync(const Snapshot& snapshot) override {
-    if (absl::Status s = SetDevice(); !s.ok()) return s;
-    return mirror_.Sync(snapshot).status();
-  }
 
   int64_t device_memory_bytes() const override {
     return mirror_.bytes_in_use() + workspace_bytes_.load();

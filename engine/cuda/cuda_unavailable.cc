@@ -1,6 +1,6 @@
-// engine/cuda_backend.h for builds without nvcc: the backend does not exist,
-// and every entry point says so instead of failing to link.
-#include "engine/cuda_backend.h"
+// engine/cuda/cuda_backend.h for builds without nvcc: the backend does not
+// exist, and every entry point says so instead of failing to link.
+#include "engine/cuda/cuda_backend.h"
 
 namespace peakknn {
 namespace {

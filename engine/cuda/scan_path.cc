@@ -1,7 +1,7 @@
 // Parsing of CudaScanPath: needed by flag handling in every build.
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
-#include "engine/cuda_backend.h"
+#include "engine/cuda/cuda_backend.h"
 
 namespace peakknn {
 

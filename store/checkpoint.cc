@@ -1,4 +1,4 @@
-#include "engine/checkpoint.h"
+#include "store/checkpoint.h"
 
 #include <cstdio>
 #include <cstring>
@@ -9,9 +9,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
-#include "engine/absl_view.h"
-#include "engine/crc32c.h"
+#include "base/string_view.h"
 #include "kernels/layout.h"
+#include "store/crc32c.h"
 
 namespace peakknn {
 namespace {

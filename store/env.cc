@@ -1,4 +1,4 @@
-#include "engine/env.h"
+#include "store/env.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -9,7 +9,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
-#include "engine/absl_view.h"
+#include "base/string_view.h"
 
 namespace peakknn {
 namespace {

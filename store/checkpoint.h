@@ -4,7 +4,7 @@
 // A collection directory holds
 //   MANIFEST             the current checkpoint (text, last line a CRC32C)
 //   ckpt-<sequence>.dat  its rows
-//   wal-NNNNNNNN.log     log segments (engine/wal.h)
+//   wal-NNNNNNNN.log     log segments (store/wal.h)
 //
 // Data file, little-endian:
 //   header: "PKNNCKP1", u32 dim, u32 zero, u64 rows, u32 CRC32C of the
@@ -28,10 +28,10 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "engine/durability.h"
-#include "engine/env.h"
 #include "engine/schema.h"
 #include "engine/snapshot.h"
+#include "store/durability.h"
+#include "store/env.h"
 
 namespace peakknn {
 

@@ -1,4 +1,4 @@
-#include "engine/fault_injection_env.h"
+#include "store/fault_injection_env.h"
 
 #include "absl/strings/str_cat.h"
 

@@ -1,7 +1,8 @@
-// The store: named, durable collections in one data directory. This is the
-// API the server calls; it knows nothing about gRPC.
+// The store: named, durable collections in one data directory; the service
+// core (store/service_core.h) of the standalone server. Knows nothing about
+// gRPC.
 //
-//   data_dir/<name>/   one DurableCollection each (engine/durable_collection.h)
+//   data_dir/<name>/   one DurableCollection each (store/durable_collection.h)
 //   data_dir/<name>.creating, <name>.dropping   leftovers of an interrupted
 //                      create or drop, removed at recovery
 //
@@ -20,7 +21,6 @@
 // age) and compacts blocks past the dead-row threshold.
 #pragma once
 
-#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -29,7 +29,6 @@
 #include <span>
 #include <string>
 #include <string_view>
-#include <thread>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -37,13 +36,18 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "base/periodic_task.h"
 #include "engine/collection.h"
-#include "engine/durability.h"
-#include "engine/durable_collection.h"
-#include "engine/env.h"
 #include "engine/schema.h"
+#include "store/durability.h"
+#include "store/durable_collection.h"
+#include "store/env.h"
+#include "store/service_core.h"
 
 namespace peakknn {
+
+// A DurableCollection served through ServiceCore (collection_manager.cc).
+class ManagedCollection;
 
 struct ManagerOptions {
   std::string data_dir;        // created if missing
@@ -74,56 +78,43 @@ struct ManagerOptions {
   std::function<void(absl::Duration)> on_checkpoint;
 };
 
-struct WriteOptions {
-  Durability durability = Durability::kDefault;  // the collection's default
-};
-
-struct CollectionInfo {
-  CollectionSchema schema;
-  Durability default_durability = Durability::kFsync;
-  int64_t rows = 0;       // slots used, deleted rows not yet compacted included
-  int64_t live_rows = 0;  // rows a search can return
-  int64_t memory_bytes = 0;
-  int64_t disk_bytes = 0;         // checkpoint + log
-  uint64_t applied_sequence = 0;  // last write visible to searches
-  uint64_t durable_sequence = 0;  // last write on stable storage
-};
-
-class CollectionManager {
+class CollectionManager final : public ServiceCore {
  public:
   // Opens (recovering every collection in) options.data_dir. Equivalent to
   // Create then Recover.
   static absl::StatusOr<std::unique_ptr<CollectionManager>> Open(
       const ManagerOptions& options);
-  // A manager that has not recovered yet: every call but recovering()
-  // returns UNAVAILABLE until Recover succeeds. Lets a server answer health
-  // checks with NOT_SERVING while Recover runs on another thread.
+  // A manager that has not recovered yet: every call but Ready() returns
+  // UNAVAILABLE until Recover succeeds. Lets a server answer health checks
+  // with NOT_SERVING while Recover runs on another thread.
   static std::unique_ptr<CollectionManager> Create(
       const ManagerOptions& options);
   // Loads every collection (checkpoint + log replay) and starts background
   // maintenance. Fails with the first collection's error (DATA_LOSS names
   // the file and offset).
   absl::Status Recover();
-  bool recovering() const;
 
   // Clean shutdown: drains writes, checkpoints every collection, stops the
   // maintenance thread. Called by the destructor if not called before.
   absl::Status Close();
-  ~CollectionManager();
+  ~CollectionManager() override;
 
-  // schema.name must pass ValidateSchema. kDefault durability takes
+  // ServiceCore. Ready() is UNAVAILABLE until Recover succeeded and
+  // FAILED_PRECONDITION after Close. kDefault durability takes
   // options.default_durability.
+  absl::Status Ready() const override;
   absl::Status CreateCollection(const CollectionSchema& schema,
-                                Durability durability = Durability::kDefault);
-  // Deletes the collection and its files. Searches already running on it
-  // finish on their snapshot.
-  absl::Status DropCollection(std::string_view name);
-  std::vector<std::string> ListCollections() const;  // sorted
-  absl::StatusOr<CollectionInfo> Describe(std::string_view name) const;
+                                Durability durability) override;
+  absl::Status DropCollection(std::string_view name) override;
+  absl::StatusOr<std::vector<CollectionInfo>> ListCollections() const override;
+  absl::StatusOr<CollectionInfo> DescribeCollection(
+      std::string_view name) const override;
+  absl::StatusOr<std::shared_ptr<ServedCollection>> OpenCollection(
+      std::string_view name) const override;
+  CoreStats Stats() const override;
 
-  // Writes: `vectors` row-major [ids.size()][dim]. A batch is atomic.
-  // Insert fails with ALREADY_EXISTS if any id exists; upsert replaces;
-  // delete ignores unknown ids (ack.rows counts the deleted ones).
+  // Blocking conveniences over OpenCollection, for tools and tests: each
+  // returns once its batch is acknowledged (or refused).
   absl::StatusOr<WriteAck> Insert(std::string_view name,
                                   std::span<const uint64_t> ids,
                                   std::span<const float> vectors,
@@ -135,29 +126,12 @@ class CollectionManager {
   absl::StatusOr<WriteAck> Delete(std::string_view name,
                                   std::span<const uint64_t> ids,
                                   const WriteOptions& options = {});
-  // Asynchronous forms, for streams and for servers that must not block a
-  // thread through an fsync: `done` runs once, on the collection's commit
-  // thread once the batch is acknowledged, or on the caller's thread before
-  // the call returns when it is refused (keep it short; do not call back into
-  // the manager's write methods from it). ids and vectors are copied before
-  // the call returns, except that WriteAsync with an `owner` reads the
-  // vectors in place until `done` has run (DurableCollection::WriteAsync).
-  void WriteAsync(std::string_view name, WriteMode mode,
-                  std::span<const uint64_t> ids, std::span<const float> vectors,
-                  const WriteOptions& options, WriteCallback done,
-                  std::shared_ptr<const void> owner = nullptr);
-  void DeleteAsync(std::string_view name, std::span<const uint64_t> ids,
-                   const WriteOptions& options, WriteCallback done);
-
   absl::StatusOr<std::vector<std::optional<std::vector<float>>>> Get(
       std::string_view name, std::span<const uint64_t> ids) const;
+  // Checks the queries, then searches.
   absl::StatusOr<SearchResults> Search(std::string_view name,
                                        std::span<const float> queries,
                                        const SearchParams& params) const;
-  // A handle for callers (the batcher) that search one collection often. It
-  // stays valid after a drop (searching the dropped collection's last state).
-  absl::StatusOr<std::shared_ptr<const Collection>> GetCollection(
-      std::string_view name) const;
 
   // Maintenance on demand (also run in the background).
   absl::Status Checkpoint(std::string_view name);
@@ -165,10 +139,17 @@ class CollectionManager {
 
  private:
   explicit CollectionManager(const ManagerOptions& options);
+  // The named collection's handle (one per collection: OpenCollection
+  // returns the same one each time, so callers can tell a dropped and
+  // re-created collection from the old one), or NOT_FOUND / UNAVAILABLE
+  // (recovering) / FAILED_PRECONDITION (closed).
+  absl::StatusOr<std::shared_ptr<ManagedCollection>> FindHandle(
+      std::string_view name) const;
   absl::StatusOr<std::shared_ptr<DurableCollection>> Find(
       std::string_view name) const;
   DurableCollectionOptions CollectionOptionsFor() const;
-  void MaintenanceLoop();
+  // One pass of background maintenance over every collection.
+  void RunMaintenance();
   void Log(std::string_view line) const;
 
   const ManagerOptions options_;
@@ -177,15 +158,14 @@ class CollectionManager {
   mutable std::mutex mu_;
   bool recovering_ ABSL_GUARDED_BY(mu_) = true;
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
-  absl::flat_hash_map<std::string, std::shared_ptr<DurableCollection>>
+  absl::flat_hash_map<std::string, std::shared_ptr<ManagedCollection>>
       collections_ ABSL_GUARDED_BY(mu_);
   // Serialises create and drop (directory renames) without holding mu_.
   std::mutex ddl_mu_;
 
-  std::mutex stop_mu_;
-  std::condition_variable stop_cv_;  // signalled when stop_ is set
-  bool stop_ ABSL_GUARDED_BY(stop_mu_) = false;
-  std::thread maintenance_;
+  // Checkpoints and compaction every options_.maintenance_interval; null
+  // when disabled (or not recovered yet).
+  std::unique_ptr<PeriodicTask> maintenance_;
 };
 
 }  // namespace peakknn

@@ -1,4 +1,4 @@
-#include "engine/crc32c.h"
+#include "store/crc32c.h"
 
 #include <isa-l/crc.h>
 

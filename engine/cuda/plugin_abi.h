@@ -1,6 +1,6 @@
 // The interface between a binary and the CUDA backend plugin
 // (libpeakknn_cuda_plugin.so, engine/cuda/cuda_plugin.cc), which the binary
-// loads with dlopen (engine/cuda_plugin_loader.h) instead of linking CUDA.
+// loads with dlopen (engine/cuda/plugin_loader.h) instead of linking CUDA.
 //
 // The plugin exports one C symbol, kCudaPluginEntrySymbol, a function that
 // returns a pointer to a static CudaPluginApi. Its first two fields are the
@@ -23,12 +23,13 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "engine/backend.h"
-#include "engine/cuda_backend.h"
+#include "engine/cuda/cuda_backend.h"
 
 namespace peakknn {
 
-inline constexpr uint32_t kCudaPluginAbiVersion = 1;
-inline constexpr char kCudaPluginEntrySymbol[] = "peakknn_cuda_plugin_v1";
+// 2: SearchBackend lost Sync (Scan brings the device mirror up to date).
+inline constexpr uint32_t kCudaPluginAbiVersion = 2;
+inline constexpr char kCudaPluginEntrySymbol[] = "peakknn_cuda_plugin_v2";
 inline constexpr char kCudaPluginFileName[] = "libpeakknn_cuda_plugin.so";
 
 // Compiler, sanitizers and the sizes of the types that cross the boundary,
@@ -56,7 +57,7 @@ struct CudaPluginApi {
   uint32_t abi_version;     // kCudaPluginAbiVersion of the plugin's build
   const char* build_facts;  // CudaPluginBuildFacts() of the plugin's build
 
-  // Version 1: the functions of engine/cuda_backend.h.
+  // Version 1: the functions of engine/cuda/cuda_backend.h.
   absl::Status (*available)(int device);
   absl::StatusOr<std::unique_ptr<SearchBackend>> (*make_backend)(
       const CudaBackendOptions& options);

@@ -1,4 +1,4 @@
-#include "engine/durable_collection.h"
+#include "store/durable_collection.h"
 
 #include <algorithm>
 #include <cstdio>
@@ -6,8 +6,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "base/notification.h"
 #include "engine/collection_maintenance.h"
-#include "engine/notification.h"
+#include "engine/vector_checks.h"
 
 namespace peakknn {
 namespace {
@@ -292,11 +293,11 @@ void DurableCollection::WriteAsync(WriteMode mode,
                                    std::span<const float> vectors,
                                    Durability durability, WriteCallback done,
                                    std::shared_ptr<const void> owner) {
-  // Stateless checks (sizes, finite values, duplicates within the batch)
-  // run before taking mu_, in parallel across writers.
-  if (absl::Status s =
-          collection_->ValidateWrite(WriteMode::kUpsert, ids, vectors);
-      !s.ok()) {
+  // The stateless checks (sizes, finite values, duplicates within the
+  // batch) run here, on the caller's thread and before any lock, so
+  // concurrent writers check in parallel. Only the id-existence check of an
+  // insert needs the collection's state; it runs at admission (Submit).
+  if (absl::Status s = CheckWriteBatch(schema(), ids, vectors); !s.ok()) {
     done(s);
     return;
   }
@@ -346,13 +347,10 @@ absl::Status DurableCollection::CheckInsertIds(
                        it->second.sequence, "); use upsert to replace it"));
     }
   }
-  const auto stored = collection_->Get(untouched);
-  for (size_t i = 0; i < stored.size(); ++i) {
-    if (stored[i].has_value()) {
-      return absl::AlreadyExistsError(
-          absl::StrCat("id ", untouched[i], " already exists in collection '",
-                       schema().name, "'; use upsert to replace it"));
-    }
+  if (std::optional<uint64_t> id = collection_->FirstPresent(untouched)) {
+    return absl::AlreadyExistsError(
+        absl::StrCat("id ", *id, " already exists in collection '",
+                     schema().name, "'; use upsert to replace it"));
   }
   return absl::OkStatus();
 }
@@ -362,8 +360,10 @@ void DurableCollection::Submit(Op op) {
   {
     std::lock_guard lock(mu_);
     if (closing_) {
-      refused = absl::FailedPreconditionError(
-          absl::StrCat("collection '", schema().name, "' is closed"));
+      refused = dropped_ ? absl::NotFoundError(absl::StrCat(
+                               "collection '", schema().name, "' was dropped"))
+                         : absl::FailedPreconditionError(absl::StrCat(
+                               "collection '", schema().name, "' is closed"));
     } else if (!broken_.ok()) {
       refused = absl::UnavailableError(absl::StrCat(
           "collection '", schema().name,
@@ -499,7 +499,7 @@ void DurableCollection::CommitLoop() {
     }
     {
       std::lock_guard lock(apply_mu_);
-      for (size_t i = 0; i < ops.size(); ++i) Apply(ops[i], &results[i]);
+      for (size_t i = 0; i < ops.size(); ++i) results[i] = Apply(ops[i]);
     }
     {
       std::lock_guard lock(mu_);
@@ -516,28 +516,20 @@ void DurableCollection::CommitLoop() {
   }
 }
 
-void DurableCollection::Apply(Op& op, absl::StatusOr<WriteAck>* result) {
+WriteAck DurableCollection::Apply(const Op& op) {
   WriteAck ack;
   ack.sequence = op.sequence;
   ack.durability = op.sync ? Durability::kFsync : Durability::kNone;
   if (op.type == WalRecordType::kDelete) {
     ack.rows = collection_->Delete(op.ids);
   } else {
-    absl::Status s = collection_->Write(op.mode, op.ids, op.vectors);
-    if (!s.ok()) {
-      // Admission validated this batch against the state it now applies to;
-      // reaching here is a bug, and the logged record would fail replay the
-      // same way, loudly.
-      *result = absl::InternalError(
-          absl::StrCat("logged batch ", op.sequence, " of collection '",
-                       schema().name, "' failed to apply: ", s.message()));
-      applied_sequence_ = op.sequence;
-      return;
-    }
+    // Checked in WriteAsync; an insert's ids were checked against the
+    // collection plus every batch logged before it (Submit).
+    collection_->Apply(op.ids, op.vectors);
     ack.rows = static_cast<int64_t>(op.ids.size());
   }
   applied_sequence_ = op.sequence;
-  *result = ack;
+  return ack;
 }
 
 absl::Status DurableCollection::Checkpoint() {
@@ -633,6 +625,14 @@ absl::Status DurableCollection::Close(bool checkpoint) {
     active_.reset();
   }
   return s;
+}
+
+void DurableCollection::CloseForDrop() {
+  {
+    std::lock_guard lock(mu_);
+    dropped_ = true;
+  }
+  Close(/*checkpoint=*/false).IgnoreError();
 }
 
 DurableCollection::~DurableCollection() { Close(false).IgnoreError(); }

@@ -10,7 +10,7 @@
 // Who links it: peakknn-bench and tests/cuda_backend_test link
 // peakknn_cuda_backend (and so cuBLAS) directly. peakknn-server must not
 // (cuBLAS's static TLS breaks civetweb's /metrics threads; see
-// engine/cuda_plugin_loader.h): it reaches these functions through
+// engine/cuda/plugin_loader.h): it reaches these functions through
 // libpeakknn_cuda_plugin.so (engine/cuda/cuda_plugin.cc), loaded with dlopen.
 //
 // What the backend does (engine/cuda/cuda_backend.cc):

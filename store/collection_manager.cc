@@ -1,10 +1,11 @@
-#include "engine/collection_manager.h"
+#include "store/collection_manager.h"
 
 #include <algorithm>
 #include <cstdio>
 
 #include "absl/strings/str_cat.h"
-#include "engine/absl_view.h"
+#include "base/status_macros.h"
+#include "base/string_view.h"
 
 namespace peakknn {
 namespace {
@@ -31,7 +32,61 @@ absl::Status NotFound(std::string_view name) {
       absl::StrCat("collection '", AV(name), "' does not exist"));
 }
 
+CollectionInfo Describe(const DurableCollection& c) {
+  const CollectionStats stats = c.collection().Stats();
+  CollectionInfo info;
+  info.schema = c.schema();
+  info.default_durability = c.default_durability();
+  info.rows = stats.rows;
+  info.live_rows = stats.live_rows;
+  info.memory_bytes = stats.memory_bytes;
+  info.disk_bytes = c.disk_bytes();
+  info.applied_sequence = c.applied_sequence();
+  info.durable_sequence = c.durable_sequence();
+  return info;
+}
+
 }  // namespace
+
+// A DurableCollection served through the ServiceCore interface; holding the
+// handle keeps the collection (its last state, after a drop) alive.
+class ManagedCollection final : public ServedCollection {
+ public:
+  explicit ManagedCollection(std::shared_ptr<DurableCollection> c)
+      : c_(std::move(c)) {}
+
+  const CollectionSchema& schema() const override { return c_->schema(); }
+  absl::StatusOr<SearchResults> Search(
+      std::span<const float> queries,
+      const SearchParams& params) const override {
+    return c_->collection().SearchChecked(queries, params);
+  }
+  void WriteAsync(WriteMode mode, std::span<const uint64_t> ids,
+                  std::span<const float> vectors, const WriteOptions& options,
+                  WriteCallback done,
+                  std::shared_ptr<const void> owner) override {
+    c_->WriteAsync(mode, ids, vectors, options.durability, std::move(done),
+                   std::move(owner));
+  }
+  void DeleteAsync(std::span<const uint64_t> ids, const WriteOptions& options,
+                   WriteCallback done) override {
+    c_->DeleteAsync(ids, options.durability, std::move(done));
+  }
+  absl::StatusOr<std::vector<std::optional<std::vector<float>>>> Get(
+      std::span<const uint64_t> ids) const override {
+    return c_->collection().Get(ids);
+  }
+  RowCounts row_counts() const override {
+    const std::shared_ptr<const Snapshot> snapshot =
+        c_->collection().snapshot();
+    return {snapshot->rows, snapshot->live_rows};
+  }
+
+  const std::shared_ptr<DurableCollection>& durable() const { return c_; }
+
+ private:
+  const std::shared_ptr<DurableCollection> c_;
+};
 
 CollectionManager::CollectionManager(const ManagerOptions& options)
     : options_(options),
@@ -80,7 +135,7 @@ absl::Status CollectionManager::Recover() {
   auto names = env_->GetChildren(options_.data_dir);
   if (!names.ok()) return names.status();
   std::sort(names->begin(), names->end());
-  absl::flat_hash_map<std::string, std::shared_ptr<DurableCollection>> loaded;
+  absl::flat_hash_map<std::string, std::shared_ptr<ManagedCollection>> loaded;
   for (const std::string& name : *names) {
     const std::string path = JoinPath(options_.data_dir, name);
     if (EndsWith(name, ".creating") || EndsWith(name, ".dropping")) {
@@ -104,7 +159,7 @@ absl::Status CollectionManager::Recover() {
           absl::StrCat("directory ", path, " holds collection '",
                        (*c)->schema().name, "'; the names must match"));
     }
-    loaded[name] = *std::move(c);
+    loaded[name] = std::make_shared<ManagedCollection>(*std::move(c));
   }
   {
     std::lock_guard lock(mu_);
@@ -112,23 +167,34 @@ absl::Status CollectionManager::Recover() {
     recovering_ = false;
   }
   if (options_.maintenance_interval > absl::ZeroDuration()) {
-    maintenance_ = std::thread([this] { MaintenanceLoop(); });
+    maintenance_ = std::make_unique<PeriodicTask>(options_.maintenance_interval,
+                                                  [this] { RunMaintenance(); });
   }
   return absl::OkStatus();
 }
 
-bool CollectionManager::recovering() const {
+absl::Status CollectionManager::Ready() const {
   std::lock_guard lock(mu_);
-  return recovering_;
+  if (recovering_) {
+    return absl::UnavailableError(
+        "the store is recovering its collections (replaying the write-ahead "
+        "log); retry shortly");
+  }
+  if (closed_) return absl::FailedPreconditionError("the store is closed");
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::shared_ptr<DurableCollection>> CollectionManager::Find(
     std::string_view name) const {
+  PEAKKNN_ASSIGN_OR_RETURN(std::shared_ptr<ManagedCollection> handle,
+                           FindHandle(name));
+  return handle->durable();
+}
+
+absl::StatusOr<std::shared_ptr<ManagedCollection>>
+CollectionManager::FindHandle(std::string_view name) const {
+  if (absl::Status s = Ready(); !s.ok()) return s;
   std::lock_guard lock(mu_);
-  if (recovering_) {
-    return absl::UnavailableError("the store is recovering; try again soon");
-  }
-  if (closed_) return absl::FailedPreconditionError("the store is closed");
   auto it = collections_.find(AV(name));
   if (it == collections_.end()) return NotFound(name);
   return it->second;
@@ -138,12 +204,9 @@ absl::Status CollectionManager::CreateCollection(const CollectionSchema& schema,
                                                  Durability durability) {
   if (absl::Status s = ValidateSchema(schema); !s.ok()) return s;
   std::lock_guard ddl(ddl_mu_);
+  if (absl::Status s = Ready(); !s.ok()) return s;
   {
     std::lock_guard lock(mu_);
-    if (recovering_) {
-      return absl::UnavailableError("the store is recovering; try again soon");
-    }
-    if (closed_) return absl::FailedPreconditionError("the store is closed");
     if (collections_.contains(schema.name)) {
       return absl::AlreadyExistsError(
           absl::StrCat("collection '", schema.name, "' already exists"));
@@ -156,7 +219,8 @@ absl::Status CollectionManager::CreateCollection(const CollectionSchema& schema,
       CollectionOptionsFor());
   if (!c.ok()) return c.status();
   std::lock_guard lock(mu_);
-  collections_[schema.name] = *std::move(c);
+  collections_[schema.name] =
+      std::make_shared<ManagedCollection>(*std::move(c));
   return absl::OkStatus();
 }
 
@@ -169,8 +233,9 @@ absl::Status CollectionManager::DropCollection(std::string_view name) {
     std::lock_guard lock(mu_);
     collections_.erase(AV(name));
   }
-  // Writes already queued finish (and are then deleted with the files).
-  c->Close(/*checkpoint=*/false).IgnoreError();
+  // Writes already queued finish (and are then deleted with the files);
+  // later ones through an open handle get NOT_FOUND.
+  c->CloseForDrop();
   const std::string dir = JoinPath(options_.data_dir, name);
   const std::string doomed = dir + ".dropping";
   if (absl::Status s = env_->RenameFile(dir, doomed); !s.ok()) return s;
@@ -178,107 +243,78 @@ absl::Status CollectionManager::DropCollection(std::string_view name) {
   return RemoveFlatDir(env_, doomed);
 }
 
-std::vector<std::string> CollectionManager::ListCollections() const {
-  std::vector<std::string> names;
+absl::StatusOr<std::vector<CollectionInfo>> CollectionManager::ListCollections()
+    const {
+  if (absl::Status s = Ready(); !s.ok()) return s;
+  std::vector<std::shared_ptr<DurableCollection>> all;
   {
     std::lock_guard lock(mu_);
-    for (const auto& [name, c] : collections_) names.push_back(name);
+    for (const auto& [name, c] : collections_) all.push_back(c->durable());
   }
-  std::sort(names.begin(), names.end());
-  return names;
+  std::vector<CollectionInfo> infos;
+  infos.reserve(all.size());
+  for (const auto& c : all) infos.push_back(Describe(*c));
+  std::sort(infos.begin(), infos.end(),
+            [](const CollectionInfo& a, const CollectionInfo& b) {
+              return a.schema.name < b.schema.name;
+            });
+  return infos;
 }
 
-absl::StatusOr<CollectionInfo> CollectionManager::Describe(
+absl::StatusOr<CollectionInfo> CollectionManager::DescribeCollection(
     std::string_view name) const {
-  auto c = Find(name);
-  if (!c.ok()) return c.status();
-  const CollectionStats stats = (*c)->collection().Stats();
-  CollectionInfo info;
-  info.schema = (*c)->schema();
-  info.default_durability = (*c)->default_durability();
-  info.rows = stats.rows;
-  info.live_rows = stats.live_rows;
-  info.memory_bytes = stats.memory_bytes;
-  info.disk_bytes = (*c)->disk_bytes();
-  info.applied_sequence = (*c)->applied_sequence();
-  info.durable_sequence = (*c)->durable_sequence();
-  return info;
+  PEAKKNN_ASSIGN_OR_RETURN(std::shared_ptr<DurableCollection> c, Find(name));
+  return Describe(*c);
 }
 
-void CollectionManager::WriteAsync(std::string_view name, WriteMode mode,
-                                   std::span<const uint64_t> ids,
-                                   std::span<const float> vectors,
-                                   const WriteOptions& options,
-                                   WriteCallback done,
-                                   std::shared_ptr<const void> owner) {
-  auto c = Find(name);
-  if (!c.ok()) {
-    done(c.status());
-    return;
-  }
-  (*c)->WriteAsync(mode, ids, vectors, options.durability, std::move(done),
-                   std::move(owner));
+absl::StatusOr<std::shared_ptr<ServedCollection>>
+CollectionManager::OpenCollection(std::string_view name) const {
+  return FindHandle(name);
 }
 
-void CollectionManager::DeleteAsync(std::string_view name,
-                                    std::span<const uint64_t> ids,
-                                    const WriteOptions& options,
-                                    WriteCallback done) {
-  auto c = Find(name);
-  if (!c.ok()) {
-    done(c.status());
-    return;
-  }
-  (*c)->DeleteAsync(ids, options.durability, std::move(done));
+CoreStats CollectionManager::Stats() const {
+  CoreStats stats;
+  stats.backend = options_.backend != nullptr
+                      ? std::string(options_.backend->name())
+                      : std::string("cpu");
+  stats.backend_device_memory_bytes =
+      options_.backend != nullptr ? options_.backend->device_memory_bytes() : 0;
+  return stats;
 }
 
 absl::StatusOr<WriteAck> CollectionManager::Insert(
     std::string_view name, std::span<const uint64_t> ids,
     std::span<const float> vectors, const WriteOptions& options) {
-  auto c = Find(name);
-  if (!c.ok()) return c.status();
-  return (*c)->Write(WriteMode::kInsert, ids, vectors, options.durability);
+  PEAKKNN_ASSIGN_OR_RETURN(std::shared_ptr<DurableCollection> c, Find(name));
+  return c->Write(WriteMode::kInsert, ids, vectors, options.durability);
 }
 
 absl::StatusOr<WriteAck> CollectionManager::Upsert(
     std::string_view name, std::span<const uint64_t> ids,
     std::span<const float> vectors, const WriteOptions& options) {
-  auto c = Find(name);
-  if (!c.ok()) return c.status();
-  return (*c)->Write(WriteMode::kUpsert, ids, vectors, options.durability);
+  PEAKKNN_ASSIGN_OR_RETURN(std::shared_ptr<DurableCollection> c, Find(name));
+  return c->Write(WriteMode::kUpsert, ids, vectors, options.durability);
 }
 
 absl::StatusOr<WriteAck> CollectionManager::Delete(
     std::string_view name, std::span<const uint64_t> ids,
     const WriteOptions& options) {
-  auto c = Find(name);
-  if (!c.ok()) return c.status();
-  return (*c)->Delete(ids, options.durability);
+  PEAKKNN_ASSIGN_OR_RETURN(std::shared_ptr<DurableCollection> c, Find(name));
+  return c->Delete(ids, options.durability);
 }
 
 absl::StatusOr<std::vector<std::optional<std::vector<float>>>>
 CollectionManager::Get(std::string_view name,
                        std::span<const uint64_t> ids) const {
-  auto c = Find(name);
-  if (!c.ok()) return c.status();
-  return (*c)->collection().Get(ids);
+  PEAKKNN_ASSIGN_OR_RETURN(std::shared_ptr<DurableCollection> c, Find(name));
+  return c->collection().Get(ids);
 }
 
 absl::StatusOr<SearchResults> CollectionManager::Search(
     std::string_view name, std::span<const float> queries,
     const SearchParams& params) const {
-  auto c = Find(name);
-  if (!c.ok()) return c.status();
-  return (*c)->collection().Search(queries, params);
-}
-
-absl::StatusOr<std::shared_ptr<const Collection>>
-CollectionManager::GetCollection(std::string_view name) const {
-  auto c = Find(name);
-  if (!c.ok()) return c.status();
-  const Collection* collection = &(*c)->collection();
-  // Aliasing constructor: the handle keeps the DurableCollection alive.
-  return std::shared_ptr<const Collection>(*std::move(c), collection);
+  PEAKKNN_ASSIGN_OR_RETURN(std::shared_ptr<DurableCollection> c, Find(name));
+  return c->collection().Search(queries, params);
 }
 
 absl::Status CollectionManager::Checkpoint(std::string_view name) {
@@ -293,47 +329,28 @@ absl::StatusOr<int64_t> CollectionManager::Compact(std::string_view name) {
   return (*c)->Compact(options_.compaction_dead_fraction);
 }
 
-void CollectionManager::MaintenanceLoop() {
-  while (true) {
-    {
-      std::unique_lock lock(stop_mu_);
-      const auto stopping = [this]() ABSL_SHARED_LOCKS_REQUIRED(stop_mu_) {
-        return stop_;
-      };
-      // Capped at 100 years: steady_clock::now() + a saturated (292-year)
-      // nanosecond duration would overflow and never wait.
-      const absl::Duration interval =
-          std::min(options_.maintenance_interval, absl::Hours(24 * 365 * 100));
-      stop_cv_.wait_for(lock, absl::ToChronoNanoseconds(interval), stopping);
-      if (stop_) return;
+void CollectionManager::RunMaintenance() {
+  std::vector<std::shared_ptr<DurableCollection>> all;
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& [name, c] : collections_) all.push_back(c->durable());
+  }
+  for (const auto& c : all) {
+    const int64_t compacted = c->Compact(options_.compaction_dead_fraction);
+    if (compacted > 0) {
+      Log(absl::StrCat("compacted ", compacted, " blocks of '",
+                       c->schema().name, "'"));
     }
-    std::vector<std::shared_ptr<DurableCollection>> all;
-    {
-      std::lock_guard lock(mu_);
-      for (const auto& [name, c] : collections_) all.push_back(c);
-    }
-    for (const auto& c : all) {
-      const int64_t compacted = c->Compact(options_.compaction_dead_fraction);
-      if (compacted > 0) {
-        Log(absl::StrCat("compacted ", compacted, " blocks of '",
-                         c->schema().name, "'"));
-      }
-      if (c->CheckpointDue(options_.checkpoint_wal_bytes,
-                           options_.checkpoint_max_age)) {
-        if (absl::Status s = c->Checkpoint(); !s.ok()) Log(SV(s.message()));
-      }
+    if (c->CheckpointDue(options_.checkpoint_wal_bytes,
+                         options_.checkpoint_max_age)) {
+      if (absl::Status s = c->Checkpoint(); !s.ok()) Log(SV(s.message()));
     }
   }
 }
 
 absl::Status CollectionManager::Close() {
-  {
-    std::lock_guard lock(stop_mu_);
-    stop_ = true;
-  }
-  stop_cv_.notify_all();
-  if (maintenance_.joinable()) maintenance_.join();
-  absl::flat_hash_map<std::string, std::shared_ptr<DurableCollection>> all;
+  if (maintenance_ != nullptr) maintenance_->Stop();
+  absl::flat_hash_map<std::string, std::shared_ptr<ManagedCollection>> all;
   {
     std::lock_guard lock(mu_);
     if (closed_) return absl::OkStatus();
@@ -341,7 +358,9 @@ absl::Status CollectionManager::Close() {
     all.swap(collections_);
   }
   absl::Status status;
-  for (auto& [name, c] : all) status.Update(c->Close(/*checkpoint=*/true));
+  for (auto& [name, c] : all) {
+    status.Update(c->durable()->Close(/*checkpoint=*/true));
+  }
   return status;
 }
 

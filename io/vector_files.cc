@@ -1,4 +1,4 @@
-#include "client/vector_files.h"
+#include "io/vector_files.h"
 
 #include <zlib.h>
 

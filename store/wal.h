@@ -32,7 +32,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "engine/collection.h"
-#include "engine/env.h"
+#include "store/env.h"
 
 namespace peakknn {
 

@@ -1,5 +1,5 @@
 // Loads the CUDA backend plugin (libpeakknn_cuda_plugin.so, see
-// engine/cuda_plugin_abi.h) with dlopen, so that a binary can offer the CUDA
+// engine/cuda/plugin_abi.h) with dlopen, so that a binary can offer the CUDA
 // backend without linking CUDA: it starts and runs on machines without a
 // GPU, the NVIDIA driver, the CUDA libraries or the plugin itself.
 //
@@ -29,8 +29,8 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "engine/backend.h"
-#include "engine/cuda_backend.h"
-#include "engine/cuda_plugin_abi.h"
+#include "engine/cuda/cuda_backend.h"
+#include "engine/cuda/plugin_abi.h"
 
 namespace peakknn {
 
@@ -46,7 +46,7 @@ class CudaPlugin {
 
   const std::string& path() const { return path_; }
 
-  // engine/cuda_backend.h's functions, run inside the plugin.
+  // engine/cuda/cuda_backend.h's functions, run inside the plugin.
   absl::Status Available(int device = 0) const;
   absl::StatusOr<std::unique_ptr<SearchBackend>> MakeBackend(
       const CudaBackendOptions& options = {}) const;

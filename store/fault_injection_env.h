@@ -12,7 +12,7 @@
 #include <memory>
 #include <string>
 
-#include "engine/env.h"
+#include "store/env.h"
 
 namespace peakknn {
 

@@ -1,14 +1,18 @@
 // A Collection made durable: its directory holds a checkpoint and a
-// write-ahead log (engine/checkpoint.h, engine/wal.h), and every write is
+// write-ahead log (store/checkpoint.h, store/wal.h), and every write is
 // logged before it is applied.
 //
 // Write path (one collection):
-//   caller: validate the batch (dims, finite, duplicates; for inserts, ids
-//           against the collection plus an overlay of logged-but-unapplied
-//           batches), assign the next sequence number and append the framed
-//           record to an in-memory group buffer, all under mu_, so sequence
-//           order = log order = apply order and a logged batch always
-//           applies.
+//   caller, no lock held: the stateless checks of the batch (sizes, finite
+//           values, non-zero under COSINE, no id twice: CheckWriteBatch),
+//           in parallel across writers; the vectors are copied unless an
+//           owner keeps them alive.
+//   caller, under mu_ (admission): for an insert, its ids against the
+//           collection (Collection::FirstPresent: the id map, no vectors
+//           copied) plus an overlay of logged-but-unapplied batches; then
+//           the next sequence number and the framed record appended to an
+//           in-memory group buffer. So sequence order = log order = apply
+//           order, and a logged batch always applies.
 //   commit thread: takes the whole group buffer, writes it with one
 //           append, fsyncs once if any batch in the group asked for fsync,
 //           applies the batches to the Collection in sequence order (which
@@ -48,11 +52,12 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "engine/checkpoint.h"
 #include "engine/collection.h"
-#include "engine/durability.h"
-#include "engine/env.h"
-#include "engine/wal.h"
+#include "store/checkpoint.h"
+#include "store/durability.h"
+#include "store/env.h"
+#include "store/service_core.h"
+#include "store/wal.h"
 
 namespace peakknn {
 
@@ -73,15 +78,6 @@ struct DurableCollectionOptions {
   std::function<void(absl::Duration)> on_wal_fsync;
   std::function<void(absl::Duration)> on_checkpoint;
 };
-
-// What an acknowledged write did.
-struct WriteAck {
-  uint64_t sequence = 0;  // the batch's position in the collection's log
-  Durability durability = Durability::kFsync;  // kFsync or kNone, as applied
-  int64_t rows = 0;  // rows written, or ids deleted (unknown ids not counted)
-};
-
-using WriteCallback = std::function<void(absl::StatusOr<WriteAck>)>;
 
 // What recovery found, for logs and tests.
 struct RecoveryReport {
@@ -144,6 +140,9 @@ class DurableCollection {
   // Drains queued writes, stops the commit thread and, when checkpoint is
   // true, takes a final checkpoint. Writes after Close fail.
   absl::Status Close(bool checkpoint);
+  // Close(false) for a collection being dropped: writes after it fail with
+  // NOT_FOUND rather than FAILED_PRECONDITION.
+  void CloseForDrop();
 
   const CollectionSchema& schema() const { return collection_->schema(); }
   const std::string& dir() const { return dir_; }
@@ -204,8 +203,7 @@ class DurableCollection {
   // Writes one group; on failure rolls the segment back.
   absl::Status WriteGroup(const std::string& records, bool sync,
                           uint64_t max_sequence);
-  void Apply(Op& op, absl::StatusOr<WriteAck>* result)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(apply_mu_);
+  WriteAck Apply(const Op& op) ABSL_EXCLUSIVE_LOCKS_REQUIRED(apply_mu_);
 
   const std::string dir_;
   const DurableCollectionOptions options_;
@@ -223,6 +221,7 @@ class DurableCollection {
   absl::flat_hash_map<uint64_t, OverlayEntry> overlay_ ABSL_GUARDED_BY(mu_);
   absl::Status broken_ ABSL_GUARDED_BY(mu_);
   bool closing_ ABSL_GUARDED_BY(mu_) = false;
+  bool dropped_ ABSL_GUARDED_BY(mu_) = false;  // closing_ by CloseForDrop
 
   // The log files.
   mutable std::mutex file_mu_ ABSL_ACQUIRED_AFTER(ckpt_mu_);

@@ -1,4 +1,4 @@
-#include "engine/wal.h"
+#include "store/wal.h"
 
 #include <algorithm>
 #include <cstdio>
@@ -6,8 +6,8 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "engine/absl_view.h"
-#include "engine/crc32c.h"
+#include "base/string_view.h"
+#include "store/crc32c.h"
 
 namespace peakknn {
 namespace {

@@ -1,6 +1,6 @@
 // The file-system seam (LevelDB's Env idea): every byte the store writes or
 // reads goes through an Env, so tests can swap in FaultInjectionEnv
-// (engine/fault_injection_env.h) and make fsync, write or rename fail.
+// (store/fault_injection_env.h) and make fsync, write or rename fail.
 //
 // Errors are absl::Status values whose message names the operation, the path
 // and the OS error, e.g. "append /data/c/wal-00000003.log: No space left on

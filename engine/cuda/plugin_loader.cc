@@ -1,4 +1,4 @@
-#include "engine/cuda_plugin_loader.h"
+#include "engine/cuda/plugin_loader.h"
 
 #include <dlfcn.h>
 #include <unistd.h>
