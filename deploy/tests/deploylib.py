@@ -194,9 +194,7 @@ def _apt_packages(run_args):
     packages = []
     for command in re.split(r"&&|;|\|\|", run_args):
         words = command.split()
-        if words[:2] == ["apt-get", "install"] or (
-            len(words) > 2 and words[0] == "apt-get" and "install" in words
-        ):
+        if words[:1] == ["apt-get"] and "install" in words:
             after = words[words.index("install") + 1 :]
             packages += [w for w in after if not w.startswith("-")]
     return packages

@@ -352,7 +352,11 @@ def server_container_problems(sc):
             problems.append(f"{where}: {probe} probes port {grpc['port']}, the server listens on {settings['listen']}")
     # The data directory is a writable volume (the root file system is not).
     data_dir = os.path.normpath(settings["data_dir"])
-    mounts = [m for m in container.get("volumeMounts", []) if data_dir == m["mountPath"] or data_dir.startswith(m["mountPath"].rstrip("/") + "/")]
+    mounts = sorted(
+        (m for m in container.get("volumeMounts", [])
+         if data_dir == m["mountPath"] or data_dir.startswith(m["mountPath"].rstrip("/") + "/")),
+        key=lambda m: len(m["mountPath"]),
+    )  # the innermost mount holds data_dir
     if not mounts or mounts[-1].get("readOnly"):
         problems.append(f"{where}: data_dir {data_dir} is on no writable volume")
     elif sc.workload["kind"] == "StatefulSet":
