@@ -54,6 +54,11 @@ ABSL_FLAG(int64_t, block_rows, 65536, "Rows per storage block");
 ABSL_FLAG(int32_t, threads, 0, "Engine threads; 0 = one per hardware thread");
 ABSL_FLAG(double, drain_seconds, 30,
           "On SIGTERM, how long in-flight requests may take to finish (s)");
+ABSL_FLAG(bool, check_config, false,
+          "Parse the flags and PEAKKNN_* variables, validate them, print the "
+          "effective settings (name=value) and exit 0 without serving; bad "
+          "settings exit non-zero naming the problem. Does not probe the "
+          "backend, the data directory or the addresses");
 
 namespace peakknn::server {
 namespace {
@@ -174,7 +179,13 @@ absl::StatusOr<ServerConfig> LoadConfig(int argc, char** argv) {
       "peakknn k-nearest-neighbour search server. Every flag --foo can also "
       "be set by the environment variable PEAKKNN_FOO.");
   if (absl::Status s = ApplyEnvironment(); !s.ok()) return s;
-  absl::ParseCommandLine(argc, argv);
+  // The server takes no positional arguments; one is a mistake (a manifest's
+  // "serve", a flag missing its "--") that would otherwise be ignored.
+  const std::vector<char*> positional = absl::ParseCommandLine(argc, argv);
+  if (positional.size() > 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "unexpected argument \"", positional[1], "\": flags are --name=value"));
+  }
 
   ServerConfig c;
   c.listen = absl::GetFlag(FLAGS_listen);
@@ -202,8 +213,18 @@ absl::StatusOr<ServerConfig> LoadConfig(int argc, char** argv) {
   c.block_rows = absl::GetFlag(FLAGS_block_rows);
   c.threads = absl::GetFlag(FLAGS_threads);
   c.drain_seconds = absl::GetFlag(FLAGS_drain_seconds);
+  c.check_config = absl::GetFlag(FLAGS_check_config);
   if (absl::Status s = ValidateConfig(c); !s.ok()) return s;
   return c;
+}
+
+std::string EffectiveConfig() {
+  std::string out;
+  for (const char* name : kFlagNames) {
+    absl::StrAppend(&out, name, "=",
+                    absl::FindCommandLineFlag(name)->CurrentValue(), "\n");
+  }
+  return out;
 }
 
 }  // namespace peakknn::server

@@ -52,6 +52,11 @@ struct ServerConfig {
 
   // Seconds SIGTERM waits for in-flight requests before cancelling them.
   double drain_seconds = 30;
+
+  // --check_config: print EffectiveConfig() and exit 0 instead of serving
+  // (deploy/ checks every manifest's flags and PEAKKNN_* variables this way).
+  // Not a setting, so not read from the environment.
+  bool check_config = false;
 };
 
 // Applies PEAKKNN_* environment variables to the flags, then parses argv
@@ -60,5 +65,10 @@ absl::StatusOr<ServerConfig> LoadConfig(int argc, char** argv);
 
 // Validates ranges; errors name the flag, the value and the limit.
 absl::Status ValidateConfig(const ServerConfig& config);
+
+// Every setting as "name=value" lines, one per flag that PEAKKNN_<NAME> can
+// also set, with the values in force after LoadConfig (environment, then
+// argv, then defaults).
+std::string EffectiveConfig();
 
 }  // namespace peakknn::server

@@ -128,6 +128,10 @@ int Run(int argc, char** argv) {
     Log(std::string(config.status().message()));
     return 2;
   }
+  if (config->check_config) {
+    std::fputs(EffectiveConfig().c_str(), stdout);
+    return 0;
+  }
   // Before /metrics starts, to fail fast; the order does not matter to
   // civetweb (the plugin's TLS is dynamic, engine/cuda/plugin_loader.h).
   absl::StatusOr<ChosenBackend> backend = ResolveBackend(*config);
