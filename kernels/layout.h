@@ -26,6 +26,9 @@ namespace peakknn::kernels {
 
 inline constexpr int kPanelRows = 16;
 
+// Element type of a block's rows: f32, or bf16 stored as uint16_t bits.
+enum class RowType : int32_t { kF32 = 0, kBf16 = 1 };
+
 // Number of elements one row occupies in a block, per storage type.
 PEAKKNN_HD int PaddedDimF32(int dim) { return dim; }
 PEAKKNN_HD int PaddedDimBf16(int dim) { return dim + (dim & 1); }

@@ -22,10 +22,10 @@
 #include <string_view>
 
 #include "kernels/candidate.h"
+#include "kernels/layout.h"
+#include "kernels/pack.h"
 
 namespace peakknn::kernels {
-
-enum class RowType : int32_t { kF32 = 0, kBf16 = 1 };
 
 // A range [begin, end) of rows of one block in panel layout.
 struct RowRange {
@@ -96,7 +96,8 @@ int64_t SelectTopK(std::span<const float> scores,
                    std::span<const int64_t> slots, int64_t k,
                    std::span<Candidate> scratch, Candidate* out);
 
-// One implementation of the kernels for an instruction set.
+// One implementation of the CPU kernels for an instruction set: the scans
+// and the row packing (kernels/pack.h).
 struct KernelSet {
   std::string_view name;  // "scalar", "avx2", "avx512", "avx512bf16"
   // Folds queries x rows scores into bins (table rows 0..queries.count-1).
@@ -105,6 +106,8 @@ struct KernelSet {
   // Pushes queries x rows scores into buffers[0..queries.count-1].
   void (*exact_scan)(const QueryTile& queries, const RowRange& rows,
                      TopKBuffer* buffers);
+  // Writes rows into panels (kernels/pack.h).
+  PackRowsFn pack_rows;
 };
 
 // Every kernel set this CPU can run, slowest (the scalar reference) first.

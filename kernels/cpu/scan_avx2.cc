@@ -151,6 +151,7 @@ using Entry = RowTypeDispatch<F32Scanner, Bf16Scanner>;
 
 }  // namespace
 
-const KernelSet kAvx2Kernels = {"avx2", Entry::PartialReduce, Entry::ExactScan};
+const KernelSet kAvx2Kernels = {"avx2", Entry::PartialReduce, Entry::ExactScan,
+                                Avx2PackRows};
 
 }  // namespace peakknn::kernels::detail

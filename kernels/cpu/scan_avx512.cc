@@ -113,6 +113,6 @@ using Entry = RowTypeDispatch<F32Scanner, Bf16Scanner>;
 }  // namespace
 
 const KernelSet kAvx512Kernels = {"avx512", Entry::PartialReduce,
-                                  Entry::ExactScan};
+                                  Entry::ExactScan, Avx512PackRows};
 
 }  // namespace peakknn::kernels::detail

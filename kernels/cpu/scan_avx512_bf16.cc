@@ -81,6 +81,9 @@ void ExactScan(const QueryTile& queries, const RowRange& rows,
 
 }  // namespace
 
-const KernelSet kAvx512Bf16Kernels = {"avx512bf16", PartialReduce, ExactScan};
+// Packing needs no BF16 instruction (its rounding is FloatToBf16's, done in
+// integer arithmetic), so the AVX-512 packer serves this set too.
+const KernelSet kAvx512Bf16Kernels = {"avx512bf16", PartialReduce, ExactScan,
+                                      Avx512PackRows};
 
 }  // namespace peakknn::kernels::detail

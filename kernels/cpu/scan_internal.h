@@ -9,6 +9,7 @@
 
 #include <cstdint>
 
+#include "kernels/pack.h"
 #include "kernels/scan.h"
 
 namespace peakknn::kernels::detail {
@@ -41,6 +42,23 @@ inline constexpr int64_t kRowBlockBytes = 256 * 1024;
 // (Measured on 1M x 128 f32, 2 cores: batch 1 ~20% more GB/s; batch 4 and
 // 8 no clear change.)
 inline constexpr int kStreamingQueries = 2;
+
+// Row packing (kernels/pack.h). The scalar reference, row by row:
+void ScalarPackRows(const float* rows, int64_t count, int64_t first_row,
+                    const PanelTarget& target);
+// Writes the 16 row-major rows at rows16 to panel `panel` of the target
+// (all 16 lanes) and their bias.
+using PackPanelFn = void (*)(const float* rows16, int64_t panel,
+                             const PanelTarget& target);
+// PackRows for a SIMD set: whole panels through pack_panel, the rows of a
+// partial panel at either end of the run through ScalarPackRows.
+void PackByPanels(const float* rows, int64_t count, int64_t first_row,
+                  const PanelTarget& target, PackPanelFn pack_panel);
+// The SIMD sets' PackRows (pack_avx2.cc, pack_avx512.cc).
+void Avx2PackRows(const float* rows, int64_t count, int64_t first_row,
+                  const PanelTarget& target);
+void Avx512PackRows(const float* rows, int64_t count, int64_t first_row,
+                    const PanelTarget& target);
 
 extern const KernelSet kScalarKernels;
 extern const KernelSet kAvx2Kernels;

@@ -101,7 +101,8 @@ void ScalarExactScan(const QueryTile& queries, const RowRange& rows,
   }
 }
 
-const KernelSet kScalarKernels = {"scalar", PartialReduceEntry, ExactScanEntry};
+const KernelSet kScalarKernels = {"scalar", PartialReduceEntry, ExactScanEntry,
+                                  ScalarPackRows};
 
 }  // namespace detail
 }  // namespace peakknn::kernels
