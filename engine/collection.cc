@@ -1,5 +1,6 @@
 #include "engine/collection.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -93,41 +94,64 @@ void Collection::Apply(std::span<const uint64_t> ids,
 
 void Collection::ApplyLocked(std::span<const uint64_t> ids,
                              std::span<const float> vectors) {
-  std::vector<float> normalised(schema_.dim);
-  for (size_t i = 0; i < ids.size(); ++i) {
-    const float* v = vectors.data() + i * schema_.dim;
-    if (schema_.metric == Metric::kCosine) {
+  const int dim = schema_.dim;
+  const float* rows = vectors.data();
+  std::vector<float> normalised;
+  if (schema_.metric == Metric::kCosine) {
+    normalised.resize(vectors.size());
+    for (size_t i = 0; i < ids.size(); ++i) {
+      const float* v = vectors.data() + i * dim;
+      float* out = normalised.data() + i * dim;
       const float inv_norm =
-          static_cast<float>(1.0 / std::sqrt(SquaredNorm(v, schema_.dim)));
-      for (int d = 0; d < schema_.dim; ++d) normalised[d] = v[d] * inv_norm;
-      v = normalised.data();
+          static_cast<float>(1.0 / std::sqrt(SquaredNorm(v, dim)));
+      for (int d = 0; d < dim; ++d) out[d] = v[d] * inv_norm;
     }
-    if (auto it = id_to_slot_.find(ids[i]); it != id_to_slot_.end()) {
-      TombstoneSlot(it->second);
-    }
-    AppendRow(ids[i], v);
+    rows = normalised.data();
   }
+  AppendRows(ids, rows);
   Publish();
 }
 
-void Collection::AppendRow(uint64_t id, const float* vector) {
+void Collection::AppendRows(std::span<const uint64_t> ids,
+                            const float* vectors) {
   Snapshot& state = *pending_;
-  if (state.blocks.empty() ||
-      state.blocks.back().rows == state.blocks.back().block->capacity()) {
-    auto block = std::make_shared<RowBlock>(
-        schema_.dim, schema_.dtype, ScoreKindOf(schema_.metric),
-        options_.block_rows, next_slot_base_);
-    next_slot_base_ += options_.block_rows;
-    state.blocks.push_back(BlockView{std::move(block), 0, nullptr, 0});
-    private_bitmaps_.push_back(nullptr);
+  const int64_t count = static_cast<int64_t>(ids.size());
+  for (int64_t done = 0; done < count;) {
+    if (state.blocks.empty() ||
+        state.blocks.back().rows == state.blocks.back().block->capacity()) {
+      AddBlock();
+    }
+    BlockView& tail = state.blocks.back();
+    const int64_t take =
+        std::min(count - done, tail.block->capacity() - tail.rows);
+    tail.block->WriteRows(tail.rows, ids.subspan(done, take),
+                          vectors + done * schema_.dim);
+    const int64_t first_slot = tail.block->slot_base() + tail.rows;
+    tail.rows += take;
+    state.rows += take;
+    state.live_rows += take;
+    for (int64_t i = 0; i < take; ++i) {
+      // One lookup: a known id's old row is tombstoned and replaced.
+      auto [it, inserted] =
+          id_to_slot_.try_emplace(ids[done + i], first_slot + i);
+      if (!inserted) {
+        TombstoneSlot(it->second);
+        it->second = first_slot + i;
+      }
+    }
+    done += take;
   }
-  BlockView& tail = state.blocks.back();
-  const int64_t row = tail.rows;
-  tail.block->WriteRow(row, id, vector);
-  ++tail.rows;
-  ++state.rows;
-  ++state.live_rows;
-  id_to_slot_[id] = tail.block->slot_base() + row;
+}
+
+void Collection::AddBlock() {
+  Snapshot& state = *pending_;
+  const int64_t capacity = options_.block_rows;
+  auto block = std::make_shared<RowBlock>(schema_.dim, schema_.dtype,
+                                          ScoreKindOf(schema_.metric), capacity,
+                                          next_slot_base_);
+  next_slot_base_ += capacity;
+  state.blocks.push_back(BlockView{std::move(block), 0, nullptr, 0});
+  private_bitmaps_.push_back(nullptr);
 }
 
 void Collection::TombstoneSlot(int64_t slot) {
@@ -329,7 +353,7 @@ CollectionStats Collection::Stats() const {
   stats.rows = snap->rows;
   stats.live_rows = snap->live_rows;
   for (const BlockView& view : snap->blocks) {
-    stats.memory_bytes += view.block->reserved_bytes();
+    stats.memory_bytes += view.block->allocated_bytes();
     if (view.dead) stats.memory_bytes += view.dead->size() * sizeof(uint64_t);
   }
   std::lock_guard lock(write_mu_);

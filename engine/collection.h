@@ -73,6 +73,8 @@ struct SearchResults {
 struct CollectionStats {
   int64_t rows = 0;       // slots used, tombstoned ones included
   int64_t live_rows = 0;  // rows a search can return
+  // Memory allocated: every block's mapping (RowBlock::allocated_bytes),
+  // tombstone bitmaps and the id map's table.
   int64_t memory_bytes = 0;
 };
 
@@ -144,10 +146,14 @@ class Collection {
   void ApplyLocked(std::span<const uint64_t> ids,
                    std::span<const float> vectors)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
-  // Appends one row to the tail block (allocating a block when full) and
-  // records its slot; the row stays invisible until Publish.
-  void AppendRow(uint64_t id, const float* vector)
+  // Appends rows (row-major [ids.size()][dim], stored values: normalised
+  // for COSINE) to the tail block, allocating blocks as it fills, and
+  // records their slots; a known id's old row is tombstoned. The rows stay
+  // invisible until Publish.
+  void AppendRows(std::span<const uint64_t> ids, const float* vectors)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
+  // Adds an empty tail block.
+  void AddBlock() ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
   void TombstoneSlot(int64_t slot) ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
   void Publish() ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
 

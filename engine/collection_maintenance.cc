@@ -25,9 +25,7 @@ absl::Status CollectionMaintenance::RestoreRows(
     }
   }
   c.id_to_slot_.reserve(c.id_to_slot_.size() + ids.size());
-  for (size_t i = 0; i < ids.size(); ++i) {
-    c.AppendRow(ids[i], stored_vectors.data() + i * dim);
-  }
+  c.AppendRows(ids, stored_vectors.data());
   c.Publish();
   return absl::OkStatus();
 }
@@ -38,7 +36,12 @@ int64_t CollectionMaintenance::CompactBlocks(Collection& c,
   Snapshot& state = *c.pending_;
   if (state.blocks.size() < 2) return 0;
   const int dim = c.schema_.dim;
-  std::vector<float> row(dim);
+  // Live rows move in chunks: read back (bf16 blocks from their f32 copy)
+  // and written unchanged, so rounding them again gives the same bf16 bits
+  // and bias.
+  constexpr int64_t kChunkRows = 1024;
+  std::vector<uint64_t> ids;
+  std::vector<float> rows(kChunkRows * dim);
   std::vector<BlockView> kept;
   std::vector<TombstoneBitmap*> kept_bitmaps;
   kept.reserve(state.blocks.size());
@@ -60,22 +63,22 @@ int64_t CollectionMaintenance::CompactBlocks(Collection& c,
     const RowBlock& old = *view.block;
     const int64_t capacity = (live + kernels::kPanelRows - 1) /
                              kernels::kPanelRows * kernels::kPanelRows;
-    auto fresh = std::make_shared<RowBlock>(
-        dim, old.dtype(),
-        c.schema_.metric == Metric::kL2 ? kernels::ScoreKind::kL2
-                                        : kernels::ScoreKind::kInnerProduct,
-        capacity, old.slot_base());
+    auto fresh = std::make_shared<RowBlock>(dim, old.dtype(), old.score(),
+                                            capacity, old.slot_base());
     const uint64_t* dead = view.dead ? view.dead->data() : nullptr;
-    int64_t out = 0;
+    int64_t written = 0;
+    const auto flush = [&] {
+      fresh->WriteRows(written, ids, rows.data());
+      for (uint64_t id : ids) c.id_to_slot_[id] = old.slot_base() + written++;
+      ids.clear();
+    };
     for (int64_t r = 0; r < view.rows; ++r) {
       if (kernels::IsDead(dead, r)) continue;
-      // The rows as written (bf16 blocks keep an f32 copy), written back
-      // unchanged: rounding them again gives the same bf16 bits and bias.
-      old.ReadRow(r, row.data());
-      fresh->WriteRow(out, old.id(r), row.data());
-      c.id_to_slot_[old.id(r)] = old.slot_base() + out;
-      ++out;
+      old.ReadRow(r, rows.data() + ids.size() * dim);
+      ids.push_back(old.id(r));
+      if (static_cast<int64_t>(ids.size()) == kChunkRows) flush();
     }
+    flush();
     kept.push_back(BlockView{std::move(fresh), live, nullptr, 0});
     kept_bitmaps.push_back(nullptr);
   }

@@ -1,30 +1,35 @@
 #include "engine/row_block.h"
 
-#include <cstdlib>
 #include <cstring>
 
-#include "kernels/bf16.h"
 #include "kernels/layout.h"
 
 namespace peakknn {
 namespace {
 
-int64_t RowElements(int dim, DType dtype) {
-  return dtype == DType::kF32 ? kernels::PaddedDimF32(dim)
-                              : kernels::PaddedDimBf16(dim);
+int64_t PanelBytesPerRow(int dim, DType dtype) {
+  return dtype == DType::kF32 ? int64_t{4} * kernels::PaddedDimF32(dim)
+                              : int64_t{2} * kernels::PaddedDimBf16(dim);
 }
 
-int64_t ElementBytes(DType dtype) { return dtype == DType::kF32 ? 4 : 2; }
+int64_t F32CopyBytesPerRow(int dim, DType dtype) {
+  return dtype == DType::kBf16 ? int64_t{4} * dim : 0;
+}
 
-int64_t DataBytes(int dim, DType dtype, int64_t capacity) {
-  const int64_t bytes =
-      capacity * RowElements(dim, dtype) * ElementBytes(dtype);
-  return (bytes + 63) / 64 * 64;  // aligned_alloc wants a multiple of 64
+constexpr int64_t kBiasBytes = sizeof(float);
+constexpr int64_t kIdBytes = sizeof(uint64_t);
+
+kernels::RowType RowTypeOf(DType dtype) {
+  return dtype == DType::kF32 ? kernels::RowType::kF32
+                              : kernels::RowType::kBf16;
 }
 
 }  // namespace
 
-void RowBlock::FreeDeleter::operator()(void* p) const { std::free(p); }
+int64_t RowBlock::RowBytes(int dim, DType dtype) {
+  return PanelBytesPerRow(dim, dtype) + F32CopyBytesPerRow(dim, dtype) +
+         kBiasBytes + kIdBytes;
+}
 
 RowBlock::RowBlock(int dim, DType dtype, kernels::ScoreKind score,
                    int64_t capacity, int64_t slot_base)
@@ -33,60 +38,57 @@ RowBlock::RowBlock(int dim, DType dtype, kernels::ScoreKind score,
       score_(score),
       capacity_(capacity),
       slot_base_(slot_base),
-      data_(std::aligned_alloc(64, DataBytes(dim, dtype, capacity))),
-      f32_rows_(dtype == DType::kBf16 ? new float[capacity * dim] : nullptr),
-      bias_(new float[capacity]),
-      ids_(new uint64_t[capacity]) {}
-
-int64_t RowBlock::reserved_bytes() const {
-  const int64_t f32_copy =
-      f32_rows_ != nullptr ? capacity_ * dim_ * int64_t{sizeof(float)} : 0;
-  return DataBytes(dim_, dtype_, capacity_) + f32_copy +
-         capacity_ * static_cast<int64_t>(sizeof(float) + sizeof(uint64_t));
+      memory_(capacity * RowBytes(dim, dtype)) {
+  char* next = static_cast<char*>(memory_.data());
+  const auto take = [&](int64_t bytes_per_row) {
+    char* region = next;
+    next += capacity * bytes_per_row;
+    return region;
+  };
+  panels_ = take(PanelBytesPerRow(dim, dtype));
+  f32_rows_ =
+      dtype == DType::kBf16
+          ? reinterpret_cast<float*>(take(F32CopyBytesPerRow(dim, dtype)))
+          : nullptr;
+  bias_ = reinterpret_cast<float*>(take(kBiasBytes));
+  ids_ = reinterpret_cast<uint64_t*>(take(kIdBytes));
 }
 
-void RowBlock::WriteRow(int64_t row, uint64_t id, const float* vector) {
-  double squared_norm = 0;
-  if (dtype_ == DType::kF32) {
-    float* data = static_cast<float*>(data_.get());
-    for (int d = 0; d < dim_; ++d) {
-      data[kernels::F32PanelOffset(row, d, dim_)] = vector[d];
-      squared_norm += static_cast<double>(vector[d]) * vector[d];
-    }
-  } else {
-    std::memcpy(f32_rows_.get() + row * dim_, vector, dim_ * sizeof(float));
-    uint16_t* data = static_cast<uint16_t*>(data_.get());
-    const int padded = kernels::PaddedDimBf16(dim_);
-    for (int d = 0; d < padded; ++d) {
-      const uint16_t h = d < dim_ ? kernels::FloatToBf16(vector[d]) : 0;
-      data[kernels::Bf16PanelOffset(row, d, padded)] = h;
-      const double stored = kernels::Bf16ToFloat(h);
-      squared_norm += stored * stored;
-    }
+void RowBlock::WriteRows(int64_t first_row, std::span<const uint64_t> ids,
+                         const float* vectors) {
+  const int64_t count = static_cast<int64_t>(ids.size());
+  kernels::PanelTarget target;
+  target.panels = panels_;
+  target.bias = bias_;
+  target.type = RowTypeOf(dtype_);
+  target.dim = dim_;
+  target.score = score_;
+  kernels::BestKernelSet().pack_rows(vectors, count, first_row, target);
+  std::memcpy(ids_ + first_row, ids.data(), count * sizeof(uint64_t));
+  if (f32_rows_ != nullptr) {
+    std::memcpy(f32_rows_ + first_row * dim_, vectors,
+                count * dim_ * sizeof(float));
   }
-  bias_[row] = kernels::RowBias(score_, static_cast<float>(squared_norm));
-  ids_[row] = id;
 }
 
 void RowBlock::ReadRow(int64_t row, float* out) const {
   if (dtype_ == DType::kF32) {
-    const float* data = static_cast<const float*>(data_.get());
+    const float* data = static_cast<const float*>(panels_);
     for (int d = 0; d < dim_; ++d) {
       out[d] = data[kernels::F32PanelOffset(row, d, dim_)];
     }
   } else {
-    std::memcpy(out, f32_rows_.get() + row * dim_, dim_ * sizeof(float));
+    std::memcpy(out, f32_rows_ + row * dim_, dim_ * sizeof(float));
   }
 }
 
 kernels::RowRange RowBlock::Range(int64_t begin, int64_t end,
                                   const uint64_t* dead) const {
   kernels::RowRange range;
-  range.panels = data_.get();
-  range.type =
-      dtype_ == DType::kF32 ? kernels::RowType::kF32 : kernels::RowType::kBf16;
+  range.panels = panels_;
+  range.type = RowTypeOf(dtype_);
   range.dim = dim_;
-  range.bias = bias_.get();
+  range.bias = bias_;
   range.dead = dead;
   range.begin = begin;
   range.end = end;
