@@ -119,7 +119,7 @@ void Collection::AppendRows(std::span<const uint64_t> ids,
   for (int64_t done = 0; done < count;) {
     if (state.blocks.empty() ||
         state.blocks.back().rows == state.blocks.back().block->capacity()) {
-      AddBlock();
+      AddBlock(count - done);
     }
     BlockView& tail = state.blocks.back();
     const int64_t take =
@@ -140,12 +140,23 @@ void Collection::AppendRows(std::span<const uint64_t> ids,
       }
     }
     done += take;
+    expected_rows_ = std::max<int64_t>(0, expected_rows_ - take);
   }
 }
 
-void Collection::AddBlock() {
+void Collection::AddBlock(int64_t wanted) {
+  // Below this a block's fixed costs (a mapping, a snapshot entry, a kernel
+  // call per scan) outweigh the memory saved.
+  constexpr int64_t kMinBlockBytes = 64 << 10;
   Snapshot& state = *pending_;
-  const int64_t capacity = options_.block_rows;
+  int64_t held = 0;
+  for (const BlockView& view : state.blocks) held += view.block->capacity();
+  const int64_t min_rows =
+      kMinBlockBytes / RowBlock::RowBytes(schema_.dim, schema_.dtype);
+  const int64_t rows = std::max({wanted, expected_rows_, held / 8, min_rows});
+  const int64_t capacity = std::min(
+      options_.block_rows, (rows + kernels::kPanelRows - 1) /
+                               kernels::kPanelRows * kernels::kPanelRows);
   auto block = std::make_shared<RowBlock>(schema_.dim, schema_.dtype,
                                           ScoreKindOf(schema_.metric), capacity,
                                           next_slot_base_);

@@ -1,9 +1,14 @@
 // An in-memory collection of uint64-keyed vectors, searchable while written.
 //
-// Storage: rows live in append-only RowBlocks (engine/row_block.h) of a fixed
-// capacity in panel layout; slot = block.slot_base + row. Deletes and upserts
-// set tombstone bits; tombstoned rows score -inf inside the kernel, so they
-// never take a bin and recall holds.
+// Storage: rows live in append-only RowBlocks (engine/row_block.h) in panel
+// layout; slot = block.slot_base + row. Blocks are sized to the data: a new
+// block holds the rows being appended or an eighth of the rows the blocks
+// already hold, whichever is more (at least 64 KiB, at most
+// CollectionOptions::block_rows), so capacity grows geometrically and
+// unused capacity stays under about an eighth of the rows held. Block
+// memory is allocated and resident whole, and CollectionStats counts it.
+// Deletes and upserts set tombstone bits; tombstoned rows score -inf inside
+// the kernel, so they never take a bin and recall holds.
 //
 // Concurrency: one writer at a time (writes serialise on a mutex); any number
 // of searches run concurrently with it. A search takes a Snapshot: an
@@ -36,7 +41,7 @@
 namespace peakknn {
 
 struct CollectionOptions {
-  // Rows per storage block; a multiple of 16. Large blocks amortise
+  // Most rows per storage block; a multiple of 16. Large blocks amortise
   // per-block work; small ones suit tests.
   int64_t block_rows = 65536;
   ThreadPool* pool = nullptr;  // nullptr: ThreadPool::Default()
@@ -73,8 +78,11 @@ struct SearchResults {
 struct CollectionStats {
   int64_t rows = 0;       // slots used, tombstoned ones included
   int64_t live_rows = 0;  // rows a search can return
-  // Memory allocated: every block's mapping (RowBlock::allocated_bytes),
-  // tombstone bitmaps and the id map's table.
+  // Memory allocated: every block's mapping (RowBlock::allocated_bytes:
+  // rows, bf16 blocks' f32 copies, bias, ids), tombstone bitmaps and the
+  // id map's table. For f32 rows about dim * 4 + 12 bytes a row plus the
+  // id map (17 bytes a bucket, 1-2 buckets a row) plus unused capacity;
+  // bf16 rows take dim * 6 + 12.
   int64_t memory_bytes = 0;
 };
 
@@ -152,8 +160,8 @@ class Collection {
   // invisible until Publish.
   void AppendRows(std::span<const uint64_t> ids, const float* vectors)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
-  // Adds an empty tail block.
-  void AddBlock() ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
+  // Adds an empty tail block sized for `wanted` more rows (see Storage).
+  void AddBlock(int64_t wanted) ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
   void TombstoneSlot(int64_t slot) ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
   void Publish() ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
 
@@ -169,6 +177,9 @@ class Collection {
   IdMap id_to_slot_ ABSL_GUARDED_BY(write_mu_);
   // Slot of row 0 of the next block allocated.
   int64_t next_slot_base_ ABSL_GUARDED_BY(write_mu_) = 0;
+  // Rows announced to be appended (CollectionMaintenance::ReserveRows) and
+  // not yet appended: new blocks are sized to hold them.
+  int64_t expected_rows_ ABSL_GUARDED_BY(write_mu_) = 0;
   // Per block of pending_: the tombstone bitmap this write already copied
   // (and may modify), or nullptr while it is still shared with published_.
   std::vector<TombstoneBitmap*> private_bitmaps_ ABSL_GUARDED_BY(write_mu_);

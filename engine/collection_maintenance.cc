@@ -24,10 +24,15 @@ absl::Status CollectionMaintenance::RestoreRows(
           c.schema_.name, "'"));
     }
   }
-  c.id_to_slot_.reserve(c.id_to_slot_.size() + ids.size());
   c.AppendRows(ids, stored_vectors.data());
   c.Publish();
   return absl::OkStatus();
+}
+
+void CollectionMaintenance::ReserveRows(Collection& c, int64_t rows) {
+  std::lock_guard lock(c.write_mu_);
+  c.id_to_slot_.reserve(c.id_to_slot_.size() + rows);
+  c.expected_rows_ += rows;
 }
 
 int64_t CollectionMaintenance::CompactBlocks(Collection& c,

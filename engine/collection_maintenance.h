@@ -15,6 +15,12 @@ namespace peakknn {
 
 class CollectionMaintenance {
  public:
+  // Prepares for `rows` more rows about to be restored (a checkpoint of
+  // known size): reserves the id map for them and sizes the next blocks to
+  // hold them, so the restore neither rehashes nor allocates more than it
+  // fills.
+  static void ReserveRows(Collection& collection, int64_t rows);
+
   // Appends rows whose vectors are stored values (Collection::Get output:
   // already normalised / bf16-rounded), without normalising again, and
   // publishes them. Fails (FAILED_PRECONDITION / INVALID_ARGUMENT) on a size
