@@ -1,11 +1,23 @@
 #include "engine/vector_checks.h"
 
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <string>
+
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "base/string_view.h"
-#include "kernels/finite.h"
+#include "kernels/magnitude.h"
 
 namespace peakknn {
+
+float MaxComponent(int dim) {
+  // B / dim with B = FLT_MAX / 8; rounded down so the bound holds exactly.
+  const double bound = static_cast<double>(std::numeric_limits<float>::max()) /
+                       8 / std::max(dim, 1);
+  return std::nextafter(static_cast<float>(std::sqrt(bound)), 0.0f);
+}
 
 double SquaredNorm(const float* v, int dim) {
   double sum = 0;
@@ -22,19 +34,32 @@ absl::Status CheckVectors(const CollectionSchema& schema,
         absl::StrCat(AV(field), ": holds ", values.size(), " floats; expected ",
                      count, " x dim ", dim, " = ", count * dim));
   }
-  if (const size_t bad = kernels::FirstNonFinite(values.data(), values.size());
+  const float max_component = MaxComponent(dim);
+  if (const size_t bad = kernels::FirstAbove(
+          values.data(), values.size(), kernels::MagnitudeBits(max_component));
       bad < values.size()) {
-    return absl::InvalidArgumentError(
+    const std::string where =
         absl::StrCat(AV(field), "[", bad, "] (vector ", bad / dim,
-                     ", dimension ", bad % dim, ") = ", values[bad],
-                     ": non-finite values cannot be searched or stored"));
+                     ", dimension ", bad % dim, ") = ", values[bad]);
+    if (!std::isfinite(values[bad])) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          where, ": non-finite values cannot be searched or stored"));
+    }
+    return absl::InvalidArgumentError(absl::StrCat(
+        where, ": magnitude above ", max_component,
+        ", the largest a vector of dim ", dim,
+        " may hold (its squared norm, scores and distances must stay "
+        "finite in float)"));
   }
   if (schema.metric == Metric::kCosine) {
     for (int64_t i = 0; i < count; ++i) {
-      if (SquaredNorm(values.data() + i * dim, dim) == 0) {
+      const double norm = std::sqrt(SquaredNorm(values.data() + i * dim, dim));
+      if (norm < kMinCosineNorm) {
         return absl::InvalidArgumentError(
-            absl::StrCat(AV(field), ": vector ", i,
-                         " is all zeros; COSINE needs a non-zero vector"));
+            absl::StrCat(AV(field), ": vector ", i, " has norm ", norm,
+                         norm == 0 ? " (all zeros)" : "",
+                         "; COSINE needs a norm of at least ", kMinCosineNorm,
+                         " to normalise it"));
       }
     }
   }
