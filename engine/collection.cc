@@ -50,6 +50,10 @@ Collection::Collection(const CollectionSchema& schema,
       pending_(std::make_shared<Snapshot>()),
       published_(std::make_shared<const Snapshot>()) {}
 
+ThreadPool& Collection::pool() const {
+  return options_.pool != nullptr ? *options_.pool : ThreadPool::Default();
+}
+
 std::shared_ptr<const Snapshot> Collection::snapshot() const {
   std::lock_guard lock(publish_mu_);
   return published_;
@@ -159,7 +163,7 @@ void Collection::AddBlock(int64_t wanted) {
                                kernels::kPanelRows * kernels::kPanelRows);
   auto block = std::make_shared<RowBlock>(schema_.dim, schema_.dtype,
                                           ScoreKindOf(schema_.metric), capacity,
-                                          next_slot_base_);
+                                          next_slot_base_, &pool());
   next_slot_base_ += capacity;
   state.blocks.push_back(BlockView{std::move(block), 0, nullptr, 0});
   private_bitmaps_.push_back(nullptr);
@@ -320,9 +324,7 @@ absl::StatusOr<SearchResults> Collection::SearchChecked(
     kept.k = params.k;
     kept.items.resize(nq * params.k);
     kept.counts.assign(nq, 0);
-    ThreadPool& pool =
-        options_.pool != nullptr ? *options_.pool : ThreadPool::Default();
-    pool.ParallelFor(nq, [&](int64_t q) {
+    pool().ParallelFor(nq, [&](int64_t q) {
       kept.counts[q] = static_cast<int32_t>(RescoreF32(
           *snap, ScoreKindOf(schema_.metric), f32.data() + q * dim, dim,
           {found.items.data() + q * found.k,

@@ -149,6 +149,9 @@ class Collection {
 
   Collection(const CollectionSchema& schema, const CollectionOptions& options);
 
+  // options.pool or the default pool: rescoring, and faulting in blocks.
+  ThreadPool& pool() const;
+
   std::optional<uint64_t> FirstPresentLocked(std::span<const uint64_t> ids)
       const ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
   void ApplyLocked(std::span<const uint64_t> ids,

@@ -68,8 +68,8 @@ int64_t CollectionMaintenance::CompactBlocks(Collection& c,
     const RowBlock& old = *view.block;
     const int64_t capacity = (live + kernels::kPanelRows - 1) /
                              kernels::kPanelRows * kernels::kPanelRows;
-    auto fresh = std::make_shared<RowBlock>(dim, old.dtype(), old.score(),
-                                            capacity, old.slot_base());
+    auto fresh = std::make_shared<RowBlock>(
+        dim, old.dtype(), old.score(), capacity, old.slot_base(), &c.pool());
     const uint64_t* dead = view.dead ? view.dead->data() : nullptr;
     int64_t written = 0;
     const auto flush = [&] {

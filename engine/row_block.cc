@@ -32,13 +32,13 @@ int64_t RowBlock::RowBytes(int dim, DType dtype) {
 }
 
 RowBlock::RowBlock(int dim, DType dtype, kernels::ScoreKind score,
-                   int64_t capacity, int64_t slot_base)
+                   int64_t capacity, int64_t slot_base, ThreadPool* pool)
     : dim_(dim),
       dtype_(dtype),
       score_(score),
       capacity_(capacity),
       slot_base_(slot_base),
-      memory_(capacity * RowBytes(dim, dtype)) {
+      memory_(capacity * RowBytes(dim, dtype), pool) {
   char* next = static_cast<char*>(memory_.data());
   const auto take = [&](int64_t bytes_per_row) {
     char* region = next;

@@ -6,7 +6,7 @@
 // the FLOP/s) and the engine rescores the final candidates against the f32
 // rows (engine/rescore.h), so bf16 rounding costs no recall.
 //
-// Memory: one mapping (engine/block_memory.h), allocated and faulted in
+// Memory: one mapping (engine/resident_memory.h), allocated and faulted in
 // whole at construction, holding back to back
 //   panels   capacity * padded_dim * (4 f32 | 2 bf16) bytes
 //   f32 rows capacity * dim * 4 bytes, bf16 blocks only
@@ -28,7 +28,8 @@
 #include <cstdint>
 #include <span>
 
-#include "engine/block_memory.h"
+#include "base/thread_pool.h"
+#include "engine/resident_memory.h"
 #include "engine/schema.h"
 #include "kernels/scan.h"
 #include "kernels/score.h"
@@ -38,8 +39,9 @@ namespace peakknn {
 class RowBlock {
  public:
   // capacity (> 0) and slot_base are multiples of kernels::kPanelRows.
+  // `pool` (optional) faults a large block's memory in in parallel.
   RowBlock(int dim, DType dtype, kernels::ScoreKind score, int64_t capacity,
-           int64_t slot_base);
+           int64_t slot_base, ThreadPool* pool);
 
   // Bytes one row takes in a block of this dim and dtype (all regions).
   static int64_t RowBytes(int dim, DType dtype);
@@ -83,7 +85,7 @@ class RowBlock {
   const kernels::ScoreKind score_;
   const int64_t capacity_;
   const int64_t slot_base_;
-  const BlockMemory memory_;
+  const ResidentMemory memory_;
   // Regions of memory_, in this order.
   void* panels_;
   float* f32_rows_;  // bf16 blocks only

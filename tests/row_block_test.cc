@@ -87,7 +87,8 @@ TEST_P(RowBlockTest, BulkWritesMatchRowByRowWritesBitForBit) {
   }
   // Runs starting inside and at panel boundaries, shorter than, equal to
   // and longer than a panel, filling the block exactly.
-  RowBlock block(dim, dtype, score, capacity, /*slot_base=*/4096);
+  RowBlock block(dim, dtype, score, capacity, /*slot_base=*/4096,
+                 /*pool=*/nullptr);
   int64_t row = 0;
   for (int64_t run : {1, 5, 10, 16, 3, 45, 16, 64, 48}) {
     block.WriteRows(row, std::span<const uint64_t>(ids).subspan(row, run),
@@ -120,7 +121,7 @@ TEST_P(RowBlockTest, BulkWritesMatchRowByRowWritesBitForBit) {
 TEST_P(RowBlockTest, AllocatesWhatItReports) {
   const auto [dtype, score, dim] = GetParam();
   for (int64_t capacity : {16, 4096}) {
-    RowBlock block(dim, dtype, score, capacity, 0);
+    RowBlock block(dim, dtype, score, capacity, 0, /*pool=*/nullptr);
     const int64_t needed = capacity * RowBlock::RowBytes(dim, dtype);
     EXPECT_GE(block.allocated_bytes(), needed);
     EXPECT_LT(block.allocated_bytes(), needed + 4096);
