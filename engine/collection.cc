@@ -61,12 +61,7 @@ std::shared_ptr<const Snapshot> Collection::snapshot() const {
 
 std::optional<uint64_t> Collection::FirstPresent(
     std::span<const uint64_t> ids) const {
-  std::lock_guard lock(write_mu_);
-  return FirstPresentLocked(ids);
-}
-
-std::optional<uint64_t> Collection::FirstPresentLocked(
-    std::span<const uint64_t> ids) const {
+  std::lock_guard lock(id_mu_);
   for (uint64_t id : ids) {
     if (id_to_slot_.contains(id)) return id;
   }
@@ -80,7 +75,7 @@ absl::Status Collection::Write(WriteMode mode, std::span<const uint64_t> ids,
   }
   std::lock_guard lock(write_mu_);
   if (mode == WriteMode::kInsert) {
-    if (std::optional<uint64_t> id = FirstPresentLocked(ids)) {
+    if (std::optional<uint64_t> id = FirstPresent(ids)) {
       return absl::AlreadyExistsError(
           absl::StrCat("id ", *id, " already exists in collection '",
                        schema_.name, "'; use upsert to replace it"));
@@ -134,6 +129,7 @@ void Collection::AppendRows(std::span<const uint64_t> ids,
     tail.rows += take;
     state.rows += take;
     state.live_rows += take;
+    std::lock_guard id_lock(id_mu_);
     for (int64_t i = 0; i < take; ++i) {
       // One lookup: a known id's old row is tombstoned and replaced.
       auto [it, inserted] =
@@ -199,12 +195,15 @@ void Collection::Publish() {
 int64_t Collection::Delete(std::span<const uint64_t> ids) {
   std::lock_guard lock(write_mu_);
   int64_t deleted = 0;
-  for (uint64_t id : ids) {
-    auto it = id_to_slot_.find(id);
-    if (it == id_to_slot_.end()) continue;
-    TombstoneSlot(it->second);
-    id_to_slot_.erase(it);
-    ++deleted;
+  {
+    std::lock_guard id_lock(id_mu_);
+    for (uint64_t id : ids) {
+      auto it = id_to_slot_.find(id);
+      if (it == id_to_slot_.end()) continue;
+      TombstoneSlot(it->second);
+      id_to_slot_.erase(it);
+      ++deleted;
+    }
   }
   if (deleted > 0) Publish();
   return deleted;
@@ -220,6 +219,7 @@ std::vector<std::optional<std::vector<float>>> Collection::Get(
   std::shared_ptr<const Snapshot> snap;
   {
     std::lock_guard lock(write_mu_);
+    std::lock_guard id_lock(id_mu_);
     for (size_t i = 0; i < ids.size(); ++i) {
       if (auto it = id_to_slot_.find(ids[i]); it != id_to_slot_.end()) {
         slots[i] = it->second;
@@ -369,7 +369,7 @@ CollectionStats Collection::Stats() const {
     stats.memory_bytes += view.block->allocated_bytes();
     if (view.dead) stats.memory_bytes += view.dead->size() * sizeof(uint64_t);
   }
-  std::lock_guard lock(write_mu_);
+  std::lock_guard lock(id_mu_);
   // flat_hash_map: one control byte plus one slot per bucket.
   stats.memory_bytes += static_cast<int64_t>(id_to_slot_.bucket_count()) *
                         (sizeof(IdMap::value_type) + 1);

@@ -104,8 +104,11 @@ class Collection {
   absl::Status Write(WriteMode mode, std::span<const uint64_t> ids,
                      std::span<const float> vectors);
   // The first of `ids` that the collection holds, if any. Reads the id map
-  // only (no vectors are copied). A durable collection asks it at admission,
-  // where no write can apply in between (store/durable_collection.h).
+  // only, under its own lock: it does not wait for a write's rows to be
+  // packed, and may see a write in progress in part (id by id). A durable
+  // collection asks it at admission, where no write can apply in between
+  // that its overlay of unapplied batches does not answer for
+  // (store/durable_collection.h).
   std::optional<uint64_t> FirstPresent(std::span<const uint64_t> ids) const;
   // Applies a batch that already passed CheckWriteBatch (and, for an insert,
   // FirstPresent against the state it applies to): rows of ids the
@@ -144,7 +147,7 @@ class Collection {
 
  private:
   // Restore and compaction (engine/collection_maintenance.h) edit the
-  // writer's state directly, under write_mu_.
+  // writer's state directly, under write_mu_ (and id_mu_ for the id map).
   friend class CollectionMaintenance;
 
   Collection(const CollectionSchema& schema, const CollectionOptions& options);
@@ -152,8 +155,6 @@ class Collection {
   // options.pool or the default pool: rescoring, and faulting in blocks.
   ThreadPool& pool() const;
 
-  std::optional<uint64_t> FirstPresentLocked(std::span<const uint64_t> ids)
-      const ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
   void ApplyLocked(std::span<const uint64_t> ids,
                    std::span<const float> vectors)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
@@ -177,7 +178,11 @@ class Collection {
   mutable std::mutex write_mu_;
   // The writer's working copy of the state, published by copy.
   std::shared_ptr<Snapshot> pending_ ABSL_GUARDED_BY(write_mu_);
-  IdMap id_to_slot_ ABSL_GUARDED_BY(write_mu_);
+  // The id map has its own lock, taken inside write_mu_ around each id-map
+  // update, so FirstPresent and Stats never wait behind a write's packing
+  // and block allocation.
+  mutable std::mutex id_mu_ ABSL_ACQUIRED_AFTER(write_mu_);
+  IdMap id_to_slot_ ABSL_GUARDED_BY(id_mu_);
   // Slot of row 0 of the next block allocated.
   int64_t next_slot_base_ ABSL_GUARDED_BY(write_mu_) = 0;
   // Rows announced to be appended (CollectionMaintenance::ReserveRows) and

@@ -1,5 +1,6 @@
 #include "engine/collection_maintenance.h"
 
+#include <optional>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -17,12 +18,10 @@ absl::Status CollectionMaintenance::RestoreRows(
                      stored_vectors.size(), " floats"));
   }
   std::lock_guard lock(c.write_mu_);
-  for (uint64_t id : ids) {
-    if (c.id_to_slot_.contains(id)) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "restore: id ", id, " is already present in collection '",
-          c.schema_.name, "'"));
-    }
+  if (std::optional<uint64_t> id = c.FirstPresent(ids)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("restore: id ", *id, " is already present in collection '",
+                     c.schema_.name, "'"));
   }
   c.AppendRows(ids, stored_vectors.data());
   c.Publish();
@@ -31,8 +30,9 @@ absl::Status CollectionMaintenance::RestoreRows(
 
 void CollectionMaintenance::ReserveRows(Collection& c, int64_t rows) {
   std::lock_guard lock(c.write_mu_);
-  c.id_to_slot_.reserve(c.id_to_slot_.size() + rows);
   c.expected_rows_ += rows;
+  std::lock_guard id_lock(c.id_mu_);
+  c.id_to_slot_.reserve(c.id_to_slot_.size() + rows);
 }
 
 int64_t CollectionMaintenance::CompactBlocks(Collection& c,
@@ -74,6 +74,7 @@ int64_t CollectionMaintenance::CompactBlocks(Collection& c,
     int64_t written = 0;
     const auto flush = [&] {
       fresh->WriteRows(written, ids, rows.data());
+      std::lock_guard id_lock(c.id_mu_);
       for (uint64_t id : ids) c.id_to_slot_[id] = old.slot_base() + written++;
       ids.clear();
     };
