@@ -93,6 +93,8 @@ absl::Status DurableCollection::Recover() {
     std::lock_guard lock(ckpt_mu_);
     manifest = manifest_;
   }
+  // The row count is known: one id-map allocation, blocks that fit it.
+  CollectionMaintenance::ReserveRows(*collection_, manifest.rows);
   absl::Status s = ReadCheckpointRows(
       env_, dir_, manifest,
       [&](std::span<const uint64_t> ids, std::span<const float> vectors) {
