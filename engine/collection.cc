@@ -129,14 +129,16 @@ void Collection::AppendRows(std::span<const uint64_t> ids,
     tail.rows += take;
     state.rows += take;
     state.live_rows += take;
-    std::lock_guard id_lock(id_mu_);
-    for (int64_t i = 0; i < take; ++i) {
-      // One lookup: a known id's old row is tombstoned and replaced.
-      auto [it, inserted] =
-          id_to_slot_.try_emplace(ids[done + i], first_slot + i);
-      if (!inserted) {
-        TombstoneSlot(it->second);
-        it->second = first_slot + i;
+    {
+      std::lock_guard id_lock(id_mu_);
+      for (int64_t i = 0; i < take; ++i) {
+        // One lookup: a known id's old row is tombstoned and replaced.
+        auto [it, inserted] =
+            id_to_slot_.try_emplace(ids[done + i], first_slot + i);
+        if (!inserted) {
+          TombstoneSlot(it->second);
+          it->second = first_slot + i;
+        }
       }
     }
     done += take;

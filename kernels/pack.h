@@ -6,7 +6,7 @@
 // from the squared norm of the *stored* values, summed in double in order
 // d = 0, 1, ..., padded dim - 1, so a row's score is consistent with what
 // the scan kernels read. Every kernel set produces the same bits as the
-// scalar reference (tests/kernels_test.cc).
+// scalar reference (tests/pack_kernels_test.cc).
 //
 // SIMD sets transpose whole panels in registers (16 rows x 16 dims for f32)
 // and accumulate the 16 norms lane-wise, so each row's sum still runs over
