@@ -3,6 +3,7 @@
 #include "engine/collection.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <numeric>
 #include <random>
@@ -364,6 +365,41 @@ TEST(Collection, SearchesRunWhileWriting) {
   }
   writer.join();
   EXPECT_EQ(c->Stats().live_rows, 4000 - 14 * 10);
+}
+
+// FirstPresent and Stats read the id map under its own lock while writes
+// pack rows and allocate blocks: every id of a completed write is found,
+// ids not yet written are not, and the counts only grow.
+TEST(Collection, IdLookupsRunWhileWriting) {
+  const int dim = 64;
+  auto c = Make(dim, Metric::kL2, DType::kF32, 4096);
+  std::atomic<int64_t> written{0};
+  std::atomic<bool> finished{false};
+  std::thread writer([&] {
+    for (int b = 0; b < 60; ++b) {
+      const absl::Status s = c->Write(WriteMode::kInsert, Iota(500, b * 500),
+                                      Gaussian(500, dim, b));
+      EXPECT_TRUE(s.ok()) << s;
+      if (!s.ok()) break;
+      written = (b + 1) * 500;
+    }
+    finished = true;
+  });
+  int64_t last_live = 0;
+  while (!finished) {
+    const int64_t known = written;
+    if (known > 0) {
+      const std::vector<uint64_t> last = {static_cast<uint64_t>(known - 1)};
+      ASSERT_EQ(c->FirstPresent(last), std::optional<uint64_t>(known - 1));
+    }
+    const std::vector<uint64_t> future = {30000, 12345678};
+    ASSERT_FALSE(c->FirstPresent(future).has_value());
+    const int64_t live = c->Stats().live_rows;
+    ASSERT_GE(live, last_live);
+    last_live = live;
+  }
+  writer.join();
+  EXPECT_EQ(c->Stats().live_rows, 30000);
 }
 
 }  // namespace
