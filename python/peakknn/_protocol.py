@@ -104,6 +104,9 @@ class InsertSession:
     def batches(self) -> Iterator[bytes]:
         """The InsertRequest bytes of each batch; tag = batch index. Only
         the first names the collection (later ones may leave it empty)."""
+        # Per row: dim floats of 4 bytes and an id of at most 10 bytes.
+        message_bytes = self.batch_rows * (self.vectors.shape[1] * 4 + 10)
+        _wire.keep_freed_memory_for(2 * self.window * message_bytes)
         for batch in range(self.batch_count):
             rows = self.rows_of(batch)
             yield _wire.insert_request(

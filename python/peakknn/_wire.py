@@ -119,6 +119,33 @@ def search_request(collection: str, queries: np.ndarray, k: int,
                      memoryview(queries).cast("B")])
 
 
+# glibc's malloc raises its mmap threshold to the size of a freed mmapped
+# block, up to 32 MiB on 64-bit, and its trim threshold to twice that
+# (mallopt(3), M_MMAP_THRESHOLD). Below the limit, freeing a block that
+# large moves both up.
+_GLIBC_MMAP_THRESHOLD_MAX = 32 << 20
+
+
+def keep_freed_memory_for(in_flight_bytes: int) -> None:
+    """Lets malloc keep `in_flight_bytes` of freed memory instead of giving
+    it back to the kernel after every batch.
+
+    A stream holds each unacknowledged batch twice (the request bytes and
+    gRPC's copy of them), allocated and freed batch after batch. With
+    glibc's starting thresholds (128 KiB), those frees keep trimming the
+    heap, and every next batch is written into fresh pages: measured on the
+    2-core build machine, 1M rows x 128 dims took 2-3 s of client CPU in
+    page faults instead of under 1 s. Freeing one block of the in-flight
+    size once lifts the thresholds the way glibc does for any program that
+    frees a large block (numpy's temporaries do it all the time). The
+    block is never touched, so this costs an mmap and a munmap.
+    """
+    size = min(in_flight_bytes, _GLIBC_MMAP_THRESHOLD_MAX - (1 << 20))
+    if size > 1 << 20:
+        block = np.empty(size, np.uint8)  # mmap'ed, untouched
+        del block  # munmap'ed: the thresholds move up to `size`
+
+
 def search_arrays(responses: Sequence[pb.SearchResponse], k: int):
     """Distances (float32) and ids (uint64), each (queries, k), from the
     responses of consecutive requests.
