@@ -1,8 +1,14 @@
-"""The README's Python quick start runs as written."""
+"""The README's Python quick start and python/README.md's examples run as
+written and print what they say."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import pathlib
+import re
+
+import peakknn
 
 REPOSITORY = pathlib.Path(__file__).resolve().parents[2]
 HEADING = "## Quick start with Python"
@@ -38,3 +44,40 @@ def test_readme_quick_start_runs_verbatim(server, client, monkeypatch):
     finally:
         namespace["client"].close()
         client.drop("docs")
+
+
+def readme_examples():
+    """python/README.md's ```python blocks, and the output each `print`
+    line promises in its trailing comment ("..." ends a prefix)."""
+    text = (REPOSITORY / "python" / "README.md").read_text()
+    blocks = re.findall(r"^```python\n(.*?)^```$", text, re.M | re.S)
+    promised = re.findall(r"^\s*print\(.*\)\s+# (.*)$", "".join(blocks),
+                          re.M)
+    return blocks, promised
+
+
+def test_python_readme_examples_print_what_they_say(server, client,
+                                                     monkeypatch):
+    blocks, promised = readme_examples()
+    assert len(blocks) >= 8 and len(promised) >= 10
+    monkeypatch.setenv("PEAKKNN_SERVER", server.address)
+    namespace, out = {}, io.StringIO()
+    try:
+        with contextlib.redirect_stdout(out):
+            for number, block in enumerate(blocks):
+                exec(compile(block, f"python/README.md block {number}", "exec"),
+                     namespace)
+    finally:
+        if "client" in namespace:
+            namespace["client"].close()
+        try:
+            client.drop("quickstart")
+        except peakknn.NotFound:
+            pass
+    printed = out.getvalue().splitlines()
+    assert len(printed) == len(promised), printed
+    for line, promise in zip(printed, promised):
+        if promise.endswith("..."):
+            assert line.startswith(promise[:-3].rstrip()), (line, promise)
+        else:
+            assert line == promise
