@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+
 import grpc
 import grpc.aio
 
 from . import _channel
-from ._errors import FailedPrecondition, PeakknnError, from_rpc_error
-from ._protocol import ClientBase, InsertSession, Steps, Unary
+from ._errors import PeakknnError, from_rpc_error
+from ._protocol import (ClientBase, Finished, InsertSession, Steps, Unary,
+                        resume)
 
 
 class AsyncClient(ClientBase):
@@ -35,7 +39,6 @@ class AsyncClient(ClientBase):
                                                     options=s.options)
         self._unary, self._insert_stream = _channel.multicallables(
             self._channel)
-        self._closed = False
 
     async def close(self) -> None:
         """Closes the connection; calls in progress are cancelled, later
@@ -50,25 +53,25 @@ class AsyncClient(ClientBase):
         await self.close()
 
     async def _drive(self, steps: Steps):
-        reply, error = None, None
-        while True:
-            try:
-                step = (steps.send(reply) if error is None
-                        else steps.throw(error))
-            except StopIteration as done:
-                return done.value
-            reply, error = None, None
-            try:
-                if self._closed:
-                    raise FailedPrecondition(
-                        f"the client of {self.address} is closed",
-                        method=step.method)
-                if isinstance(step, Unary):
-                    reply = await self._call(step)
-                else:
-                    reply = await self._run_insert(step.session)
-            except PeakknnError as e:
-                error = e
+        with contextlib.closing(steps):
+            outcome = None
+            while True:
+                step = resume(steps, outcome)
+                if isinstance(step, Finished):
+                    return step.value
+                outcome = await self._execute(step)
+
+    async def _execute(self, step):
+        """The step's reply, or the PeakknnError it failed with."""
+        try:
+            error = self._closed_error(step)
+            if error is not None:
+                return error
+            if isinstance(step, Unary):
+                return await self._call(step)
+            return await self._run_insert(step.session)
+        except PeakknnError as e:
+            return e
 
     async def _call(self, step: Unary):
         try:
@@ -101,7 +104,13 @@ class AsyncClient(ClientBase):
                     ended = not await read_ack()
                 if ended or session.failed:
                     break
-                await call.write(batch)
+                try:
+                    await call.write(batch)
+                except asyncio.InvalidStateError:
+                    # The server ended the stream OK before taking every
+                    # batch; session.result() reports the rows missing.
+                    ended = True
+                    break
                 in_flight += 1
             if not ended:
                 await call.done_writing()

@@ -19,8 +19,9 @@ import numpy as np
 
 from . import _arrays, _wire
 from ._channel import INSERT_STREAM, Settings, settings
-from ._errors import (DataLoss, InvalidArgument, NotFound, PeakknnError,
-                      code_from_number, error_class, invalid_argument)
+from ._errors import (DataLoss, FailedPrecondition, Internal, InvalidArgument,
+                      NotFound, PeakknnError, code_from_number, error_class,
+                      invalid_argument)
 from ._types import (DTYPES, METRICS, TLS, CollectionInfo, DeleteResult,
                      GetResult, InsertResult, Plan, SearchResult, Stats,
                      WriteResult, durability_name)
@@ -53,6 +54,24 @@ class InsertStream:
 
 Steps = Generator[Union[Unary, InsertStream], Any, Any]
 ProgressFn = Callable[[int, int], None]
+
+
+@dataclasses.dataclass(frozen=True)
+class Finished:
+    """What resume() returns when the method has its result."""
+    value: Any
+
+
+def resume(steps: Steps, outcome: Any) -> Union[Unary, InsertStream, Finished]:
+    """Hands `outcome` (the last step's reply, or the PeakknnError it
+    raised; None to start) to the method; returns its next step, or
+    Finished with its result. Raises the method's own errors."""
+    try:
+        if isinstance(outcome, PeakknnError):
+            return steps.throw(outcome)
+        return steps.send(outcome)
+    except StopIteration as done:
+        return Finished(done.value)
 
 
 class InsertSession:
@@ -192,8 +211,9 @@ def _collection_name(name: Any) -> str:
 class ClientBase:
     """Everything of Client and AsyncClient but the transport.
 
-    Subclasses implement `_drive(steps)`: run the generator's RPCs and
-    return (Client) its result, or (AsyncClient) an awaitable of it.
+    Subclasses implement `_drive(steps)`: run the generator's RPCs (resume
+    it with each outcome until it is Finished) and return (Client) its
+    result, or (AsyncClient) an awaitable of it.
     """
 
     def __init__(self, address: Optional[str] = None, *,
@@ -206,6 +226,7 @@ class ClientBase:
         # NOT_FOUND or INVALID_ARGUMENT (it may have been re-created with
         # another dimension by someone else).
         self._dims: Dict[str, int] = {}
+        self._closed = False
 
     @property
     def address(self) -> str:
@@ -213,6 +234,13 @@ class ClientBase:
 
     def _drive(self, steps: Steps):
         raise NotImplementedError
+
+    def _closed_error(self, step) -> Optional[PeakknnError]:
+        """FailedPrecondition for a step of a closed client, else None."""
+        if not self._closed:
+            return None
+        return FailedPrecondition(f"the client of {self.address} is closed",
+                                  method=step.method)
 
     # -- collections ---------------------------------------------------------
 
@@ -418,6 +446,9 @@ class ClientBase:
             responses.append((yield from self._call_on(name, "Search",
                                                        request)))
         distances, ids = _wire.search_arrays(responses, k)
+        if ids.shape[0] != queries.shape[0]:
+            raise Internal(f"Search answered {ids.shape[0]} results for "
+                           f"{queries.shape[0]} queries", method="Search")
         return SearchResult(
             distances, ids,
             expected_recall=min(r.expected_recall for r in responses),

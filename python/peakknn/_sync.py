@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 
 import grpc
 
 from . import _channel
-from ._errors import FailedPrecondition, PeakknnError, from_rpc_error
-from ._protocol import ClientBase, InsertSession, Steps, Unary
+from ._errors import PeakknnError, from_rpc_error
+from ._protocol import (ClientBase, Finished, InsertSession, Steps, Unary,
+                        resume)
 
 
 class Client(ClientBase):
@@ -41,7 +43,6 @@ class Client(ClientBase):
                                                 options=s.options)
         self._unary, self._insert_stream = _channel.multicallables(
             self._channel)
-        self._closed = False
 
     def close(self) -> None:
         """Closes the connection; calls in progress are cancelled, later
@@ -56,25 +57,25 @@ class Client(ClientBase):
         self.close()
 
     def _drive(self, steps: Steps):
-        reply, error = None, None
-        while True:
-            try:
-                step = (steps.send(reply) if error is None
-                        else steps.throw(error))
-            except StopIteration as done:
-                return done.value
-            reply, error = None, None
-            try:
-                if self._closed:
-                    raise FailedPrecondition(
-                        f"the client of {self.address} is closed",
-                        method=step.method)
-                if isinstance(step, Unary):
-                    reply = self._call(step)
-                else:
-                    reply = self._run_insert(step.session)
-            except PeakknnError as e:
-                error = e
+        with contextlib.closing(steps):
+            outcome = None
+            while True:
+                step = resume(steps, outcome)
+                if isinstance(step, Finished):
+                    return step.value
+                outcome = self._execute(step)
+
+    def _execute(self, step):
+        """The step's reply, or the PeakknnError it failed with."""
+        try:
+            error = self._closed_error(step)
+            if error is not None:
+                return error
+            if isinstance(step, Unary):
+                return self._call(step)
+            return self._run_insert(step.session)
+        except PeakknnError as e:
+            return e
 
     def _call(self, step: Unary):
         try:

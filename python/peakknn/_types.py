@@ -147,6 +147,13 @@ class SearchResult(tuple):
         result.exact = exact
         return result
 
+    def __getnewargs_ex__(self):
+        # copy and pickle rebuild through __new__ with these arguments.
+        return (self[0], self[1]), {
+            "expected_recall": self.expected_recall,
+            "worst_rank_recall": self.worst_rank_recall, "bins": self.bins,
+            "exact": self.exact}
+
     @property
     def distances(self) -> np.ndarray:
         return self[0]

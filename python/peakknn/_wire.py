@@ -142,8 +142,9 @@ def keep_freed_memory_for(in_flight_bytes: int) -> None:
     """
     size = min(in_flight_bytes, _GLIBC_MMAP_THRESHOLD_MAX - (1 << 20))
     if size > 1 << 20:
-        block = np.empty(size, np.uint8)  # mmap'ed, untouched
-        del block  # munmap'ed: the thresholds move up to `size`
+        # Allocated by mmap, never touched, freed (munmap) at once: glibc
+        # moves both thresholds up to its size.
+        np.empty(size, np.uint8)
 
 
 def search_arrays(responses: Sequence[pb.SearchResponse], k: int):

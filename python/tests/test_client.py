@@ -3,6 +3,9 @@ against brute force in numpy, and the errors the server answers."""
 
 from __future__ import annotations
 
+import copy
+import pickle
+
 import numpy as np
 import pytest
 
@@ -122,6 +125,18 @@ def test_search_accepts_any_real_array_like(client, collection_name, rng,
     n = 1 if form == "single_vector" else 3
     np.testing.assert_array_equal(I, want_I[:n])
     np.testing.assert_array_equal(D, want_D[:n])
+
+
+def test_search_result_survives_pickle_and_copy(client, collection_name):
+    client.create_collection(collection_name, dim=2)
+    client.insert(collection_name, [4, 5], [[0, 0], [1, 1]])
+    result = client.search(collection_name, [[0, 0]], k=2, recall=1)
+    for clone in (pickle.loads(pickle.dumps(result)), copy.deepcopy(result)):
+        D, I = clone
+        np.testing.assert_array_equal(I, result.ids)
+        np.testing.assert_array_equal(D, result.distances)
+        assert (clone.expected_recall, clone.bins, clone.exact) == (
+            result.expected_recall, result.bins, result.exact)
 
 
 def test_fewer_live_rows_than_k_leaves_missing_slots(client, collection_name):

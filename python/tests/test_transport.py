@@ -28,6 +28,7 @@ class StandIn(pb_grpc.VectorSearchServicer):
     """Answers a few methods and records each call's metadata.
 
     DescribeCollection(name=<a status code name>) fails with that code;
+    Search answers one result whatever the queries;
     InsertStream(collection="fail-after-1") fails the stream with
     UNAVAILABLE after acknowledging one batch, "end-after-1" ends it OK
     after one ack.
@@ -50,6 +51,12 @@ class StandIn(pb_grpc.VectorSearchServicer):
                           f"stand-in says {request.name}")
         return pb.DescribeCollectionResponse(info=pb.CollectionInfo(
             schema=pb.CollectionSchema(name=request.name, dim=2)))
+
+    def Search(self, request, context):
+        self._record("Search", context)
+        # One result, whatever the number of queries: a broken server.
+        return pb.SearchResponse(results=[pb.QueryResult(ids=[1],
+                                                         distances=[0.5])])
 
     def InsertStream(self, request_iterator, context):
         self._record("InsertStream", context)
@@ -160,6 +167,15 @@ def test_async_stream_failure_says_what_was_written(stand_in):
                                     np.ones((30, 2)), batch_rows=10, window=1)
 
     asyncio.run(scenario())
+
+
+def test_wrong_result_count_is_internal(stand_in):
+    _, address = stand_in
+    with peakknn.Client(address) as client:
+        D, I = client.search("docs", [1, 2], k=1)  # one query: fine
+        assert I.tolist() == [[1]] and D.tolist() == [[0.5]]
+        with pytest.raises(peakknn.Internal, match="1 results for 3 queries"):
+            client.search("docs", np.ones((3, 2)), k=1)
 
 
 # -- TLS -----------------------------------------------------------------------
