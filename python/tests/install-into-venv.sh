@@ -25,5 +25,6 @@ cp -r "$source_dir/python" "$source_dir/proto" "$work/src/"
 rm -rf "$work/src/python/build" "$work/src/python/"*.egg-info
 "$python" -m venv --without-pip --system-site-packages "$work/venv"
 "$work/venv/bin/python" -m pip install --quiet --no-build-isolation \
-  --no-index --disable-pip-version-check "$work/src/python"
+  --no-index --disable-pip-version-check --root-user-action=ignore \
+  "$work/src/python"
 "$work/venv/bin/python" -c 'import peakknn; print("installed", peakknn.__file__)'
