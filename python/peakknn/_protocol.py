@@ -263,10 +263,10 @@ class ClientBase:
                            default_recall) -> Steps:
         name = _collection_name(name)
         dim = _arrays.positive_int(dim, "dim")
-        if metric not in METRICS:
+        if not isinstance(metric, str) or metric not in METRICS:
             raise invalid_argument(
                 f"metric={metric!r}: must be one of {sorted(METRICS)}")
-        if dtype not in DTYPES:
+        if not isinstance(dtype, str) or dtype not in DTYPES:
             raise invalid_argument(
                 f"dtype={dtype!r}: must be one of {sorted(DTYPES)}")
         schema = pb.CollectionSchema(

@@ -115,6 +115,8 @@ def test_bad_insert_arguments(client, collection, kwargs, parts):
     (lambda c: c.create_collection("x", dim=4, metric="euclid"),
      ["metric='euclid'", "cosine"]),
     (lambda c: c.create_collection("x", dim=4, dtype="f16"), ["dtype='f16'"]),
+    (lambda c: c.create_collection("x", dim=4, metric=["l2"]),
+     ["metric=['l2']"]),
     (lambda c: c.create_collection("", dim=4), ["collection name ''"]),
     (lambda c: c.describe(None), ["collection name None"]),
     (lambda c: c.plan(0, 10, 0.9), ["n=0"]),
