@@ -13,7 +13,11 @@ packages=(
   libisal-dev zlib1g-dev
   prometheus curl
   python3 python3-grpcio python3-grpc-tools python3-protobuf python3-numpy python3-matplotlib
+<<<<<<< HEAD
   python3-yaml
+=======
+  python3-venv python3-pip python3-setuptools python3-pytest python3-tqdm openssl
+>>>>>>> python-client
   dataset-fashion-mnist
 )
 
