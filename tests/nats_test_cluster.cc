@@ -162,8 +162,10 @@ void NatsClusterTest::TearDown() {
 
 absl::StatusOr<std::unique_ptr<nats::NatsConnection>> NatsClusterTest::Connect(
     std::vector<std::string> urls) const {
+  const bool in_order = !urls.empty();
   return nats::NatsConnection::Connect(
-      {.servers = urls.empty() ? cluster_->ClientUrls() : std::move(urls),
+      {.servers = in_order ? std::move(urls) : cluster_->ClientUrls(),
+       .randomize = !in_order,
        .name = "peakknn-test"});
 }
 

@@ -64,7 +64,8 @@ class NatsClusterTest : public ::testing::Test {
   void SetUp() override;
   void TearDown() override;
 
-  // A connection to `urls` (every node by default) that reconnects forever.
+  // A connection that reconnects forever: to `urls` in that order, or to
+  // every node in a random order.
   absl::StatusOr<std::unique_ptr<nats::NatsConnection>> Connect(
       std::vector<std::string> urls = {}) const;
 

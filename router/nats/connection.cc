@@ -28,6 +28,8 @@ absl::StatusOr<std::unique_ptr<NatsConnection>> NatsConnection::Connect(
   for (const std::string& url : options.servers) urls.push_back(url.c_str());
   natsStatus s = natsOptions_SetServers(raw_options, urls.data(),
                                         static_cast<int>(urls.size()));
+  if (s == NATS_OK)
+    s = natsOptions_SetNoRandomize(raw_options, !options.randomize);
   if (s == NATS_OK && !options.name.empty()) {
     s = natsOptions_SetName(raw_options, options.name.c_str());
   }

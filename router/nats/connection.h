@@ -25,9 +25,12 @@
 namespace peakknn::nats {
 
 struct ConnectOptions {
-  // "nats://127.0.0.1:4222", ...; the client tries them in order, then
-  // learns the rest of the cluster from the servers.
+  // "nats://127.0.0.1:4222", ...; the client also learns the rest of the
+  // cluster from the servers.
   std::vector<std::string> servers;
+  // Try the servers in a random order (spreads clients over the cluster);
+  // false: in the order given.
+  bool randomize = true;
   std::string name;  // shown in the servers' connection list (/connz)
   absl::Duration connect_timeout = absl::Seconds(2);  // per server tried
   absl::Duration reconnect_wait = absl::Milliseconds(250);
