@@ -66,7 +66,7 @@ class ClusterMetadata {
 
   // Registers a collection: ALREADY_EXISTS when the name is taken,
   // INVALID_ARGUMENT for a shard count outside [1, kMaxShards] or an empty
-  // name. Returns the creation revision. One round trip (two on failure).
+  // name. Returns the creation revision. 3 round trips (KvBucket::Create).
   absl::StatusOr<uint64_t> CreateCollection(
       const v1::ClusterCollection& collection);
   // NOT_FOUND when there is none. One round trip.

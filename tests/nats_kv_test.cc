@@ -44,6 +44,7 @@ TEST_F(NatsKvTest, PutGetCreateDelete) {
   ASSERT_TRUE(got.ok()) << got.status();
   EXPECT_EQ(got->value, "v1");
   EXPECT_EQ(got->revision, *created);
+  EXPECT_LT(absl::AbsDuration(absl::Now() - got->created), absl::Minutes(1));
   EXPECT_EQ(got->op, KvEntry::Op::kPut);
 
   // Create-if-absent refuses a live key, naming its revision.

@@ -1,8 +1,6 @@
 // router/nats/ against a real 3-node NATS JetStream cluster on loopback:
 // stream management, publish with dedup ids, durable pull consumers (order,
 // resume, aged-out sequences), and kill -9 of a server during publishes.
-#include <signal.h>
-
 #include <cstdio>
 #include <set>
 #include <string>

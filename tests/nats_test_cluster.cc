@@ -111,8 +111,6 @@ absl::Status NatsTestCluster::Kill(int node) {
   return code.ok() ? absl::OkStatus() : code.status();
 }
 
-absl::Status NatsTestCluster::Restart(int node) { return Spawn(node); }
-
 absl::Status NatsTestCluster::WaitForMetaLeader(absl::Duration timeout) {
   const absl::Time deadline = absl::Now() + timeout;
   std::string last;

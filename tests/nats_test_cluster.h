@@ -1,6 +1,6 @@
 // Test support: a real NATS JetStream cluster of nats-server processes on
 // loopback ports (127.0.0.1 only), with its files in a fresh temporary
-// directory, that tests can kill -9 and restart node by node.
+// directory, whose nodes tests can kill -9.
 #pragma once
 
 #include <memory>
@@ -37,11 +37,6 @@ class NatsTestCluster {
 
   // SIGKILL, then reap.
   absl::Status Kill(int node);
-  // Starts a killed node again on its ports and store directory.
-  absl::Status Restart(int node);
-  // Waits until every running server reports a JetStream meta leader.
-  absl::Status WaitForMetaLeader(absl::Duration timeout);
-  std::string Log(int node) const;
 
  private:
   struct Node {
@@ -52,6 +47,9 @@ class NatsTestCluster {
   };
   NatsTestCluster() = default;
   absl::Status Spawn(int node);
+  // Waits until every running server reports a JetStream meta leader.
+  absl::Status WaitForMetaLeader(absl::Duration timeout);
+  std::string Log(int node) const;
 
   std::string dir_;
   std::vector<Node> nodes_;

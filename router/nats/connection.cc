@@ -95,8 +95,4 @@ jsOptions NatsConnection::RequestOptions() const {
   return options;
 }
 
-bool NatsConnection::IsConnected() const {
-  return natsConnection_Status(conn_) == NATS_CONN_STATUS_CONNECTED;
-}
-
 }  // namespace peakknn::nats

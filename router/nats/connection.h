@@ -54,9 +54,7 @@ class NatsConnection {
 
   // The URL of the server in use, or "" while disconnected.
   std::string ConnectedUrl() const;
-  bool IsConnected() const;
 
-  natsConnection* raw() const { return conn_; }
   jsCtx* jetstream() const { return js_; }
   absl::Duration jetstream_timeout() const { return jetstream_timeout_; }
   // Options for one JetStream API request: waits jetstream_timeout.

@@ -62,8 +62,6 @@ class KvBucket {
   KvBucket(const KvBucket&) = delete;
   KvBucket& operator=(const KvBucket&) = delete;
 
-  const std::string& name() const { return name_; }
-
   // The key's latest value, read from the bucket's stream leader (so a
   // write acknowledged before is seen); NOT_FOUND when absent, deleted or
   // expired.
@@ -80,7 +78,10 @@ class KvBucket {
   // Create and Update read the bucket's last sequence and the key, check
   // the condition, and write expecting that last sequence: 3 round trips,
   // and again when any other key of the bucket was written in between, so
-  // keep them to buckets with few writes. (The client's own KeyValue
+  // keep them to buckets with few writes. A write whose ack was lost and
+  // that was stored anyway may report ABORTED / ALREADY_EXISTS (its own
+  // value is then the key's): re-read before retrying. (The client's own
+  // KeyValue
   // create/update, which expect the key's last sequence, are not safe on
   // replicated buckets before nats-server 2.9.21: concurrent writers both
   // succeed. Debian 12 ships 2.9.10.)

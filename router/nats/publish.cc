@@ -6,7 +6,6 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
-#include "base/string_view.h"
 #include "router/nats/nats_status.h"
 
 namespace peakknn::nats {

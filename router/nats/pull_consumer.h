@@ -79,7 +79,7 @@ class PullConsumer {
   // its ack floor. Errors: OUT_OF_RANGE (aged out, see above);
   // FAILED_PRECONDITION when start_sequence is past the stream's last
   // sequence + 1 (the stream was deleted and created again); NOT_FOUND
-  // without the stream. Cost: 3-4 JetStream API requests.
+  // without the stream. Cost: 4-5 JetStream API requests.
   static absl::StatusOr<std::unique_ptr<PullConsumer>> Open(
       NatsConnection& conn, const PullConsumerConfig& config,
       uint64_t start_sequence);

@@ -4,7 +4,6 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
-#include "base/string_view.h"
 #include "router/nats/nats_status.h"
 
 namespace peakknn::nats {
