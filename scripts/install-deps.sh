@@ -11,6 +11,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libfaiss-dev libhnswlib-dev libopenblas-dev
   libisal-dev zlib1g-dev
+  nats-server libnats-dev
   prometheus curl
   python3 python3-grpcio python3-grpc-tools python3-protobuf python3-numpy python3-matplotlib
 <<<<<<< HEAD
