@@ -1,11 +1,12 @@
 // peakknn-loadgen: load against a running peakknn-server, compared with the
 // engine's own speed on the same data in this process.
 //
-//   search mode: C concurrent clients, each sending single-query Search
-//     calls back to back for --duration_s; prints QPS and p50/p99/p99.9
-//     latency, then the in-process engine's batch QPS (peakknn::Collection,
-//     --engine_batch queries per call) on the same rows and queries, and
-//     the ratio.
+//   search mode: C concurrent clients, each sending Search calls of
+//     --queries_per_request queries (default 1) back to back for
+//     --duration_s; prints QPS (queries per second) and p50/p99/p99.9
+//     latency per call, then the in-process engine's batch QPS
+//     (peakknn::Collection, --engine_batch queries per call) on the same
+//     rows and queries, and the ratio.
 //   insert mode: the streaming-insert bar. For each --streams count N:
 //     N concurrent InsertStreams (one connection each, a contiguous share
 //     of the rows, batches of --batch_rows, --window unacked, acked once
@@ -58,6 +59,9 @@ ABSL_FLAG(int64_t, queries, 1000, "Distinct query vectors");
 ABSL_FLAG(int64_t, k, 10, "Neighbours per query");
 ABSL_FLAG(double, recall, 0.95, "Recall target");
 ABSL_FLAG(int64_t, clients, 64, "Concurrent clients (search mode)");
+ABSL_FLAG(int64_t, queries_per_request, 1,
+          "search mode: queries per Search call (consecutive queries of the "
+          "--queries set, from a random start)");
 ABSL_FLAG(double, duration_s, 10, "Seconds per measurement");
 ABSL_FLAG(int64_t, batch_rows, 4096, "Rows per insert batch");
 ABSL_FLAG(int64_t, window, 8,
@@ -73,8 +77,9 @@ ABSL_FLAG(std::string, engine_dir, "/tmp",
           "insert mode: where the in-process durable store writes (a fresh "
           "temporary directory inside, removed afterwards)");
 ABSL_FLAG(int64_t, engine_batch, 0,
-          "Queries per in-process engine call; 0 = --clients (the most "
-          "single-query requests the server can ever merge)");
+          "Queries per in-process engine call; 0 = --clients x "
+          "--queries_per_request (the most queries the server can ever "
+          "merge)");
 ABSL_FLAG(bool, skip_load, false,
           "search mode: reuse the server's existing collection");
 
@@ -435,6 +440,12 @@ absl::Status RunSearch(client::Client& c, const Data& d) {
   const absl::Duration duration =
       absl::Seconds(absl::GetFlag(FLAGS_duration_s));
   const int64_t nq = absl::GetFlag(FLAGS_queries);
+  const int64_t per_request = absl::GetFlag(FLAGS_queries_per_request);
+  if (per_request < 1 || per_request > nq) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--queries_per_request=", per_request,
+                     ": must be in [1, --queries=", nq, "]"));
+  }
   const std::vector<float> queries = MakeQueries(d, nq);
   std::vector<uint64_t> ids(static_cast<size_t>(d.rows));
   std::iota(ids.begin(), ids.end(), uint64_t{0});
@@ -464,12 +475,13 @@ absl::Status RunSearch(client::Client& c, const Data& d) {
         return;
       }
       std::mt19937_64 rng(static_cast<uint64_t>(t));
-      std::uniform_int_distribution<int64_t> pick(0, nq - 1);
+      std::uniform_int_distribution<int64_t> pick(0, nq - per_request);
       while (absl::Now() < stop) {
         const int64_t q = pick(rng);
         const absl::Time t0 = absl::Now();
         auto r = (*own)->Search(
-            name, std::span(queries).subspan(q * d.dim, d.dim), k, recall);
+            name, std::span(queries).subspan(q * d.dim, per_request * d.dim), k,
+            recall);
         if (!r.ok()) {
           ++errors;
           continue;
@@ -485,7 +497,8 @@ absl::Status RunSearch(client::Client& c, const Data& d) {
   }
   std::vector<double> all;
   for (const auto& l : latencies) all.insert(all.end(), l.begin(), l.end());
-  const double service_qps = all.size() / elapsed;
+  const double service_qps =
+      static_cast<double>(all.size()) * per_request / elapsed;
 
   // Engine: the same rows and queries, batched, in this process.
   absl::StatusOr<std::unique_ptr<Collection>> local = CreateLocal(d);
@@ -495,7 +508,8 @@ absl::Status RunSearch(client::Client& c, const Data& d) {
     return s;
   }
   const int64_t engine_batch = absl::GetFlag(FLAGS_engine_batch);
-  const int64_t batch = std::min(engine_batch > 0 ? engine_batch : clients, nq);
+  const int64_t batch =
+      std::min(engine_batch > 0 ? engine_batch : clients * per_request, nq);
   SearchParams params;
   params.k = k;
   params.recall_target = recall;
@@ -516,19 +530,21 @@ absl::Status RunSearch(client::Client& c, const Data& d) {
   const double engine_qps =
       searched / absl::ToDoubleSeconds(absl::Now() - engine_start);
 
+  const std::string request_shape =
+      per_request == 1 ? "single-query" : absl::StrCat(per_request, "-query");
   std::printf(
       "search: %lld rows x %lld dim, k=%lld, recall target %.3f (engine plan: "
       "%lld bins, expected recall %.4f)\n"
-      "  service: %lld clients, single-query Search: %.0f QPS, p50 %.3f ms, "
+      "  service: %lld clients, %s Search: %.0f QPS, p50 %.3f ms, "
       "p99 %.3f ms, p99.9 %.3f ms, %lld errors\n"
       "  engine in-process, batches of %lld: %.0f QPS\n"
       "  ratio service/engine: %.3f\n",
       static_cast<long long>(d.rows), static_cast<long long>(d.dim),
       static_cast<long long>(k), recall, static_cast<long long>(bins), expected,
-      static_cast<long long>(clients), service_qps, 1e3 * Percentile(all, 0.50),
-      1e3 * Percentile(all, 0.99), 1e3 * Percentile(all, 0.999),
-      static_cast<long long>(errors.load()), static_cast<long long>(batch),
-      engine_qps, service_qps / engine_qps);
+      static_cast<long long>(clients), request_shape.c_str(), service_qps,
+      1e3 * Percentile(all, 0.50), 1e3 * Percentile(all, 0.99),
+      1e3 * Percentile(all, 0.999), static_cast<long long>(errors.load()),
+      static_cast<long long>(batch), engine_qps, service_qps / engine_qps);
   return absl::OkStatus();
 }
 
