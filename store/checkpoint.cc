@@ -2,6 +2,7 @@
 
 #include <cstdio>
 #include <cstring>
+#include <string>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -11,6 +12,7 @@
 #include "absl/strings/str_split.h"
 #include "base/string_view.h"
 #include "kernels/layout.h"
+#include "store/coding.h"
 #include "store/crc32c.h"
 
 namespace peakknn {
@@ -27,18 +29,6 @@ std::string DataFileName(uint64_t sequence) {
   std::snprintf(name, sizeof(name), "ckpt-%020llu.dat",
                 static_cast<unsigned long long>(sequence));
   return name;
-}
-
-template <typename T>
-void Put(std::string* out, T value) {
-  out->append(reinterpret_cast<const char*>(&value), sizeof(value));
-}
-
-template <typename T>
-T Get(const char* p) {
-  T value;
-  std::memcpy(&value, p, sizeof(value));
-  return value;
 }
 
 absl::StatusOr<Durability> ParseDurability(std::string_view text) {
@@ -152,10 +142,10 @@ absl::StatusOr<CheckpointManifest> WriteCheckpoint(
 
   std::string buf;
   buf.append(kDataMagic, sizeof(kDataMagic));
-  Put<uint32_t>(&buf, static_cast<uint32_t>(dim));
-  Put<uint32_t>(&buf, 0);
-  Put<uint64_t>(&buf, static_cast<uint64_t>(out.rows));
-  Put<uint32_t>(&buf, Crc32c(0, buf.data(), buf.size()));
+  PutFixed32(&buf, static_cast<uint32_t>(dim));
+  PutFixed32(&buf, 0);
+  PutFixed64(&buf, static_cast<uint64_t>(out.rows));
+  PutFixed32(&buf, Crc32c(0, buf.data(), buf.size()));
 
   // One chunk at a time: ids then vectors, gathered from the panels.
   std::vector<uint64_t> ids;
@@ -166,14 +156,13 @@ absl::StatusOr<CheckpointManifest> WriteCheckpoint(
   absl::Status status;
   const auto flush = [&]() {
     const size_t start = buf.size();
-    Put<uint32_t>(&buf, 0);
-    Put<uint32_t>(&buf, static_cast<uint32_t>(ids.size()));
-    buf.append(reinterpret_cast<const char*>(ids.data()), ids.size() * 8);
-    buf.append(reinterpret_cast<const char*>(vectors.data()),
-               ids.size() * dim * sizeof(float));
-    const uint32_t crc =
-        Crc32c(0, buf.data() + start + 4, buf.size() - start - 4);
-    std::memcpy(buf.data() + start, &crc, 4);
+    PutFixed32(&buf, 0);  // the CRC, filled in below
+    PutFixed32(&buf, static_cast<uint32_t>(ids.size()));
+    PutFixed64Array(&buf, ids);
+    PutFloatArray(&buf,
+                  std::span<const float>(vectors.data(), ids.size() * dim));
+    EncodeFixed32(buf.data() + start,
+                  Crc32c(0, buf.data() + start + 4, buf.size() - start - 4));
     written += static_cast<int64_t>(ids.size());
     ids.clear();
     status = file.Append(buf);
@@ -233,19 +222,19 @@ absl::Status ReadCheckpointRows(
   auto ok = read_exact(header, sizeof(header));
   if (!ok.ok()) return ok.status();
   if (!*ok || std::memcmp(header, kDataMagic, sizeof(kDataMagic)) != 0 ||
-      Get<uint32_t>(header + 24) != Crc32c(0, header, 24)) {
+      DecodeFixed32(header + 24) != Crc32c(0, header, 24)) {
     return bad(0, "bad header (magic or CRC32C)");
   }
-  if (Get<uint32_t>(header + 8) != dim ||
-      Get<uint64_t>(header + 16) != static_cast<uint64_t>(manifest.rows)) {
-    return bad(
-        0, absl::StrCat("header says dim ", Get<uint32_t>(header + 8), " rows ",
-                        Get<uint64_t>(header + 16), ", manifest dim ", dim,
-                        " rows ", manifest.rows));
+  const uint32_t file_dim = DecodeFixed32(header + 8);
+  const uint64_t file_rows = DecodeFixed64(header + 16);
+  if (file_dim != dim || file_rows != static_cast<uint64_t>(manifest.rows)) {
+    return bad(0,
+               absl::StrCat("header says dim ", file_dim, " rows ", file_rows,
+                            ", manifest dim ", dim, " rows ", manifest.rows));
   }
   uint64_t offset = kDataHeaderBytes;
   int64_t rows = 0;
-  std::vector<char> chunk;
+  std::string chunk;
   std::vector<uint64_t> ids;
   std::vector<float> vectors;
   while (rows < manifest.rows) {
@@ -253,30 +242,28 @@ absl::Status ReadCheckpointRows(
     ok = read_exact(head, sizeof(head));
     if (!ok.ok()) return ok.status();
     if (!*ok) return bad(offset, "file ends inside a chunk header");
-    const uint32_t count = Get<uint32_t>(head + 4);
+    const uint32_t count = DecodeFixed32(head + 4);
     if (count == 0 || count > manifest.rows - rows) {
       return bad(offset, absl::StrCat("chunk of ", count, " rows with ",
                                       manifest.rows - rows, " left"));
     }
-    const size_t bytes = count * 8 + count * dim * sizeof(float);
+    const size_t id_bytes = size_t{count} * sizeof(uint64_t);
+    const size_t bytes = id_bytes + size_t{count} * dim * sizeof(float);
+    chunk.resize(bytes);
+    ok = read_exact(chunk.data(), bytes);
+    if (!ok.ok()) return ok.status();
+    if (!*ok) return bad(offset, "file ends inside a chunk");
+    if (Crc32c(Crc32c(0, head + 4, 4), chunk.data(), bytes) !=
+        DecodeFixed32(head)) {
+      return bad(offset, "CRC32C mismatch");
+    }
     ids.resize(count);
-    vectors.resize(count * dim);
-    if (ok = read_exact(reinterpret_cast<char*>(ids.data()), count * 8);
-        !ok.ok() || !*ok) {
-      return ok.ok() ? bad(offset, "file ends inside a chunk") : ok.status();
-    }
-    if (ok = read_exact(reinterpret_cast<char*>(vectors.data()),
-                        count * dim * sizeof(float));
-        !ok.ok() || !*ok) {
-      return ok.ok() ? bad(offset, "file ends inside a chunk") : ok.status();
-    }
-    uint32_t crc = Crc32c(0, head + 4, 4);
-    crc = Crc32c(crc, ids.data(), count * 8);
-    crc = Crc32c(crc, vectors.data(), count * dim * sizeof(float));
-    if (crc != Get<uint32_t>(head)) return bad(offset, "CRC32C mismatch");
+    vectors.resize(size_t{count} * dim);
+    DecodeFixed64Array(chunk.data(), ids);
+    DecodeFloatArray(chunk.data() + id_bytes, vectors);
     if (absl::Status s = on_rows(ids, vectors); !s.ok()) return s;
     rows += count;
-    offset += 8 + bytes;
+    offset += sizeof(head) + bytes;
   }
   return absl::OkStatus();
 }

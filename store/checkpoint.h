@@ -6,7 +6,7 @@
 //   ckpt-<sequence>.dat  its rows
 //   wal-NNNNNNNN.log     log segments (store/wal.h)
 //
-// Data file, little-endian:
+// Data file, little-endian (store/coding.h):
 //   header: "PKNNCKP1", u32 dim, u32 zero, u64 rows, u32 CRC32C of the
 //           previous 24 bytes
 //   chunks: u32 CRC32C of the rest of the chunk, u32 count, u64 ids[count],

@@ -2,27 +2,15 @@
 
 #include <algorithm>
 #include <cstdio>
-#include <cstring>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "base/string_view.h"
+#include "store/coding.h"
 #include "store/crc32c.h"
 
 namespace peakknn {
 namespace {
-
-template <typename T>
-void Put(std::string* out, T value) {
-  out->append(reinterpret_cast<const char*>(&value), sizeof(value));
-}
-
-template <typename T>
-T Get(const char* p) {
-  T value;
-  std::memcpy(&value, p, sizeof(value));
-  return value;
-}
 
 // Reserves a header in *out, returns its offset; FinishRecord fills it in.
 size_t StartRecord(WalRecordType type, uint64_t sequence, std::string* out) {
@@ -30,17 +18,15 @@ size_t StartRecord(WalRecordType type, uint64_t sequence, std::string* out) {
   out->resize(start + kWalHeaderBytes);
   char* h = out->data() + start;
   h[8] = static_cast<char>(type);
-  std::memcpy(h + 9, &sequence, sizeof(sequence));
+  EncodeFixed64(h + 9, sequence);
   return start;
 }
 
 void FinishRecord(size_t start, std::string* out) {
   char* h = out->data() + start;
-  const uint32_t length =
-      static_cast<uint32_t>(out->size() - start - kWalHeaderBytes);
-  std::memcpy(h + 4, &length, sizeof(length));
-  const uint32_t crc = Crc32c(0, h + 4, out->size() - start - 4);
-  std::memcpy(h, &crc, sizeof(crc));
+  EncodeFixed32(h + 4,
+                static_cast<uint32_t>(out->size() - start - kWalHeaderBytes));
+  EncodeFixed32(h, Crc32c(0, h + 4, out->size() - start - 4));
 }
 
 bool AllZero(std::string_view bytes) {
@@ -54,20 +40,19 @@ void AppendWalWrite(uint64_t sequence, WriteMode mode,
                     std::span<const float> vectors, int dim, std::string* out) {
   const size_t start = StartRecord(WalRecordType::kWrite, sequence, out);
   out->reserve(out->size() + 9 + ids.size_bytes() + vectors.size_bytes());
-  Put<uint8_t>(out, mode == WriteMode::kInsert ? 0 : 1);
-  Put<uint32_t>(out, static_cast<uint32_t>(ids.size()));
-  Put<uint32_t>(out, static_cast<uint32_t>(dim));
-  out->append(reinterpret_cast<const char*>(ids.data()), ids.size_bytes());
-  out->append(reinterpret_cast<const char*>(vectors.data()),
-              vectors.size_bytes());
+  PutFixed8(out, mode == WriteMode::kInsert ? 0 : 1);
+  PutFixed32(out, static_cast<uint32_t>(ids.size()));
+  PutFixed32(out, static_cast<uint32_t>(dim));
+  PutFixed64Array(out, ids);
+  PutFloatArray(out, vectors);
   FinishRecord(start, out);
 }
 
 void AppendWalDelete(uint64_t sequence, std::span<const uint64_t> ids,
                      std::string* out) {
   const size_t start = StartRecord(WalRecordType::kDelete, sequence, out);
-  Put<uint32_t>(out, static_cast<uint32_t>(ids.size()));
-  out->append(reinterpret_cast<const char*>(ids.data()), ids.size_bytes());
+  PutFixed32(out, static_cast<uint32_t>(ids.size()));
+  PutFixed64Array(out, ids);
   FinishRecord(start, out);
 }
 
@@ -83,11 +68,11 @@ absl::StatusOr<WalBatch> DecodeWalRecord(const WalRecord& record) {
   size_t pos = 0;
   if (record.type == WalRecordType::kWrite) {
     if (p.size() < 9) return bad("write payload shorter than its header");
-    const uint8_t mode = Get<uint8_t>(p.data());
+    const uint8_t mode = static_cast<uint8_t>(p[0]);
     if (mode > 1) return bad(absl::StrCat("unknown write mode ", mode));
     batch.mode = mode == 0 ? WriteMode::kInsert : WriteMode::kUpsert;
-    const uint32_t count = Get<uint32_t>(p.data() + 1);
-    batch.dim = static_cast<int>(Get<uint32_t>(p.data() + 5));
+    const uint32_t count = DecodeFixed32(p.data() + 1);
+    batch.dim = static_cast<int>(DecodeFixed32(p.data() + 5));
     pos = 9;
     const uint64_t want =
         pos + uint64_t{count} * 8 +
@@ -97,20 +82,20 @@ absl::StatusOr<WalBatch> DecodeWalRecord(const WalRecord& record) {
                               want, " payload bytes, has ", p.size()));
     }
     batch.ids.resize(count);
-    std::memcpy(batch.ids.data(), p.data() + pos, count * 8ull);
+    DecodeFixed64Array(p.data() + pos, batch.ids);
     pos += count * 8ull;
     batch.vectors.resize(static_cast<size_t>(count) * batch.dim);
-    std::memcpy(batch.vectors.data(), p.data() + pos, batch.vectors.size() * 4);
+    DecodeFloatArray(p.data() + pos, batch.vectors);
   } else if (record.type == WalRecordType::kDelete) {
     if (p.size() < 4) return bad("delete payload shorter than its header");
-    const uint32_t count = Get<uint32_t>(p.data());
+    const uint32_t count = DecodeFixed32(p.data());
     if (4 + uint64_t{count} * 8 != p.size()) {
       return bad(absl::StrCat("delete of ", count, " ids needs ",
                               4 + uint64_t{count} * 8, " payload bytes, has ",
                               p.size()));
     }
     batch.ids.resize(count);
-    std::memcpy(batch.ids.data(), p.data() + 4, count * 8ull);
+    DecodeFixed64Array(p.data() + 4, batch.ids);
   } else {
     return bad(
         absl::StrCat("unknown record type ", static_cast<int>(record.type)));
@@ -136,7 +121,7 @@ absl::StatusOr<WalSegmentScan> ScanWalSegment(
                              kWalHeaderBytes, " bytes)");
       reaches_end = true;
     } else {
-      const uint32_t length = Get<uint32_t>(rest.data() + 4);
+      const uint32_t length = DecodeFixed32(rest.data() + 4);
       const uint8_t type = static_cast<uint8_t>(rest[8]);
       const uint64_t total = kWalHeaderBytes + uint64_t{length};
       if (length > kMaxWalPayloadBytes) {
@@ -146,7 +131,7 @@ absl::StatusOr<WalSegmentScan> ScanWalSegment(
         problem = absl::StrCat("partial record (", rest.size(), " of ", total,
                                " bytes)");
         reaches_end = true;
-      } else if (Get<uint32_t>(rest.data()) !=
+      } else if (DecodeFixed32(rest.data()) !=
                  Crc32c(0, rest.data() + 4, total - 4)) {
         problem = absl::StrCat("CRC32C mismatch in a ", total, "-byte record");
         reaches_end = total == rest.size();
@@ -156,7 +141,7 @@ absl::StatusOr<WalSegmentScan> ScanWalSegment(
       } else {
         WalRecord record;
         record.type = static_cast<WalRecordType>(type);
-        record.sequence = Get<uint64_t>(rest.data() + 9);
+        record.sequence = DecodeFixed64(rest.data() + 9);
         record.payload = rest.substr(kWalHeaderBytes, length);
         record.offset = pos;
         if (absl::Status s = on_record(record); !s.ok()) return s;

@@ -2,7 +2,8 @@
 // reader that tells a torn tail from corruption in the middle of the log.
 //
 // A collection's log is a sequence of segment files "wal-NNNNNNNN.log"
-// (increasing file numbers) holding records back to back, little-endian:
+// (increasing file numbers) holding records back to back, little-endian
+// (store/coding.h):
 //
 //   offset  0  u32 crc     CRC32C of bytes [4, 17 + length): the rest of the
 //                          header and the payload, so a bad length is caught

@@ -4,9 +4,11 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/escaping.h"
 #include "engine/collection.h"
 #include "gtest/gtest.h"
 #include "store/checkpoint.h"
+#include "store/coding.h"
 #include "store/crc32c.h"
 #include "store/env.h"
 #include "store/wal.h"
@@ -118,6 +120,34 @@ TEST(WalTest, BadRecordInTheMiddleIsCorruption) {
   EXPECT_EQ(scan->valid_bytes, 2 * record);
   EXPECT_NE(scan->problem.find("CRC32C"), std::string::npos) << scan->problem;
   EXPECT_EQ(seqs, (std::vector<uint64_t>{1, 2}));
+}
+
+// The framing and payloads byte for byte, little-endian whatever the host.
+TEST(WalTest, RecordBytesAreLittleEndian) {
+  std::string out;
+  const uint64_t id = 0x1122334455667788ull;
+  AppendWalDelete(0x0102030405060708ull, {&id, 1}, &out);
+  EXPECT_EQ(absl::BytesToHexString(out.substr(4)),
+            "0c000000"            // payload length 12
+            "02"                  // kDelete
+            "0807060504030201"    // sequence
+            "01000000"            // count
+            "8877665544332211");  // ids
+  EXPECT_EQ(DecodeFixed32(out.data()), Crc32c(0, out.data() + 4, 25));
+
+  out.clear();
+  const std::vector<float> v = {1.0f, -2.5f};
+  AppendWalWrite(5, WriteMode::kUpsert, {&id, 1}, v, 2, &out);
+  EXPECT_EQ(absl::BytesToHexString(out.substr(4)),
+            "19000000"            // payload length 25
+            "01"                  // kWrite
+            "0500000000000000"    // sequence
+            "01"                  // upsert
+            "01000000"            // count
+            "02000000"            // dim
+            "8877665544332211"    // ids
+            "0000803f000020c0");  // vectors
+  EXPECT_EQ(DecodeFixed32(out.data()), Crc32c(0, out.data() + 4, 38));
 }
 
 TEST(WalTest, SegmentNamesRoundTrip) {
