@@ -1,10 +1,7 @@
 // Checkpoints: a collection's live rows at a WAL sequence number, written so
 // that a crash at any moment leaves either the old or the new checkpoint.
-//
-// A collection directory holds
-//   MANIFEST             the current checkpoint (text, last line a CRC32C)
-//   ckpt-<sequence>.dat  its rows
-//   wal-NNNNNNNN.log     log segments (store/wal.h)
+// The MANIFEST (store/manifest.h) names the current one; the names of the
+// files are in store/data_dir.h.
 //
 // Data file, little-endian (store/coding.h):
 //   header: "PKNNCKP1", u32 dim, u32 zero, u64 rows, u32 CRC32C of the
@@ -15,9 +12,9 @@
 //           restore reproduces every stored bit.
 // Only live rows are written: a restore is also a compaction.
 //
-// Install protocol: data to "<file>.tmp", fsync, rename, then the same for
-// MANIFEST, then fsync of the directory. Only after that may older data files
-// and the WAL segments the checkpoint covers be deleted.
+// Install protocol: data to TempFilePath(<file>), fsync, rename, then the
+// same for MANIFEST, then fsync of the directory. Only after that may older
+// data files and the WAL segments the checkpoint covers be deleted.
 // Cost: O(live rows * dim) bytes written per checkpoint.
 #pragma once
 
@@ -28,37 +25,11 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "engine/schema.h"
 #include "engine/snapshot.h"
-#include "store/durability.h"
 #include "store/env.h"
+#include "store/manifest.h"
 
 namespace peakknn {
-
-inline constexpr char kManifestName[] = "MANIFEST";
-
-struct CheckpointManifest {
-  CollectionSchema schema;
-  Durability default_durability = Durability::kFsync;
-  // Every write with a sequence <= this is in the data file; replay starts
-  // after it.
-  uint64_t sequence = 0;
-  std::string data_file;  // empty: no rows
-  int64_t rows = 0;
-  uint64_t data_bytes = 0;
-};
-
-// Text form of a manifest and back; Parse fails (DATA_LOSS) on a bad CRC or
-// field, naming it.
-std::string SerializeManifest(const CheckpointManifest& manifest);
-absl::StatusOr<CheckpointManifest> ParseManifest(std::string_view text,
-                                                 std::string_view path);
-
-// Atomically replaces dir/MANIFEST.
-absl::Status WriteManifest(Env* env, const std::string& dir,
-                           const CheckpointManifest& manifest);
-absl::StatusOr<CheckpointManifest> ReadManifest(Env* env,
-                                                const std::string& dir);
 
 // Writes the live rows of `snapshot` as the checkpoint at
 // `manifest.sequence`, installs it and returns the installed manifest (with

@@ -6,26 +6,10 @@
 #include "absl/strings/str_cat.h"
 #include "base/status_macros.h"
 #include "base/string_view.h"
+#include "store/data_dir.h"
 
 namespace peakknn {
 namespace {
-
-// Removes a flat directory (a collection's files) and the directory.
-absl::Status RemoveFlatDir(Env* env, const std::string& dir) {
-  auto names = env->GetChildren(dir);
-  if (!names.ok()) return names.status();
-  for (const std::string& name : *names) {
-    if (absl::Status s = env->DeleteFile(JoinPath(dir, name)); !s.ok()) {
-      return s;
-    }
-  }
-  return env->DeleteDir(dir);
-}
-
-bool EndsWith(std::string_view s, std::string_view suffix) {
-  return s.size() >= suffix.size() &&
-         s.substr(s.size() - suffix.size()) == suffix;
-}
 
 absl::Status NotFound(std::string_view name) {
   return absl::NotFoundError(
@@ -138,15 +122,18 @@ absl::Status CollectionManager::Recover() {
   absl::flat_hash_map<std::string, std::shared_ptr<ManagedCollection>> loaded;
   for (const std::string& name : *names) {
     const std::string path = JoinPath(options_.data_dir, name);
-    if (EndsWith(name, ".creating") || EndsWith(name, ".dropping")) {
-      Log(absl::StrCat("removing ", path,
-                       ", left by an interrupted create or drop"));
-      if (absl::Status s = RemoveFlatDir(env_, path); !s.ok()) return s;
-      continue;
-    }
-    if (!env_->FileExists(JoinPath(path, kManifestName))) {
-      Log(absl::StrCat("ignoring ", path, ": not a collection (no MANIFEST)"));
-      continue;
+    switch (ClassifyDataDirEntry(env_, options_.data_dir, name)) {
+      case DataDirEntry::kInterrupted:
+        Log(absl::StrCat("removing ", path,
+                         ", left by an interrupted create or drop"));
+        if (absl::Status s = RemoveFlatDir(env_, path); !s.ok()) return s;
+        continue;
+      case DataDirEntry::kOther:
+        Log(absl::StrCat("ignoring ", path,
+                         ": not a collection (no MANIFEST)"));
+        continue;
+      case DataDirEntry::kCollection:
+        break;
     }
     auto c = DurableCollection::Open(path, CollectionOptionsFor());
     if (!c.ok()) {
@@ -236,11 +223,7 @@ absl::Status CollectionManager::DropCollection(std::string_view name) {
   // Writes already queued finish (and are then deleted with the files);
   // later ones through an open handle get NOT_FOUND.
   c->CloseForDrop();
-  const std::string dir = JoinPath(options_.data_dir, name);
-  const std::string doomed = dir + ".dropping";
-  if (absl::Status s = env_->RenameFile(dir, doomed); !s.ok()) return s;
-  if (absl::Status s = env_->SyncDir(options_.data_dir); !s.ok()) return s;
-  return RemoveFlatDir(env_, doomed);
+  return DropCollectionDir(env_, JoinPath(options_.data_dir, name));
 }
 
 absl::StatusOr<std::vector<CollectionInfo>> CollectionManager::ListCollections()

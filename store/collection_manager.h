@@ -5,6 +5,7 @@
 //   data_dir/<name>/   one DurableCollection each (store/durable_collection.h)
 //   data_dir/<name>.creating, <name>.dropping   leftovers of an interrupted
 //                      create or drop, removed at recovery
+// (store/data_dir.h has the whole layout.)
 //
 // Status codes: NOT_FOUND for a missing collection, ALREADY_EXISTS for a
 // duplicate name or (insert) id, INVALID_ARGUMENT naming the field for bad

@@ -9,19 +9,9 @@
 #include "base/notification.h"
 #include "engine/collection_maintenance.h"
 #include "engine/vector_checks.h"
+#include "store/data_dir.h"
 
 namespace peakknn {
-namespace {
-
-std::string ParentDir(const std::string& dir) {
-  const size_t slash = dir.find_last_of('/');
-  if (slash == std::string::npos) return ".";
-  if (slash == 0) return "/";
-  return dir.substr(0, slash);
-}
-
-}  // namespace
-
 DurableCollection::DurableCollection(std::string dir,
                                      const DurableCollectionOptions& options,
                                      std::unique_ptr<Collection> collection,
@@ -58,15 +48,14 @@ absl::StatusOr<std::unique_ptr<DurableCollection>> DurableCollection::Create(
   manifest.default_durability = default_durability == Durability::kDefault
                                     ? Durability::kFsync
                                     : default_durability;
-  const std::string tmp = dir + ".creating";
-  if (absl::Status s = env->CreateDir(tmp); !s.ok()) return s;
-  absl::Status s = WriteManifest(env, tmp, manifest);
-  if (s.ok()) s = env->RenameFile(tmp, dir);
+  const std::string creating = CreatingDir(dir);
+  if (absl::Status s = env->CreateDir(creating); !s.ok()) return s;
+  absl::Status s = WriteManifest(env, creating, manifest);
+  if (s.ok()) s = env->RenameFile(creating, dir);
   if (s.ok()) s = env->SyncDir(ParentDir(dir));
   if (!s.ok()) {
     // Best effort: recovery removes leftover *.creating directories too.
-    env->DeleteFile(JoinPath(tmp, kManifestName)).IgnoreError();
-    env->DeleteDir(tmp).IgnoreError();
+    RemoveFlatDir(env, creating).IgnoreError();
     return s;
   }
   return Open(dir, options);

@@ -1,11 +1,8 @@
 #include "store/wal.h"
 
 #include <algorithm>
-#include <cstdio>
 
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "base/string_view.h"
 #include "store/coding.h"
 #include "store/crc32c.h"
 
@@ -159,30 +156,6 @@ absl::StatusOr<WalSegmentScan> ScanWalSegment(
     return scan;
   }
   return scan;
-}
-
-std::string WalSegmentName(uint64_t file_number) {
-  char name[32];
-  std::snprintf(name, sizeof(name), "wal-%08llu.log",
-                static_cast<unsigned long long>(file_number));
-  return name;
-}
-
-std::optional<uint64_t> ParseWalSegmentName(std::string_view name) {
-  constexpr std::string_view kPrefix = "wal-", kSuffix = ".log";
-  if (name.size() <= kPrefix.size() + kSuffix.size() ||
-      name.substr(0, kPrefix.size()) != kPrefix ||
-      name.substr(name.size() - kSuffix.size()) != kSuffix) {
-    return std::nullopt;
-  }
-  uint64_t number;
-  if (!absl::SimpleAtoi(
-          AV(name.substr(kPrefix.size(),
-                         name.size() - kPrefix.size() - kSuffix.size())),
-          &number)) {
-    return std::nullopt;
-  }
-  return number;
 }
 
 }  // namespace peakknn

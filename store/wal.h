@@ -2,8 +2,8 @@
 // reader that tells a torn tail from corruption in the middle of the log.
 //
 // A collection's log is a sequence of segment files "wal-NNNNNNNN.log"
-// (increasing file numbers) holding records back to back, little-endian
-// (store/coding.h):
+// (store/data_dir.h; increasing numbers) holding records back to back,
+// little-endian (store/coding.h):
 //
 //   offset  0  u32 crc     CRC32C of bytes [4, 17 + length): the rest of the
 //                          header and the payload, so a bad length is caught
@@ -24,7 +24,6 @@
 
 #include <cstdint>
 #include <functional>
-#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -90,9 +89,5 @@ struct WalSegmentScan {
 absl::StatusOr<WalSegmentScan> ScanWalSegment(
     Env* env, const std::string& path,
     const std::function<absl::Status(const WalRecord&)>& on_record);
-
-// "wal-00000042.log" <-> 42.
-std::string WalSegmentName(uint64_t file_number);
-std::optional<uint64_t> ParseWalSegmentName(std::string_view name);
 
 }  // namespace peakknn

@@ -10,7 +10,9 @@
 #include "store/checkpoint.h"
 #include "store/coding.h"
 #include "store/crc32c.h"
+#include "store/data_dir.h"
 #include "store/env.h"
+#include "store/manifest.h"
 #include "store/wal.h"
 
 namespace peakknn {

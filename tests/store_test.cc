@@ -11,6 +11,7 @@
 
 #include "gtest/gtest.h"
 #include "store/collection_manager.h"
+#include "store/data_dir.h"
 #include "store/durable_collection.h"
 #include "store/fault_injection_env.h"
 #include "store/wal.h"
