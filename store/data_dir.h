@@ -12,7 +12,7 @@
 //   <collection>/ckpt-<sequence>.dat     checkpoint rows, sequence in 20
 //                                        digits (store/checkpoint.h)
 //   <collection>/wal-<number>.log        log segments, number in at least
-//                                        8 digits (store/wal.h)
+//                                        8 digits (store/wal_format.h)
 //   <collection>/<file>.tmp              a file being written (TempFilePath,
 //                                        store/env.h)
 //

@@ -10,6 +10,7 @@
 #include "engine/collection_maintenance.h"
 #include "engine/vector_checks.h"
 #include "store/data_dir.h"
+#include "store/wal_reader.h"
 
 namespace peakknn {
 DurableCollection::DurableCollection(std::string dir,

@@ -1,6 +1,6 @@
 // A Collection made durable: its directory (store/data_dir.h) holds a
-// checkpoint and a write-ahead log (store/checkpoint.h, store/wal.h), and
-// every write is logged before it is applied.
+// checkpoint and a write-ahead log (store/checkpoint.h, store/wal_format.h),
+// and every write is logged before it is applied.
 //
 // Write path (one collection):
 //   caller, no lock held: the stateless checks of the batch (sizes, finite
@@ -57,7 +57,7 @@
 #include "store/durability.h"
 #include "store/env.h"
 #include "store/service_core.h"
-#include "store/wal.h"
+#include "store/wal_format.h"
 
 namespace peakknn {
 

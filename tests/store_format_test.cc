@@ -13,7 +13,8 @@
 #include "store/data_dir.h"
 #include "store/env.h"
 #include "store/manifest.h"
-#include "store/wal.h"
+#include "store/wal_format.h"
+#include "store/wal_reader.h"
 
 namespace peakknn {
 namespace {

@@ -14,7 +14,7 @@
 #include "store/data_dir.h"
 #include "store/durable_collection.h"
 #include "store/fault_injection_env.h"
-#include "store/wal.h"
+#include "store/wal_format.h"
 
 namespace peakknn {
 namespace {
