@@ -1,7 +1,6 @@
 #include "store/collection_manager.h"
 
 #include <algorithm>
-#include <cstdio>
 
 #include "absl/strings/str_cat.h"
 #include "base/status_macros.h"
@@ -74,7 +73,8 @@ class ManagedCollection final : public ServedCollection {
 
 CollectionManager::CollectionManager(const ManagerOptions& options)
     : options_(options),
-      env_(options.env != nullptr ? options.env : Env::Default()) {}
+      env_(options.env != nullptr ? options.env : Env::Default()),
+      log_(LogOrStderr(options.log)) {}
 
 std::unique_ptr<CollectionManager> CollectionManager::Create(
     const ManagerOptions& options) {
@@ -86,15 +86,6 @@ absl::StatusOr<std::unique_ptr<CollectionManager>> CollectionManager::Open(
   std::unique_ptr<CollectionManager> manager = Create(options);
   if (absl::Status s = manager->Recover(); !s.ok()) return s;
   return manager;
-}
-
-void CollectionManager::Log(std::string_view line) const {
-  if (options_.log) {
-    options_.log(line);
-  } else {
-    std::fprintf(stderr, "peakknn: %.*s\n", static_cast<int>(line.size()),
-                 line.data());
-  }
 }
 
 DurableCollectionOptions CollectionManager::CollectionOptionsFor() const {
@@ -124,13 +115,13 @@ absl::Status CollectionManager::Recover() {
     const std::string path = JoinPath(options_.data_dir, name);
     switch (ClassifyDataDirEntry(env_, options_.data_dir, name)) {
       case DataDirEntry::kInterrupted:
-        Log(absl::StrCat("removing ", path,
-                         ", left by an interrupted create or drop"));
+        log_(absl::StrCat("removing ", path,
+                          ", left by an interrupted create or drop"));
         if (absl::Status s = RemoveFlatDir(env_, path); !s.ok()) return s;
         continue;
       case DataDirEntry::kOther:
-        Log(absl::StrCat("ignoring ", path,
-                         ": not a collection (no MANIFEST)"));
+        log_(absl::StrCat("ignoring ", path,
+                          ": not a collection (no MANIFEST)"));
         continue;
       case DataDirEntry::kCollection:
         break;
@@ -321,12 +312,12 @@ void CollectionManager::RunMaintenance() {
   for (const auto& c : all) {
     const int64_t compacted = c->Compact(options_.compaction_dead_fraction);
     if (compacted > 0) {
-      Log(absl::StrCat("compacted ", compacted, " blocks of '",
-                       c->schema().name, "'"));
+      log_(absl::StrCat("compacted ", compacted, " blocks of '",
+                        c->schema().name, "'"));
     }
     if (c->CheckpointDue(options_.checkpoint_wal_bytes,
                          options_.checkpoint_max_age)) {
-      if (absl::Status s = c->Checkpoint(); !s.ok()) Log(SV(s.message()));
+      if (absl::Status s = c->Checkpoint(); !s.ok()) log_(SV(s.message()));
     }
   }
 }
@@ -348,7 +339,7 @@ absl::Status CollectionManager::Close() {
 }
 
 CollectionManager::~CollectionManager() {
-  if (absl::Status s = Close(); !s.ok()) Log(SV(s.message()));
+  if (absl::Status s = Close(); !s.ok()) log_(SV(s.message()));
 }
 
 }  // namespace peakknn

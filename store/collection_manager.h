@@ -44,6 +44,7 @@
 #include "store/durable_collection.h"
 #include "store/env.h"
 #include "store/service_core.h"
+#include "store/store_log.h"
 
 namespace peakknn {
 
@@ -71,8 +72,8 @@ struct ManagerOptions {
   int64_t wal_segment_bytes = int64_t{64} << 20;
   // Recovery: cut the log at a corrupt record instead of refusing to start.
   bool truncate_corrupt_wal = false;
-  // Recovery and maintenance log lines; nullptr: standard error.
-  std::function<void(std::string_view)> log;
+  // Recovery and maintenance log lines; empty: standard error.
+  LogFunction log;
   // Timing observers for metrics, passed to every collection (see
   // DurableCollectionOptions): each WAL group fsync, each checkpoint written.
   std::function<void(absl::Duration)> on_wal_fsync;
@@ -151,10 +152,10 @@ class CollectionManager final : public ServiceCore {
   DurableCollectionOptions CollectionOptionsFor() const;
   // One pass of background maintenance over every collection.
   void RunMaintenance();
-  void Log(std::string_view line) const;
 
   const ManagerOptions options_;
   Env* const env_;
+  const LogFunction log_;
 
   mutable std::mutex mu_;
   bool recovering_ ABSL_GUARDED_BY(mu_) = true;
