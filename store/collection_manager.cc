@@ -35,8 +35,9 @@ CollectionInfo Describe(const DurableCollection& c) {
 // handle keeps the collection (its last state, after a drop) alive.
 class ManagedCollection final : public ServedCollection {
  public:
-  explicit ManagedCollection(std::shared_ptr<DurableCollection> c)
-      : c_(std::move(c)) {}
+  ManagedCollection(std::shared_ptr<DurableCollection> c, LogFunction log)
+      : c_(std::move(c)),
+        checkpoint_errors_(absl::Minutes(1), std::move(log)) {}
 
   const CollectionSchema& schema() const override { return c_->schema(); }
   absl::StatusOr<SearchResults> Search(
@@ -66,9 +67,13 @@ class ManagedCollection final : public ServedCollection {
   }
 
   const std::shared_ptr<DurableCollection>& durable() const { return c_; }
+  // Background checkpoint failures: an ongoing fault fails every try (each
+  // maintenance pass), so one line a minute.
+  LogThrottle& checkpoint_errors() { return checkpoint_errors_; }
 
  private:
   const std::shared_ptr<DurableCollection> c_;
+  LogThrottle checkpoint_errors_;
 };
 
 CollectionManager::CollectionManager(const ManagerOptions& options)
@@ -137,7 +142,7 @@ absl::Status CollectionManager::Recover() {
           absl::StrCat("directory ", path, " holds collection '",
                        (*c)->schema().name, "'; the names must match"));
     }
-    loaded[name] = std::make_shared<ManagedCollection>(*std::move(c));
+    loaded[name] = std::make_shared<ManagedCollection>(*std::move(c), log_);
   }
   {
     std::lock_guard lock(mu_);
@@ -198,7 +203,7 @@ absl::Status CollectionManager::CreateCollection(const CollectionSchema& schema,
   if (!c.ok()) return c.status();
   std::lock_guard lock(mu_);
   collections_[schema.name] =
-      std::make_shared<ManagedCollection>(*std::move(c));
+      std::make_shared<ManagedCollection>(*std::move(c), log_);
   return absl::OkStatus();
 }
 
@@ -304,20 +309,23 @@ absl::StatusOr<int64_t> CollectionManager::Compact(std::string_view name) {
 }
 
 void CollectionManager::RunMaintenance() {
-  std::vector<std::shared_ptr<DurableCollection>> all;
+  std::vector<std::shared_ptr<ManagedCollection>> all;
   {
     std::lock_guard lock(mu_);
-    for (const auto& [name, c] : collections_) all.push_back(c->durable());
+    for (const auto& [name, c] : collections_) all.push_back(c);
   }
-  for (const auto& c : all) {
-    const int64_t compacted = c->Compact(options_.compaction_dead_fraction);
+  for (const auto& handle : all) {
+    DurableCollection& c = *handle->durable();
+    const int64_t compacted = c.Compact(options_.compaction_dead_fraction);
     if (compacted > 0) {
       log_(absl::StrCat("compacted ", compacted, " blocks of '",
-                        c->schema().name, "'"));
+                        c.schema().name, "'"));
     }
-    if (c->CheckpointDue(options_.checkpoint_wal_bytes,
-                         options_.checkpoint_max_age)) {
-      if (absl::Status s = c->Checkpoint(); !s.ok()) log_(SV(s.message()));
+    if (c.CheckpointDue(options_.checkpoint_wal_bytes,
+                        options_.checkpoint_max_age)) {
+      if (absl::Status s = c.Checkpoint(); !s.ok()) {
+        handle->checkpoint_errors().Log(SV(s.message()));
+      }
     }
   }
 }

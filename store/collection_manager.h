@@ -19,7 +19,8 @@
 // after the acknowledgement. Searches never wait for writers.
 //
 // Background work: one maintenance thread takes checkpoints (log size or
-// age) and compacts blocks past the dead-row threshold.
+// age) and compacts blocks past the dead-row threshold. A checkpoint that
+// keeps failing is logged once a minute, not on every pass.
 #pragma once
 
 #include <cstdint>

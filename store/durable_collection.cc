@@ -74,6 +74,7 @@ absl::StatusOr<std::unique_ptr<DurableCollection>> DurableCollection::Open(
   if (!recovered.ok()) return recovered.status();
   WalWriterOptions wal_options;
   wal_options.segment_bytes = options.wal_segment_bytes;
+  wal_options.log = recovery.log;
   wal_options.on_fsync = options.on_wal_fsync;
   // Replayed records count as durable: they were read back from the files.
   // (Records a previous process logged with durability none may still sit
@@ -308,8 +309,9 @@ absl::Status DurableCollection::Checkpoint() {
         "checkpoint of collection '", schema().name, "': it is closed"));
   }
   // Start a fresh segment so the ones before it can be retired once the
-  // checkpoint covers them.
-  if (absl::Status s = wal_->Rotate(); !s.ok()) return s;
+  // checkpoint covers them. If none can be started (logged by the writer),
+  // the checkpoint still bounds recovery; a later one retires the segment.
+  wal_->Rotate().IgnoreError();
   uint64_t sequence;
   std::shared_ptr<const Snapshot> snapshot;
   {

@@ -24,11 +24,14 @@
 // (they were validated assuming the group would apply), and the segment is
 // truncated back to the last good record. If even that fails the log is
 // broken: further writes fail with UNAVAILABLE naming the original error
-// until a restart recovers from disk; reads keep working.
+// until a restart recovers from disk; reads keep working. A log segment
+// that cannot be created only delays rotation (store/wal_writer.h).
 //
-// Checkpoint: rotate the log, take (applied sequence, snapshot) atomically,
-// write the snapshot's live rows, install, then delete log segments whose
-// records are all covered. Writers and searches continue meanwhile.
+// Checkpoint: rotate the log (if that fails, the checkpoint goes ahead and
+// a later one retires the segment), take (applied sequence, snapshot)
+// atomically, write the snapshot's live rows, install, then delete the log
+// segments whose records are all covered. Writers and searches continue
+// meanwhile.
 //
 // Open recovers the directory first (store/recovery.h: checkpoint, log
 // replay, the torn-tail and corruption policy).

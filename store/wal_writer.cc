@@ -29,6 +29,7 @@ WalWriter::WalWriter(Env* env, std::string dir,
     : env_(env),
       dir_(std::move(dir)),
       options_(std::move(options)),
+      rotation_errors_(absl::Minutes(1), options_.log),
       segments_(std::move(segments)),
       durable_sequence_(durable_sequence) {
   int64_t bytes = 0;
@@ -93,8 +94,9 @@ absl::Status WalWriter::Append(std::string_view records, uint64_t last_sequence,
     active_unsynced_ = true;
   }
   if (segment.bytes >= options_.segment_bytes) {
-    // The group is logged; a failed rotation only fails later writes.
-    if (absl::Status r = RotateLocked(); !r.ok()) broken_ = r;
+    // The group is logged whatever happens here; a segment that cannot be
+    // started now is tried again after the next append.
+    RotateLocked().IgnoreError();  // logged
   }
   return absl::OkStatus();
 }
@@ -120,14 +122,28 @@ absl::Status WalWriter::SyncActiveLocked() {
 absl::Status WalWriter::RotateLocked() {
   if (active_ == nullptr) return ClosedError();
   if (!broken_.ok()) return broken_;
-  if (segments_.back().bytes == 0) return absl::OkStatus();
+  const WalSegment& old = segments_.back();
+  if (old.bytes == 0) return absl::OkStatus();
   // Segments before the active one are always fully synced, so only the
   // active segment's records can be waiting for an fsync.
-  if (absl::Status s = SyncActiveLocked(); !s.ok()) return s;
-  if (absl::Status s = active_->Close(); !s.ok()) return s;
-  const uint64_t number = segments_.back().number + 1;
-  auto next = CreateSegment(number);
-  if (!next.ok()) return next.status();
+  absl::Status s = SyncActiveLocked();
+  absl::StatusOr<std::unique_ptr<WritableFile>> next =
+      s.ok() ? CreateSegment(old.number + 1) : s;
+  if (!next.ok()) {
+    rotation_errors_.Log(absl::StrCat(
+        "write-ahead log in ", dir_, ": could not start segment ",
+        WalSegmentName(old.number + 1), " (", next.status().message(),
+        "); appending to ", WalSegmentName(old.number), " (", old.bytes,
+        " bytes) until a later try succeeds"));
+    return next.status();
+  }
+  const uint64_t number = old.number + 1;
+  // The old segment is synced: a failed close loses nothing.
+  if (absl::Status closed = active_->Close(); !closed.ok()) {
+    options_.log(
+        absl::StrCat("write-ahead log in ", dir_,
+                     ": closing a finished segment: ", closed.message()));
+  }
   active_ = *std::move(next);
   segments_.push_back(WalSegment{number, 0, 0});
   return absl::OkStatus();

@@ -11,9 +11,13 @@
 //
 // Rotation starts the next segment: after an append leaves the active one
 // at options.segment_bytes or more, and before a checkpoint (so that the
-// segments before it can be retired). It fsyncs and closes the active
-// segment, then creates the next one and fsyncs the directory. A rotation
-// that fails after an append breaks the writer like a failed roll-back.
+// segments before it can be retired). It fsyncs the active segment, creates
+// the next one and fsyncs the directory, and only then lets go of the old
+// one. So when the next segment cannot be created (EMFILE, out of inodes,
+// EIO) appends simply continue on the old one, and the next append past the
+// size, or the next checkpoint, tries again. Failures are logged at most
+// once a minute, since an ongoing fault fails every try. (An empty segment
+// left by a failed try is harmless: recovery deletes empty segments.)
 //
 // The durable sequence is the highest sequence on stable storage: fsynced
 // in a segment, or covered by an installed checkpoint.
@@ -37,6 +41,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "store/env.h"
+#include "store/store_log.h"
 
 namespace peakknn {
 
@@ -49,6 +54,7 @@ struct WalSegment {
 struct WalWriterOptions {
   // Rotate once the active segment holds this many bytes.
   int64_t segment_bytes = int64_t{64} << 20;
+  LogFunction log;  // required
   // Called with the duration of each fsync of a group (optional, cheap).
   std::function<void(absl::Duration)> on_fsync;
 };
@@ -78,7 +84,9 @@ class WalWriter {
   // OK, or the error that broke the writer.
   absl::Status broken() const;
 
-  // Starts the next segment unless the active one is empty.
+  // Starts the next segment unless the active one is empty. On failure the
+  // active segment stays active, and the failure is logged (throttled) as
+  // well as returned: a caller may go on without a new segment.
   absl::Status Rotate();
 
   // A checkpoint covering every sequence <= checkpoint_sequence is
@@ -111,6 +119,8 @@ class WalWriter {
   Env* const env_;
   const std::string dir_;
   const WalWriterOptions options_;
+  // Rotation failures: one line a minute.
+  LogThrottle rotation_errors_;
 
   mutable std::mutex mu_;
   std::unique_ptr<WritableFile> active_ ABSL_GUARDED_BY(mu_);  // null: closed

@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -14,6 +15,7 @@
 #include "store/data_dir.h"
 #include "store/durable_collection.h"
 #include "store/fault_injection_env.h"
+#include "store/store_log.h"
 #include "store/wal_format.h"
 
 namespace peakknn {
@@ -414,6 +416,71 @@ TEST(FaultTest, FailedCheckpointRenameKeepsThePreviousCheckpoint) {
   EXPECT_EQ(Contents((*c)->collection(), 30), want);
 }
 
+// A log segment that cannot be created (EMFILE, out of inodes) only delays
+// rotation: writes go on in the active segment, later rotations succeed,
+// and the failures are logged once a minute, not once per try.
+TEST(FaultTest, FailedRotationKeepsTheLogWritable) {
+  FaultInjectionEnv env(Env::Default());
+  const std::string dir = TempDir() + "/c";
+  std::mutex lines_mu;
+  std::vector<std::string> lines;
+  DurableCollectionOptions options = Options(&env);
+  options.log = [&](std::string_view line) {
+    std::lock_guard lock(lines_mu);
+    lines.emplace_back(line);
+  };
+  {
+    DurableCollectionOptions small = options;
+    small.wal_segment_bytes = 1;  // rotate after every group
+    auto c =
+        *DurableCollection::Create(dir, Schema(), Durability::kFsync, small);
+    // Rotations past the size: the first three fail.
+    for (int i = 0; i < 3; ++i) env.InjectCreateFailure("wal-");
+    for (uint64_t b = 0; b < 5; ++b) {
+      const auto ids = Range(b * 10, b * 10 + 10);
+      auto ack = c->Write(WriteMode::kInsert, ids, Vecs(ids));
+      ASSERT_TRUE(ack.ok()) << "batch " << b << ": " << ack.status();
+    }
+    EXPECT_EQ(env.faults_fired(), 3);
+    std::lock_guard lock(lines_mu);
+    ASSERT_EQ(lines.size(), 1u);
+    EXPECT_NE(lines[0].find("could not start segment"), std::string::npos)
+        << lines[0];
+    EXPECT_NE(lines[0].find("injected"), std::string::npos) << lines[0];
+  }
+  std::map<uint64_t, float> want;
+  {
+    auto c = *DurableCollection::Open(dir, options);
+    ASSERT_TRUE(c->Write(WriteMode::kInsert, Range(50, 60), Vecs(Range(50, 60)),
+                         Durability::kNone)
+                    .ok());
+    // The rotation before a checkpoint fails: the checkpoint is installed
+    // all the same, and writes go on.
+    env.InjectCreateFailure("wal-");
+    const absl::Status checkpoint = c->Checkpoint();
+    ASSERT_TRUE(checkpoint.ok()) << checkpoint;
+    EXPECT_EQ(env.faults_fired(), 4);
+    ASSERT_TRUE(c->Delete(Range(0, 5)).ok());
+    ASSERT_TRUE(
+        c->Write(WriteMode::kUpsert, Range(5, 8), Vecs(Range(5, 8), 2)).ok());
+    // Once segments can be created again, a checkpoint retires the old one.
+    ASSERT_TRUE(c->Checkpoint().ok());
+    want = Contents(c->collection(), 100);
+  }
+  int segments = 0;
+  const std::vector<std::string> names = *Env::Default()->GetChildren(dir);
+  for (const std::string& name : names) {
+    segments += ParseWalSegmentName(name).has_value();
+  }
+  EXPECT_EQ(segments, 1);  // the active one, empty
+  auto c = DurableCollection::Open(dir, Options());
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ((*c)->recovery_report().replayed_records, 0);
+  EXPECT_EQ(Contents((*c)->collection(), 100), want);
+  EXPECT_EQ(want.size(), 55u);
+  EXPECT_EQ(want[6], 2.0f);
+}
+
 // Exact top-1 of every live row must be the row itself, before, during and
 // after compaction.
 TEST(CompactionTest, SearchesStayCorrectDuringAndAfter) {
@@ -522,6 +589,24 @@ TEST(ConcurrencyTest, WritersSearchesCompactionAndCheckpointsTogether) {
     after.insert(part.begin(), part.end());
   }
   EXPECT_EQ(after, want);
+}
+
+TEST(LogThrottleTest, OneLinePerIntervalCountingTheRest) {
+  std::vector<std::string> lines;
+  LogThrottle throttle(absl::Minutes(1),
+                       [&](std::string_view l) { lines.emplace_back(l); });
+  const absl::Time t0 = absl::FromUnixSeconds(1000);
+  throttle.Log("disk full", t0);
+  throttle.Log("disk full", t0 + absl::Seconds(1));
+  throttle.Log("disk full", t0 + absl::Seconds(59));
+  throttle.Log("disk still full", t0 + absl::Seconds(60));
+  throttle.Log("disk full", t0 + absl::Seconds(61));
+  throttle.Log("ok", t0 + absl::Seconds(200));
+  EXPECT_EQ(lines, (std::vector<std::string>{
+                       "disk full",
+                       "disk still full (2 similar lines held back since the "
+                       "last one)",
+                       "ok (1 similar lines held back since the last one)"}));
 }
 
 }  // namespace
