@@ -55,13 +55,26 @@ absl::StatusOr<std::unique_ptr<DurableCollection>> DurableCollection::Create(
   if (absl::Status s = env->CreateDir(creating); !s.ok()) return s;
   absl::Status s = WriteManifest(env, creating, manifest);
   if (s.ok()) s = env->RenameFile(creating, dir);
-  if (s.ok()) s = env->SyncDir(ParentDir(dir));
   if (!s.ok()) {
     // Best effort: recovery removes leftover *.creating directories too.
     RemoveFlatDir(env, creating).IgnoreError();
     return s;
   }
-  return Open(dir, options);
+  s = env->SyncDir(ParentDir(dir));
+  if (s.ok()) {
+    auto opened = Open(dir, options);
+    if (opened.ok()) return opened;
+    s = opened.status();
+  }
+  // The directory is in place but the create failed: take it away again,
+  // the way a drop does, so that nothing finds a collection that was never
+  // reported created.
+  if (absl::Status undo = DropCollectionDir(env, dir); !undo.ok()) {
+    return absl::Status(s.code(),
+                        absl::StrCat(s.message(), "; removing ", dir,
+                                     " again failed too: ", undo.message()));
+  }
+  return s;
 }
 
 absl::StatusOr<std::unique_ptr<DurableCollection>> DurableCollection::Open(

@@ -87,6 +87,9 @@ class DurableCollection {
  public:
   // Creates the collection's directory `dir` (which must not exist)
   // atomically: a temporary directory with its MANIFEST renamed into place.
+  // A create that fails after the rename removes the directory again, so a
+  // retry (or a restart) does not find a collection that was never
+  // reported created.
   static absl::StatusOr<std::unique_ptr<DurableCollection>> Create(
       const std::string& dir, const CollectionSchema& schema,
       Durability default_durability, const DurableCollectionOptions& options);

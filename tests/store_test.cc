@@ -147,6 +147,39 @@ TEST(ManagerTest, RecoveringManagerRefusesCalls) {
   EXPECT_TRUE(store->Ready().ok());
 }
 
+// A create that fails after its directory was renamed into place (here:
+// its first log segment cannot be created) leaves nothing behind: not for a
+// retry, not for a restart.
+TEST(ManagerTest, FailedCreateLeavesNothingBehind) {
+  FaultInjectionEnv env(Env::Default());
+  ManagerOptions options;
+  options.data_dir = TempDir();
+  options.env = &env;
+  options.log = [](std::string_view) {};
+  {
+    auto store = *CollectionManager::Open(options);
+    env.InjectCreateFailure("wal-");
+    const absl::Status failed =
+        store->CreateCollection(Schema("a"), Durability::kDefault);
+    ASSERT_FALSE(failed.ok());
+    EXPECT_EQ(env.faults_fired(), 1);
+    EXPECT_NE(failed.message().find("injected"), std::string::npos) << failed;
+    EXPECT_TRUE(Names(*store).empty());
+    EXPECT_FALSE(env.FileExists(JoinPath(options.data_dir, "a")));
+    EXPECT_TRUE((*env.GetChildren(options.data_dir)).empty());
+  }
+  {
+    auto store = *CollectionManager::Open(options);
+    EXPECT_TRUE(Names(*store).empty());
+    ASSERT_TRUE(
+        store->CreateCollection(Schema("a"), Durability::kDefault).ok());
+    ASSERT_TRUE(store->Insert("a", Range(0, 3), Vecs(Range(0, 3))).ok());
+  }
+  auto store = *CollectionManager::Open(options);
+  EXPECT_EQ(Names(*store), (std::vector<std::string>{"a"}));
+  EXPECT_EQ(store->DescribeCollection("a")->live_rows, 3);
+}
+
 TEST(DurableCollectionTest, InsertValidationSeesQueuedBatches) {
   const std::string dir = TempDir() + "/c";
   auto c =
