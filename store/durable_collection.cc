@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <utility>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "base/notification.h"
@@ -173,6 +174,25 @@ absl::Status DurableCollection::CheckInsertIds(
   return absl::OkStatus();
 }
 
+std::vector<uint64_t> DurableCollection::ExistingIds(
+    std::span<const uint64_t> ids) const {
+  // Presence as in CheckInsertIds: the overlay first, then the collection.
+  absl::flat_hash_set<uint64_t> seen;
+  std::vector<uint64_t> existing, untouched;
+  for (uint64_t id : ids) {
+    if (!seen.insert(id).second) continue;
+    auto it = overlay_.find(id);
+    if (it == overlay_.end()) {
+      untouched.push_back(id);
+    } else if (it->second.present) {
+      existing.push_back(id);
+    }
+  }
+  const std::vector<uint64_t> held = collection_->PresentIds(untouched);
+  existing.insert(existing.end(), held.begin(), held.end());
+  return existing;
+}
+
 void DurableCollection::Submit(Op op) {
   absl::Status refused;
   {
@@ -190,14 +210,21 @@ void DurableCollection::Submit(Op op) {
     } else if (op.type == WalRecordType::kWrite &&
                op.mode == WriteMode::kInsert) {
       refused = CheckInsertIds(op.ids);
+    } else if (op.type == WalRecordType::kDelete) {
+      op.ids = ExistingIds(op.ids);
+      op.logged = !op.ids.empty();
     }
     if (refused.ok()) {
-      op.sequence = ++last_sequence_;
-      if (op.type == WalRecordType::kWrite) {
-        AppendWalWrite(op.sequence, op.mode, op.ids, op.vectors, schema().dim,
-                       &group_);
+      if (op.logged) {
+        op.sequence = ++last_sequence_;
+        if (op.type == WalRecordType::kWrite) {
+          AppendWalWrite(op.sequence, op.mode, op.ids, op.vectors, schema().dim,
+                         &group_);
+        } else {
+          AppendWalDelete(op.sequence, op.ids, &group_);
+        }
       } else {
-        AppendWalDelete(op.sequence, op.ids, &group_);
+        op.sequence = last_sequence_;
       }
       const bool present = op.type == WalRecordType::kWrite;
       for (uint64_t id : op.ids) {
@@ -303,6 +330,7 @@ WriteAck DurableCollection::Apply(const Op& op) {
   WriteAck ack;
   ack.sequence = op.sequence;
   ack.durability = op.sync ? Durability::kFsync : Durability::kNone;
+  if (!op.logged) return ack;  // a delete of no existing id
   if (op.type == WalRecordType::kDelete) {
     ack.rows = collection_->Delete(op.ids);
   } else {

@@ -7,18 +7,24 @@
 //           values, non-zero under COSINE, no id twice: CheckWriteBatch),
 //           in parallel across writers; the vectors are copied unless an
 //           owner keeps them alive.
-//   caller, under mu_ (admission): for an insert, its ids against the
+//   caller, under mu_ (admission): an insert's ids are checked against the
 //           collection (Collection::FirstPresent: the id map, no vectors
-//           copied) plus an overlay of logged-but-unapplied batches; then
-//           the next sequence number and the framed record appended to an
-//           in-memory group buffer. So sequence order = log order = apply
-//           order, and a logged batch always applies.
+//           copied) plus an overlay of logged-but-unapplied batches; a
+//           delete keeps only its ids that exist by the same measure, once
+//           each. Then the next sequence number and the framed record
+//           appended to an in-memory group buffer. So sequence order = log
+//           order = apply order, and a logged batch always applies.
 //   commit thread: takes the whole group buffer, writes it with one
 //           append, fsyncs once if any batch in the group asked for fsync
 //           (WalWriter, store/wal_writer.h), applies the batches to the
 //           Collection in sequence order (which publishes them to
 //           searches), then calls each batch's callback.
 // So an ack means: logged (and fsynced unless durability none) and visible.
+//
+// A delete none of whose ids exists logs nothing and takes no sequence
+// number: it is acknowledged in order behind the batches logged before it,
+// with rows 0 and the sequence of the last of them (0 if there is none),
+// once that one is durable (per the delete's durability) and visible.
 //
 // A failed append or fsync fails its group and every batch queued behind it
 // (they were validated assuming the group would apply), and the segment is
@@ -115,6 +121,7 @@ class DurableCollection {
                   std::span<const float> vectors, Durability durability,
                   WriteCallback done,
                   std::shared_ptr<const void> owner = nullptr);
+  // Logs and deletes the ids that exist; see above for a delete of none.
   void DeleteAsync(std::span<const uint64_t> ids, Durability durability,
                    WriteCallback done);
   // Blocking forms: return when the batch is acknowledged or failed.
@@ -155,10 +162,13 @@ class DurableCollection {
 
  private:
   struct Op {
+    // The batch's sequence; for a delete that logs nothing, the last
+    // logged batch's.
     uint64_t sequence = 0;
     WalRecordType type = WalRecordType::kWrite;
     WriteMode mode = WriteMode::kInsert;
     bool sync = true;
+    bool logged = true;  // false: a delete of no existing id
     std::vector<uint64_t> ids;
     // kWrite: the rows, [ids.size()][dim]: either in `owner`'s memory or in
     // vectors_copy (a moved vector keeps its buffer, so moving an Op keeps
@@ -179,9 +189,14 @@ class DurableCollection {
                     std::unique_ptr<WalWriter> wal);
 
   Durability Resolve(Durability requested) const;
-  // Validates under mu_, then logs into the group buffer.
+  // Admission: checks the batch against the state it will apply to, then
+  // logs it into the group buffer.
   void Submit(Op op);
   absl::Status CheckInsertIds(std::span<const uint64_t> ids) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The ids of `ids` present once the batches logged so far apply, once
+  // each.
+  std::vector<uint64_t> ExistingIds(std::span<const uint64_t> ids) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void CommitLoop();
   // After a failed group append: fails `ops` and everything queued behind

@@ -65,8 +65,9 @@ absl::Status WalWriter::Append(std::string_view records, uint64_t last_sequence,
   if (active_ == nullptr) return ClosedError();
   if (!broken_.ok()) return broken_;
   const uint64_t start = active_->Size();
-  absl::Status s = active_->Append(records);
-  if (s.ok() && sync) {
+  absl::Status s;
+  if (!records.empty()) s = active_->Append(records);
+  if (s.ok() && sync && (active_unsynced_ || !records.empty())) {
     const absl::Time sync_start = absl::Now();
     s = active_->Sync();
     if (options_.on_fsync) options_.on_fsync(absl::Now() - sync_start);
@@ -84,13 +85,15 @@ absl::Status WalWriter::Append(std::string_view records, uint64_t last_sequence,
     return s;
   }
   WalSegment& segment = segments_.back();
-  segment.max_sequence = last_sequence;
-  segment.bytes += static_cast<int64_t>(records.size());
-  bytes_ += static_cast<int64_t>(records.size());
+  if (!records.empty()) {
+    segment.max_sequence = last_sequence;
+    segment.bytes += static_cast<int64_t>(records.size());
+    bytes_ += static_cast<int64_t>(records.size());
+  }
   if (sync) {
     active_unsynced_ = false;
     RaiseDurable(last_sequence);
-  } else {
+  } else if (!records.empty()) {
     active_unsynced_ = true;
   }
   if (segment.bytes >= options_.segment_bytes) {

@@ -76,9 +76,10 @@ class WalWriter {
   WalWriter& operator=(const WalWriter&) = delete;
 
   // Appends `records`, framed records whose highest sequence is
-  // `last_sequence`, and with `sync` fdatasyncs the segment. On failure the
-  // segment is rolled back (see above) and the error returned; broken() then
-  // says whether the roll-back failed too.
+  // `last_sequence`, and with `sync` fdatasyncs the segment. Empty
+  // `records` with `sync` only fsyncs what earlier appends left unsynced.
+  // On failure the segment is rolled back (see above) and the error
+  // returned; broken() then says whether the roll-back failed too.
   absl::Status Append(std::string_view records, uint64_t last_sequence,
                       bool sync);
   // OK, or the error that broke the writer.

@@ -250,6 +250,81 @@ TEST(DurableCollectionTest, OwnedWritesAreReadInPlaceAndReleased) {
   EXPECT_EQ(Contents((*c)->collection(), 1000), want);
 }
 
+// A delete logs only the ids that exist, once each: repeated or unknown
+// ids cost no log bytes, and a delete of nothing logs nothing.
+TEST(DurableCollectionTest, DeletesLogOnlyExistingIdsOnce) {
+  const std::string dir = TempDir() + "/c";
+  std::map<uint64_t, float> want;
+  {
+    auto c = *DurableCollection::Create(dir, Schema(), Durability::kFsync,
+                                        Options());
+    ASSERT_EQ(c->Write(WriteMode::kInsert, Range(0, 10), Vecs(Range(0, 10)))
+                  ->sequence,
+              1u);
+    const int64_t logged = c->disk_bytes();
+    // 1 MiB of one unknown id: nothing deleted, nothing logged, and the ack
+    // carries the sequence of the last batch logged before it.
+    const std::vector<uint64_t> unknown(131072, 777);
+    auto ack = c->Delete(unknown);
+    ASSERT_TRUE(ack.ok()) << ack.status();
+    EXPECT_EQ(ack->rows, 0);
+    EXPECT_EQ(ack->sequence, 1u);
+    EXPECT_EQ(c->disk_bytes(), logged);
+    // Two known ids, repeated among the unknown one: one record of 2 ids.
+    std::vector<uint64_t> mixed = unknown;
+    mixed[5] = mixed[100] = 3;
+    mixed[7] = 4;
+    ack = c->Delete(mixed);
+    ASSERT_TRUE(ack.ok()) << ack.status();
+    EXPECT_EQ(ack->rows, 2);
+    EXPECT_EQ(ack->sequence, 2u);
+    EXPECT_EQ(c->disk_bytes(),
+              logged + static_cast<int64_t>(kWalHeaderBytes + 4 + 2 * 8));
+    // Sequence numbers stay dense.
+    EXPECT_EQ(c->Write(WriteMode::kInsert, Range(20, 21), Vecs(Range(20, 21)))
+                  ->sequence,
+              3u);
+
+    // Existence counts batches logged but not yet applied: an insert and a
+    // delete of its ids queued back to back, then the same delete again.
+    std::atomic<int> done{0};
+    std::vector<absl::StatusOr<WriteAck>> acks(3);
+    const auto keep = [&](int i) {
+      return [&, i](absl::StatusOr<WriteAck> a) {
+        acks[i] = std::move(a);
+        ++done;
+      };
+    };
+    c->WriteAsync(WriteMode::kInsert, Range(30, 34), Vecs(Range(30, 34)),
+                  Durability::kDefault, keep(0));
+    c->DeleteAsync(Range(30, 34), Durability::kDefault, keep(1));
+    c->DeleteAsync(Range(30, 34), Durability::kDefault, keep(2));
+    while (done.load() < 3) std::this_thread::yield();
+    for (const auto& a : acks) ASSERT_TRUE(a.ok()) << a.status();
+    EXPECT_EQ(acks[1]->rows, 4);
+    EXPECT_EQ(acks[1]->sequence, 5u);
+    EXPECT_EQ(acks[2]->rows, 0);
+    EXPECT_EQ(acks[2]->sequence, 5u);
+
+    // A delete of nothing acknowledged with fsync waits until what it saw
+    // is on disk, even when that was written with durability none.
+    ASSERT_TRUE(c->Write(WriteMode::kInsert, Range(40, 41), Vecs(Range(40, 41)),
+                         Durability::kNone)
+                    .ok());
+    ack = c->Delete(unknown, Durability::kFsync);
+    ASSERT_TRUE(ack.ok()) << ack.status();
+    EXPECT_EQ(ack->sequence, 6u);
+    EXPECT_EQ(ack->durability, Durability::kFsync);
+    EXPECT_GE(c->durable_sequence(), 6u);
+    want = Contents(c->collection(), 50);
+  }
+  auto c = DurableCollection::Open(dir, Options());
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ((*c)->recovery_report().replayed_records, 6);
+  EXPECT_EQ(Contents((*c)->collection(), 50), want);
+  EXPECT_EQ(want.size(), 10u - 2 + 1 + 1);
+}
+
 TEST(DurableCollectionTest, RecoversFromLogAndCheckpoint) {
   const std::string dir = TempDir() + "/c";
   std::map<uint64_t, float> want;
