@@ -1,10 +1,10 @@
 #include "store/checkpoint.h"
 
-#include <cstring>
-#include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "base/string_view.h"
 #include "kernels/layout.h"
 #include "store/coding.h"
 #include "store/crc32c.h"
@@ -13,10 +13,31 @@
 namespace peakknn {
 namespace {
 
-constexpr char kDataMagic[8] = {'P', 'K', 'N', 'N', 'C', 'K', 'P', '1'};
+// The magic is kMagicPrefix and the format version as one ASCII digit.
+constexpr std::string_view kMagicPrefix = "PKNNCKP";
+constexpr size_t kMagicBytes = 8;
 constexpr size_t kDataHeaderBytes = 28;
 // Rows per chunk: a chunk is the unit of CRC checking and of I/O.
 constexpr int64_t kChunkRows = 4096;
+
+// Checks the magic before anything else: a newer version may lay out (and
+// checksum) the rest differently.
+absl::Status CheckMagic(const char* header, const std::string& path) {
+  const std::string_view magic(header, kMagicBytes);
+  const char digit = magic.back();
+  if (!magic.starts_with(kMagicPrefix) || digit < '0' || digit > '9') {
+    return absl::DataLossError(absl::StrCat(
+        "checkpoint ", path, " offset 0: magic is not '", AV(kMagicPrefix),
+        "<version digit>' (not a peakknn checkpoint, or damaged)"));
+  }
+  if (digit - '0' != kCheckpointFormatVersion) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "checkpoint ", path, ": format version ", digit - '0',
+        "; this build reads version ", kCheckpointFormatVersion,
+        " only. Open this data directory with the release that wrote it"));
+  }
+  return absl::OkStatus();
+}
 
 }  // namespace
 
@@ -33,8 +54,8 @@ absl::StatusOr<CheckpointManifest> WriteCheckpoint(
   WritableFile& file = **file_or;
   const int dim = manifest.schema.dim;
 
-  std::string buf;
-  buf.append(kDataMagic, sizeof(kDataMagic));
+  std::string buf(kMagicPrefix);
+  buf.push_back(static_cast<char>('0' + kCheckpointFormatVersion));
   PutFixed32(&buf, static_cast<uint32_t>(dim));
   PutFixed32(&buf, 0);
   PutFixed64(&buf, static_cast<uint64_t>(out.rows));
@@ -114,9 +135,13 @@ absl::Status ReadCheckpointRows(
   char header[kDataHeaderBytes];
   auto ok = read_exact(header, sizeof(header));
   if (!ok.ok()) return ok.status();
-  if (!*ok || std::memcmp(header, kDataMagic, sizeof(kDataMagic)) != 0 ||
-      DecodeFixed32(header + 24) != Crc32c(0, header, 24)) {
-    return bad(0, "bad header (magic or CRC32C)");
+  if (!*ok) {
+    return bad(0, absl::StrCat("file ends inside the ", kDataHeaderBytes,
+                               "-byte header"));
+  }
+  if (absl::Status s = CheckMagic(header, path); !s.ok()) return s;
+  if (DecodeFixed32(header + 24) != Crc32c(0, header, 24)) {
+    return bad(0, "header CRC32C mismatch");
   }
   const uint32_t file_dim = DecodeFixed32(header + 8);
   const uint64_t file_rows = DecodeFixed64(header + 16);

@@ -10,8 +10,9 @@
 // Status codes: NOT_FOUND for a missing collection, ALREADY_EXISTS for a
 // duplicate name or (insert) id, INVALID_ARGUMENT naming the field for bad
 // input, UNAVAILABLE while recovering, DATA_LOSS when recovery finds a corrupt
-// log or checkpoint, RESOURCE_EXHAUSTED / INTERNAL for disk errors (with the
-// file and OS error).
+// log or checkpoint, FAILED_PRECONDITION when it finds a format version this
+// build does not read, RESOURCE_EXHAUSTED / INTERNAL for disk errors (with
+// the file and OS error).
 //
 // Thread-safety: every method may be called from any thread. Writes to one
 // collection are ordered by their sequence numbers; an acknowledged write is

@@ -14,7 +14,8 @@
 namespace peakknn {
 namespace {
 
-constexpr char kManifestMagic[] = "peakknn-manifest 1";
+// The first line is kMagicPrefix followed by the format version.
+constexpr std::string_view kMagicPrefix = "peakknn-manifest ";
 
 absl::StatusOr<Durability> ParseDurability(std::string_view text) {
   if (text == "fsync") return Durability::kFsync;
@@ -23,13 +24,33 @@ absl::StatusOr<Durability> ParseDurability(std::string_view text) {
       absl::StrCat("durability must be fsync or none, got '", AV(text), "'"));
 }
 
+// Checks the first line before anything else: a newer version may lay out
+// (and checksum) the rest differently.
+absl::Status CheckVersion(std::string_view text, std::string_view path) {
+  const std::string_view first = text.substr(0, text.find('\n'));
+  int version;
+  if (!first.starts_with(kMagicPrefix) ||
+      !absl::SimpleAtoi(AV(first.substr(kMagicPrefix.size())), &version)) {
+    return absl::DataLossError(absl::StrCat(
+        "manifest ", AV(path), ": first line is not '", AV(kMagicPrefix),
+        "<version>' (not a peakknn MANIFEST, or damaged)"));
+  }
+  if (version != kManifestFormatVersion) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "manifest ", AV(path), ": format version ", version,
+        "; this build reads version ", kManifestFormatVersion,
+        " only. Open this data directory with the release that wrote it"));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 std::string SerializeManifest(const CheckpointManifest& m) {
   std::string text = absl::StrCat(
-      kManifestMagic, "\nname ", m.schema.name, "\ndim ", m.schema.dim,
-      "\nmetric ", AV(MetricName(m.schema.metric)), "\ndtype ",
-      AV(DTypeName(m.schema.dtype)), "\nrecall ",
+      AV(kMagicPrefix), kManifestFormatVersion, "\nname ", m.schema.name,
+      "\ndim ", m.schema.dim, "\nmetric ", AV(MetricName(m.schema.metric)),
+      "\ndtype ", AV(DTypeName(m.schema.dtype)), "\nrecall ",
       absl::StrFormat("%.17g", m.schema.default_recall_target), "\ndurability ",
       AV(DurabilityName(m.default_durability)), "\nsequence ", m.sequence,
       "\ndata ", m.data_file.empty() ? "-" : m.data_file, "\nrows ", m.rows,
@@ -40,6 +61,7 @@ std::string SerializeManifest(const CheckpointManifest& m) {
 
 absl::StatusOr<CheckpointManifest> ParseManifest(std::string_view text,
                                                  std::string_view path) {
+  if (absl::Status s = CheckVersion(text, path); !s.ok()) return s;
   const auto bad = [&](absl::string_view what) {
     return absl::DataLossError(absl::StrCat("manifest ", AV(path), ": ", what));
   };
@@ -55,9 +77,6 @@ absl::StatusOr<CheckpointManifest> ParseManifest(std::string_view text,
   if (Crc32c(body) != want) return bad("CRC32C mismatch");
   std::vector<absl::string_view> lines =
       absl::StrSplit(AV(body), '\n', absl::SkipEmpty());
-  if (lines.empty() || lines[0] != kManifestMagic) {
-    return bad(absl::StrCat("first line is not '", kManifestMagic, "'"));
-  }
   absl::flat_hash_map<absl::string_view, absl::string_view> fields;
   for (size_t i = 1; i < lines.size(); ++i) {
     const size_t space = lines[i].find(' ');

@@ -15,6 +15,15 @@
 //   data_bytes <its size>
 //   crc32c <hex>
 //
+// Format version: the number on the first line, kManifestFormatVersion. It
+// versions the collection directory: the MANIFEST's text and the WAL record
+// layout (store/wal_format.h, whose segments carry no header of their own).
+// A change to either bumps it; the checkpoint data file has its own version
+// (store/checkpoint.h). A MANIFEST of another version is refused with
+// FAILED_PRECONDITION naming the file, the version found and the one this
+// build reads: the data is not damaged, the build is too old (or too new,
+// for a version no longer read).
+//
 // Written atomically (store/env.h WriteFileAtomically): a crash leaves the
 // old or the new MANIFEST.
 #pragma once
@@ -31,6 +40,8 @@
 
 namespace peakknn {
 
+inline constexpr int kManifestFormatVersion = 1;
+
 struct CheckpointManifest {
   CollectionSchema schema;
   Durability default_durability = Durability::kFsync;
@@ -42,8 +53,9 @@ struct CheckpointManifest {
   uint64_t data_bytes = 0;
 };
 
-// Text form of a manifest and back; Parse fails (DATA_LOSS) on a bad CRC or
-// field, naming `path` and what is wrong.
+// Text form of a manifest (version kManifestFormatVersion) and back. Parse
+// fails with FAILED_PRECONDITION on another format version and with
+// DATA_LOSS on a bad CRC or field, naming `path` and what is wrong.
 std::string SerializeManifest(const CheckpointManifest& manifest);
 absl::StatusOr<CheckpointManifest> ParseManifest(std::string_view text,
                                                  std::string_view path);

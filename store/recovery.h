@@ -16,6 +16,8 @@
 //   With truncate_corrupt_wal the log is cut there instead: the segment is
 //   truncated, the later ones deleted (their records follow the cut), and
 //   it is logged loudly.
+// - A MANIFEST or checkpoint data file of a format version this build does
+//   not read fails with FAILED_PRECONDITION before anything is changed.
 // - Empty segments are deleted, so restarts do not pile them up; so are
 //   stale checkpoint data files and temporary files (best effort, logged).
 //

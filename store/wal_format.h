@@ -21,6 +21,11 @@
 //
 // Records are logical (ids and vectors), so compaction and block layout never
 // touch the log.
+//
+// Format version: segments carry no header (0.1.0 wrote none, and its logs
+// must keep opening), so their version is the collection directory's, named
+// by the first line of its MANIFEST (kManifestFormatVersion,
+// store/manifest.h). This layout is that version's; changing it bumps it.
 #pragma once
 
 #include <cstdint>

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
 #include "engine/collection.h"
 #include "gtest/gtest.h"
 #include "store/checkpoint.h"
@@ -192,6 +193,36 @@ TEST(CheckpointTest, ManifestRoundTripsAndDetectsCorruption) {
             absl::StatusCode::kDataLoss);
 }
 
+// `text` (a serialized manifest) with its first line replaced and the
+// CRC32C line recomputed, so that only the first line differs.
+std::string WithFirstLine(const std::string& text, const std::string& line) {
+  std::string body = text.substr(0, text.rfind("crc32c "));
+  body = line + body.substr(body.find('\n'));
+  return absl::StrCat(body, "crc32c ", absl::Hex(Crc32c(body)), "\n");
+}
+
+TEST(CheckpointTest, ManifestOfAnotherVersionIsRefused) {
+  CheckpointManifest m;
+  m.schema = Schema();
+  const std::string text = SerializeManifest(m);
+  ASSERT_TRUE(text.starts_with("peakknn-manifest 1\n")) << text;
+  ASSERT_TRUE(
+      ParseManifest(WithFirstLine(text, "peakknn-manifest 1"), "M").ok());
+
+  const auto newer =
+      ParseManifest(WithFirstLine(text, "peakknn-manifest 2"), "/d/c/MANIFEST");
+  EXPECT_EQ(newer.status().code(), absl::StatusCode::kFailedPrecondition);
+  for (const char* part :
+       {"/d/c/MANIFEST", "format version 2", "reads version 1 only"}) {
+    EXPECT_NE(newer.status().message().find(part), std::string::npos)
+        << part << " in " << newer.status();
+  }
+  // Not a manifest at all is damage, not a version.
+  const auto garbage =
+      ParseManifest(WithFirstLine(text, "peakknn-manifst 1"), "M");
+  EXPECT_EQ(garbage.status().code(), absl::StatusCode::kDataLoss);
+}
+
 TEST(CheckpointTest, WritesLiveRowsAndRejectsABitFlip) {
   Env* env = Env::Default();
   const std::string dir = TempDir();
@@ -237,13 +268,33 @@ TEST(CheckpointTest, WritesLiveRowsAndRejectsABitFlip) {
   }
 
   const std::string path = JoinPath(dir, read->data_file);
-  std::string data = *ReadFileToString(env, path);
+  const std::string good = *ReadFileToString(env, path);
+  const auto read_rows = [&] {
+    return ReadCheckpointRows(env, dir, *read,
+                              [](auto, auto) { return absl::OkStatus(); });
+  };
+  std::string data = good;
   data[data.size() / 2] ^= 1;
   ASSERT_TRUE(WriteFileAtomically(env, dir, path, data).ok());
-  absl::Status s = ReadCheckpointRows(
-      env, dir, *read, [](auto, auto) { return absl::OkStatus(); });
+  absl::Status s = read_rows();
   EXPECT_EQ(s.code(), absl::StatusCode::kDataLoss);
   EXPECT_NE(s.message().find(path), std::string::npos) << s;
+
+  // A data file of another format version, its header CRC intact.
+  ASSERT_EQ(good.substr(0, 8), "PKNNCKP1");
+  data = good;
+  data[7] = '2';
+  EncodeFixed32(data.data() + 24, Crc32c(0, data.data(), 24));
+  ASSERT_TRUE(WriteFileAtomically(env, dir, path, data).ok());
+  s = read_rows();
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
+  for (const std::string& part : {path, std::string("format version 2"),
+                                  std::string("reads version 1 only")}) {
+    EXPECT_NE(s.message().find(part), std::string::npos) << part << " in " << s;
+  }
+  data[0] = 'X';  // not a checkpoint at all
+  ASSERT_TRUE(WriteFileAtomically(env, dir, path, data).ok());
+  EXPECT_EQ(read_rows().code(), absl::StatusCode::kDataLoss);
 }
 
 }  // namespace
