@@ -53,14 +53,6 @@ inline uint64_t DecodeFixed64(const char* src) {
   return value;
 }
 
-inline void EncodeFloat(char* dst, float value) {
-  EncodeFixed32(dst, std::bit_cast<uint32_t>(value));
-}
-
-inline float DecodeFloat(const char* src) {
-  return std::bit_cast<float>(DecodeFixed32(src));
-}
-
 // Appends the encoding to *dst.
 inline void PutFixed8(std::string* dst, uint8_t value) {
   dst->push_back(static_cast<char>(value));

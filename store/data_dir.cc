@@ -14,6 +14,11 @@ constexpr std::string_view kWalPrefix = "wal-", kWalSuffix = ".log";
 constexpr std::string_view kCreatingSuffix = ".creating";
 constexpr std::string_view kDroppingSuffix = ".dropping";
 
+// Where collection directory `dir` goes to be deleted.
+std::string DroppingDir(std::string_view dir) {
+  return absl::StrCat(AV(dir), AV(kDroppingSuffix));
+}
+
 }  // namespace
 
 std::string CheckpointFileName(uint64_t sequence) {
@@ -58,10 +63,6 @@ DataDirEntry ClassifyDataDirEntry(Env* env, const std::string& data_dir,
 
 std::string CreatingDir(std::string_view dir) {
   return absl::StrCat(AV(dir), AV(kCreatingSuffix));
-}
-
-std::string DroppingDir(std::string_view dir) {
-  return absl::StrCat(AV(dir), AV(kDroppingSuffix));
 }
 
 absl::Status DropCollectionDir(Env* env, const std::string& dir) {

@@ -52,9 +52,8 @@ DataDirEntry ClassifyDataDirEntry(Env* env, const std::string& data_dir,
                                   std::string_view name);
 
 // Where collection directory `dir` is assembled before its rename into
-// place, and where it goes to be deleted.
+// place.
 std::string CreatingDir(std::string_view dir);
-std::string DroppingDir(std::string_view dir);
 
 // Deletes collection directory `dir` so that a crash part way leaves either
 // the whole collection or a <dir>.dropping leftover: renames it, fsyncs the

@@ -58,18 +58,26 @@ TEST(CodingTest, DecodesFixtures) {
             0xF8F9FAFBFCFDFEFFull);
 }
 
+std::string EncodeFloat(float value) {
+  std::string out;
+  PutFloatArray(&out, {&value, 1});
+  return out;
+}
+
+float DecodeFloat(const std::string& bytes) {
+  float value;
+  DecodeFloatArray(bytes.data(), {&value, 1});
+  return value;
+}
+
 TEST(CodingTest, FloatsAreTheirBitPatterns) {
-  char buf[4];
-  EncodeFloat(buf, 1.0f);
-  EXPECT_EQ(std::string(buf, 4), Bytes("00 00 80 3F"));
-  EncodeFloat(buf, -2.5f);
-  EXPECT_EQ(std::string(buf, 4), Bytes("00 00 20 C0"));
-  EncodeFloat(buf, -0.0f);
-  EXPECT_EQ(std::string(buf, 4), Bytes("00 00 00 80"));
-  EXPECT_EQ(DecodeFloat(Bytes("00 00 80 3F").data()), 1.0f);
-  EXPECT_EQ(DecodeFloat(Bytes("DB 0F 49 40").data()), 3.14159274f);
+  EXPECT_EQ(EncodeFloat(1.0f), Bytes("00 00 80 3F"));
+  EXPECT_EQ(EncodeFloat(-2.5f), Bytes("00 00 20 C0"));
+  EXPECT_EQ(EncodeFloat(-0.0f), Bytes("00 00 00 80"));
+  EXPECT_EQ(DecodeFloat(Bytes("00 00 80 3F")), 1.0f);
+  EXPECT_EQ(DecodeFloat(Bytes("DB 0F 49 40")), 3.14159274f);
   // A NaN with a payload keeps every bit.
-  const float nan = DecodeFloat(Bytes("01 00 C0 FF").data());
+  const float nan = DecodeFloat(Bytes("01 00 C0 FF"));
   EXPECT_TRUE(std::isnan(nan));
   EXPECT_EQ(std::bit_cast<uint32_t>(nan), 0xFFC00001u);
 }
