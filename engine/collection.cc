@@ -378,4 +378,14 @@ CollectionStats Collection::Stats() const {
   return stats;
 }
 
+std::vector<uint64_t> Collection::PresentIds(
+    std::span<const uint64_t> ids) const {
+  std::vector<uint64_t> present;
+  std::lock_guard lock(id_mu_);
+  for (uint64_t id : ids) {
+    if (id_to_slot_.contains(id)) present.push_back(id);
+  }
+  return present;
+}
+
 }  // namespace peakknn

@@ -145,6 +145,12 @@ class Collection {
 
   CollectionStats Stats() const;
 
+  // The ids of `ids` that the collection holds, in their order (duplicates
+  // kept). Reads the id map only, under its own lock, like FirstPresent
+  // (and seeing a write in progress in part, like it); a durable collection
+  // logs a delete's existing ids only.
+  std::vector<uint64_t> PresentIds(std::span<const uint64_t> ids) const;
+
  private:
   // Restore and compaction (engine/collection_maintenance.h) edit the
   // writer's state directly, under write_mu_ (and id_mu_ for the id map).

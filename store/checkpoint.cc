@@ -1,161 +1,65 @@
 #include "store/checkpoint.h"
 
-#include <cstdio>
-#include <cstring>
+#include <string_view>
 #include <vector>
 
-#include "absl/container/flat_hash_map.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_format.h"
-#include "absl/strings/str_split.h"
 #include "base/string_view.h"
 #include "kernels/layout.h"
+#include "store/coding.h"
 #include "store/crc32c.h"
+#include "store/data_dir.h"
 
 namespace peakknn {
 namespace {
 
-constexpr char kManifestMagic[] = "peakknn-manifest 1";
-constexpr char kDataMagic[8] = {'P', 'K', 'N', 'N', 'C', 'K', 'P', '1'};
+// The magic is kMagicPrefix and the format version as one ASCII digit.
+constexpr std::string_view kMagicPrefix = "PKNNCKP";
+constexpr size_t kMagicBytes = 8;
 constexpr size_t kDataHeaderBytes = 28;
 // Rows per chunk: a chunk is the unit of CRC checking and of I/O.
 constexpr int64_t kChunkRows = 4096;
 
-std::string DataFileName(uint64_t sequence) {
-  char name[48];
-  std::snprintf(name, sizeof(name), "ckpt-%020llu.dat",
-                static_cast<unsigned long long>(sequence));
-  return name;
-}
-
-template <typename T>
-void Put(std::string* out, T value) {
-  out->append(reinterpret_cast<const char*>(&value), sizeof(value));
-}
-
-template <typename T>
-T Get(const char* p) {
-  T value;
-  std::memcpy(&value, p, sizeof(value));
-  return value;
-}
-
-absl::StatusOr<Durability> ParseDurability(std::string_view text) {
-  if (text == "fsync") return Durability::kFsync;
-  if (text == "none") return Durability::kNone;
-  return absl::InvalidArgumentError(
-      absl::StrCat("durability must be fsync or none, got '", AV(text), "'"));
+// Checks the magic before anything else: a newer version may lay out (and
+// checksum) the rest differently.
+absl::Status CheckMagic(const char* header, const std::string& path) {
+  const std::string_view magic(header, kMagicBytes);
+  const char digit = magic.back();
+  if (!magic.starts_with(kMagicPrefix) || digit < '0' || digit > '9') {
+    return absl::DataLossError(absl::StrCat(
+        "checkpoint ", path, " offset 0: magic is not '", AV(kMagicPrefix),
+        "<version digit>' (not a peakknn checkpoint, or damaged)"));
+  }
+  if (digit - '0' != kCheckpointFormatVersion) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "checkpoint ", path, ": format version ", digit - '0',
+        "; this build reads version ", kCheckpointFormatVersion,
+        " only. Open this data directory with the release that wrote it"));
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace
-
-std::string SerializeManifest(const CheckpointManifest& m) {
-  std::string text = absl::StrCat(
-      kManifestMagic, "\nname ", m.schema.name, "\ndim ", m.schema.dim,
-      "\nmetric ", AV(MetricName(m.schema.metric)), "\ndtype ",
-      AV(DTypeName(m.schema.dtype)), "\nrecall ",
-      absl::StrFormat("%.17g", m.schema.default_recall_target), "\ndurability ",
-      AV(DurabilityName(m.default_durability)), "\nsequence ", m.sequence,
-      "\ndata ", m.data_file.empty() ? "-" : m.data_file, "\nrows ", m.rows,
-      "\ndata_bytes ", m.data_bytes, "\n");
-  absl::StrAppend(&text, "crc32c ", absl::Hex(Crc32c(text)), "\n");
-  return text;
-}
-
-absl::StatusOr<CheckpointManifest> ParseManifest(std::string_view text,
-                                                 std::string_view path) {
-  const auto bad = [&](absl::string_view what) {
-    return absl::DataLossError(absl::StrCat("manifest ", AV(path), ": ", what));
-  };
-  const size_t crc_at = text.rfind("crc32c ");
-  if (crc_at == std::string_view::npos) return bad("no crc32c line");
-  uint32_t want;
-  std::string_view crc_text = text.substr(crc_at + 7);
-  if (!crc_text.empty() && crc_text.back() == '\n') crc_text.remove_suffix(1);
-  if (!absl::SimpleHexAtoi(AV(crc_text), &want)) {
-    return bad(absl::StrCat("unreadable crc32c '", AV(crc_text), "'"));
-  }
-  const std::string_view body = text.substr(0, crc_at);
-  if (Crc32c(body) != want) return bad("CRC32C mismatch");
-  std::vector<absl::string_view> lines =
-      absl::StrSplit(AV(body), '\n', absl::SkipEmpty());
-  if (lines.empty() || lines[0] != kManifestMagic) {
-    return bad(absl::StrCat("first line is not '", kManifestMagic, "'"));
-  }
-  absl::flat_hash_map<absl::string_view, absl::string_view> fields;
-  for (size_t i = 1; i < lines.size(); ++i) {
-    const size_t space = lines[i].find(' ');
-    if (space == absl::string_view::npos) {
-      return bad(absl::StrCat("line '", lines[i], "' has no value"));
-    }
-    fields[lines[i].substr(0, space)] = lines[i].substr(space + 1);
-  }
-  const auto field = [&](absl::string_view key) -> absl::string_view {
-    auto it = fields.find(key);
-    return it == fields.end() ? absl::string_view() : it->second;
-  };
-  CheckpointManifest m;
-  m.schema.name = std::string(field("name"));
-  auto metric = ParseMetric(SV(field("metric")));
-  auto dtype = ParseDType(SV(field("dtype")));
-  auto durability = ParseDurability(SV(field("durability")));
-  if (!metric.ok()) return bad(metric.status().message());
-  if (!dtype.ok()) return bad(dtype.status().message());
-  if (!durability.ok()) return bad(durability.status().message());
-  m.schema.metric = *metric;
-  m.schema.dtype = *dtype;
-  m.default_durability = *durability;
-  if (!absl::SimpleAtoi(field("dim"), &m.schema.dim) ||
-      !absl::SimpleAtod(field("recall"), &m.schema.default_recall_target) ||
-      !absl::SimpleAtoi(field("sequence"), &m.sequence) ||
-      !absl::SimpleAtoi(field("rows"), &m.rows) ||
-      !absl::SimpleAtoi(field("data_bytes"), &m.data_bytes) ||
-      field("data").empty()) {
-    return bad(
-        "missing or unreadable dim, recall, sequence, rows, data or "
-        "data_bytes");
-  }
-  if (field("data") != "-") m.data_file = std::string(field("data"));
-  if (absl::Status s = ValidateSchema(m.schema); !s.ok()) {
-    return bad(s.message());
-  }
-  return m;
-}
-
-absl::Status WriteManifest(Env* env, const std::string& dir,
-                           const CheckpointManifest& manifest) {
-  return WriteFileAtomically(env, dir, JoinPath(dir, kManifestName),
-                             SerializeManifest(manifest));
-}
-
-absl::StatusOr<CheckpointManifest> ReadManifest(Env* env,
-                                                const std::string& dir) {
-  const std::string path = JoinPath(dir, kManifestName);
-  auto text = ReadFileToString(env, path);
-  if (!text.ok()) return text.status();
-  return ParseManifest(*text, path);
-}
 
 absl::StatusOr<CheckpointManifest> WriteCheckpoint(
     Env* env, const std::string& dir, const CheckpointManifest& manifest,
     const Snapshot& snapshot) {
   CheckpointManifest out = manifest;
-  out.data_file = DataFileName(manifest.sequence);
+  out.data_file = CheckpointFileName(manifest.sequence);
   out.rows = snapshot.live_rows;
   const std::string path = JoinPath(dir, out.data_file);
-  const std::string tmp = path + ".tmp";
+  const std::string tmp = TempFilePath(path);
   auto file_or = env->NewWritableFile(tmp);
   if (!file_or.ok()) return file_or.status();
   WritableFile& file = **file_or;
   const int dim = manifest.schema.dim;
 
-  std::string buf;
-  buf.append(kDataMagic, sizeof(kDataMagic));
-  Put<uint32_t>(&buf, static_cast<uint32_t>(dim));
-  Put<uint32_t>(&buf, 0);
-  Put<uint64_t>(&buf, static_cast<uint64_t>(out.rows));
-  Put<uint32_t>(&buf, Crc32c(0, buf.data(), buf.size()));
+  std::string buf(kMagicPrefix);
+  buf.push_back(static_cast<char>('0' + kCheckpointFormatVersion));
+  PutFixed32(&buf, static_cast<uint32_t>(dim));
+  PutFixed32(&buf, 0);
+  PutFixed64(&buf, static_cast<uint64_t>(out.rows));
+  PutFixed32(&buf, Crc32c(0, buf.data(), buf.size()));
 
   // One chunk at a time: ids then vectors, gathered from the panels.
   std::vector<uint64_t> ids;
@@ -166,14 +70,13 @@ absl::StatusOr<CheckpointManifest> WriteCheckpoint(
   absl::Status status;
   const auto flush = [&]() {
     const size_t start = buf.size();
-    Put<uint32_t>(&buf, 0);
-    Put<uint32_t>(&buf, static_cast<uint32_t>(ids.size()));
-    buf.append(reinterpret_cast<const char*>(ids.data()), ids.size() * 8);
-    buf.append(reinterpret_cast<const char*>(vectors.data()),
-               ids.size() * dim * sizeof(float));
-    const uint32_t crc =
-        Crc32c(0, buf.data() + start + 4, buf.size() - start - 4);
-    std::memcpy(buf.data() + start, &crc, 4);
+    PutFixed32(&buf, 0);  // the CRC, filled in below
+    PutFixed32(&buf, static_cast<uint32_t>(ids.size()));
+    PutFixed64Array(&buf, ids);
+    PutFloatArray(&buf,
+                  std::span<const float>(vectors.data(), ids.size() * dim));
+    EncodeFixed32(buf.data() + start,
+                  Crc32c(0, buf.data() + start + 4, buf.size() - start - 4));
     written += static_cast<int64_t>(ids.size());
     ids.clear();
     status = file.Append(buf);
@@ -232,20 +135,24 @@ absl::Status ReadCheckpointRows(
   char header[kDataHeaderBytes];
   auto ok = read_exact(header, sizeof(header));
   if (!ok.ok()) return ok.status();
-  if (!*ok || std::memcmp(header, kDataMagic, sizeof(kDataMagic)) != 0 ||
-      Get<uint32_t>(header + 24) != Crc32c(0, header, 24)) {
-    return bad(0, "bad header (magic or CRC32C)");
+  if (!*ok) {
+    return bad(0, absl::StrCat("file ends inside the ", kDataHeaderBytes,
+                               "-byte header"));
   }
-  if (Get<uint32_t>(header + 8) != dim ||
-      Get<uint64_t>(header + 16) != static_cast<uint64_t>(manifest.rows)) {
-    return bad(
-        0, absl::StrCat("header says dim ", Get<uint32_t>(header + 8), " rows ",
-                        Get<uint64_t>(header + 16), ", manifest dim ", dim,
-                        " rows ", manifest.rows));
+  if (absl::Status s = CheckMagic(header, path); !s.ok()) return s;
+  if (DecodeFixed32(header + 24) != Crc32c(0, header, 24)) {
+    return bad(0, "header CRC32C mismatch");
+  }
+  const uint32_t file_dim = DecodeFixed32(header + 8);
+  const uint64_t file_rows = DecodeFixed64(header + 16);
+  if (file_dim != dim || file_rows != static_cast<uint64_t>(manifest.rows)) {
+    return bad(0,
+               absl::StrCat("header says dim ", file_dim, " rows ", file_rows,
+                            ", manifest dim ", dim, " rows ", manifest.rows));
   }
   uint64_t offset = kDataHeaderBytes;
   int64_t rows = 0;
-  std::vector<char> chunk;
+  std::string chunk;
   std::vector<uint64_t> ids;
   std::vector<float> vectors;
   while (rows < manifest.rows) {
@@ -253,30 +160,28 @@ absl::Status ReadCheckpointRows(
     ok = read_exact(head, sizeof(head));
     if (!ok.ok()) return ok.status();
     if (!*ok) return bad(offset, "file ends inside a chunk header");
-    const uint32_t count = Get<uint32_t>(head + 4);
+    const uint32_t count = DecodeFixed32(head + 4);
     if (count == 0 || count > manifest.rows - rows) {
       return bad(offset, absl::StrCat("chunk of ", count, " rows with ",
                                       manifest.rows - rows, " left"));
     }
-    const size_t bytes = count * 8 + count * dim * sizeof(float);
+    const size_t id_bytes = size_t{count} * sizeof(uint64_t);
+    const size_t bytes = id_bytes + size_t{count} * dim * sizeof(float);
+    chunk.resize(bytes);
+    ok = read_exact(chunk.data(), bytes);
+    if (!ok.ok()) return ok.status();
+    if (!*ok) return bad(offset, "file ends inside a chunk");
+    if (Crc32c(Crc32c(0, head + 4, 4), chunk.data(), bytes) !=
+        DecodeFixed32(head)) {
+      return bad(offset, "CRC32C mismatch");
+    }
     ids.resize(count);
-    vectors.resize(count * dim);
-    if (ok = read_exact(reinterpret_cast<char*>(ids.data()), count * 8);
-        !ok.ok() || !*ok) {
-      return ok.ok() ? bad(offset, "file ends inside a chunk") : ok.status();
-    }
-    if (ok = read_exact(reinterpret_cast<char*>(vectors.data()),
-                        count * dim * sizeof(float));
-        !ok.ok() || !*ok) {
-      return ok.ok() ? bad(offset, "file ends inside a chunk") : ok.status();
-    }
-    uint32_t crc = Crc32c(0, head + 4, 4);
-    crc = Crc32c(crc, ids.data(), count * 8);
-    crc = Crc32c(crc, vectors.data(), count * dim * sizeof(float));
-    if (crc != Get<uint32_t>(head)) return bad(offset, "CRC32C mismatch");
+    vectors.resize(size_t{count} * dim);
+    DecodeFixed64Array(chunk.data(), ids);
+    DecodeFloatArray(chunk.data() + id_bytes, vectors);
     if (absl::Status s = on_rows(ids, vectors); !s.ok()) return s;
     rows += count;
-    offset += 8 + bytes;
+    offset += sizeof(head) + bytes;
   }
   return absl::OkStatus();
 }
@@ -287,9 +192,10 @@ absl::Status DeleteStaleCheckpointFiles(Env* env, const std::string& dir,
   if (!names.ok()) return names.status();
   absl::Status first;
   for (const std::string& name : *names) {
-    const bool data = name.starts_with("ckpt-") && name != manifest.data_file;
-    const bool tmp = name.ends_with(".tmp");
-    if (data || tmp) first.Update(env->DeleteFile(JoinPath(dir, name)));
+    const bool stale = IsCheckpointFileName(name) && name != manifest.data_file;
+    if (stale || IsTempFilePath(name)) {
+      first.Update(env->DeleteFile(JoinPath(dir, name)));
+    }
   }
   return first;
 }

@@ -1,13 +1,11 @@
 // Checkpoints: a collection's live rows at a WAL sequence number, written so
 // that a crash at any moment leaves either the old or the new checkpoint.
+// The MANIFEST (store/manifest.h) names the current one; the names of the
+// files are in store/data_dir.h.
 //
-// A collection directory holds
-//   MANIFEST             the current checkpoint (text, last line a CRC32C)
-//   ckpt-<sequence>.dat  its rows
-//   wal-NNNNNNNN.log     log segments (store/wal.h)
-//
-// Data file, little-endian:
-//   header: "PKNNCKP1", u32 dim, u32 zero, u64 rows, u32 CRC32C of the
+// Data file, little-endian (store/coding.h):
+//   header: 8-byte magic "PKNNCKP" + the format version as one ASCII digit
+//           ("PKNNCKP1"), u32 dim, u32 zero, u64 rows, u32 CRC32C of the
 //           previous 24 bytes
 //   chunks: u32 CRC32C of the rest of the chunk, u32 count, u64 ids[count],
 //           f32 vectors[count][dim]: stored values as Collection::Get returns
@@ -15,9 +13,14 @@
 //           restore reproduces every stored bit.
 // Only live rows are written: a restore is also a compaction.
 //
-// Install protocol: data to "<file>.tmp", fsync, rename, then the same for
-// MANIFEST, then fsync of the directory. Only after that may older data files
-// and the WAL segments the checkpoint covers be deleted.
+// Format version: kCheckpointFormatVersion, in the magic. A data file of
+// another version is refused with FAILED_PRECONDITION naming the file, the
+// version found and the one this build reads; a file whose magic is not
+// "PKNNCKP<digit>" is DATA_LOSS.
+//
+// Install protocol: data to TempFilePath(<file>), fsync, rename, then the
+// same for MANIFEST, then fsync of the directory. Only after that may older
+// data files and the WAL segments the checkpoint covers be deleted.
 // Cost: O(live rows * dim) bytes written per checkpoint.
 #pragma once
 
@@ -28,37 +31,13 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "engine/schema.h"
 #include "engine/snapshot.h"
-#include "store/durability.h"
 #include "store/env.h"
+#include "store/manifest.h"
 
 namespace peakknn {
 
-inline constexpr char kManifestName[] = "MANIFEST";
-
-struct CheckpointManifest {
-  CollectionSchema schema;
-  Durability default_durability = Durability::kFsync;
-  // Every write with a sequence <= this is in the data file; replay starts
-  // after it.
-  uint64_t sequence = 0;
-  std::string data_file;  // empty: no rows
-  int64_t rows = 0;
-  uint64_t data_bytes = 0;
-};
-
-// Text form of a manifest and back; Parse fails (DATA_LOSS) on a bad CRC or
-// field, naming it.
-std::string SerializeManifest(const CheckpointManifest& manifest);
-absl::StatusOr<CheckpointManifest> ParseManifest(std::string_view text,
-                                                 std::string_view path);
-
-// Atomically replaces dir/MANIFEST.
-absl::Status WriteManifest(Env* env, const std::string& dir,
-                           const CheckpointManifest& manifest);
-absl::StatusOr<CheckpointManifest> ReadManifest(Env* env,
-                                                const std::string& dir);
+inline constexpr int kCheckpointFormatVersion = 1;
 
 // Writes the live rows of `snapshot` as the checkpoint at
 // `manifest.sequence`, installs it and returns the installed manifest (with
@@ -69,8 +48,8 @@ absl::StatusOr<CheckpointManifest> WriteCheckpoint(
     const Snapshot& snapshot);
 
 // Streams the rows of a checkpoint in chunks: ids and row-major vectors.
-// Verifies every CRC and the row count; fails with DATA_LOSS naming the file
-// and offset.
+// Verifies the version, every CRC and the row count; fails with DATA_LOSS
+// naming the file and offset.
 absl::Status ReadCheckpointRows(
     Env* env, const std::string& dir, const CheckpointManifest& manifest,
     const std::function<absl::Status(std::span<const uint64_t>,

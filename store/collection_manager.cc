@@ -1,31 +1,14 @@
 #include "store/collection_manager.h"
 
 #include <algorithm>
-#include <cstdio>
 
 #include "absl/strings/str_cat.h"
 #include "base/status_macros.h"
 #include "base/string_view.h"
+#include "store/data_dir.h"
 
 namespace peakknn {
 namespace {
-
-// Removes a flat directory (a collection's files) and the directory.
-absl::Status RemoveFlatDir(Env* env, const std::string& dir) {
-  auto names = env->GetChildren(dir);
-  if (!names.ok()) return names.status();
-  for (const std::string& name : *names) {
-    if (absl::Status s = env->DeleteFile(JoinPath(dir, name)); !s.ok()) {
-      return s;
-    }
-  }
-  return env->DeleteDir(dir);
-}
-
-bool EndsWith(std::string_view s, std::string_view suffix) {
-  return s.size() >= suffix.size() &&
-         s.substr(s.size() - suffix.size()) == suffix;
-}
 
 absl::Status NotFound(std::string_view name) {
   return absl::NotFoundError(
@@ -52,8 +35,9 @@ CollectionInfo Describe(const DurableCollection& c) {
 // handle keeps the collection (its last state, after a drop) alive.
 class ManagedCollection final : public ServedCollection {
  public:
-  explicit ManagedCollection(std::shared_ptr<DurableCollection> c)
-      : c_(std::move(c)) {}
+  ManagedCollection(std::shared_ptr<DurableCollection> c, LogFunction log)
+      : c_(std::move(c)),
+        checkpoint_errors_(absl::Minutes(1), std::move(log)) {}
 
   const CollectionSchema& schema() const override { return c_->schema(); }
   absl::StatusOr<SearchResults> Search(
@@ -83,14 +67,19 @@ class ManagedCollection final : public ServedCollection {
   }
 
   const std::shared_ptr<DurableCollection>& durable() const { return c_; }
+  // Background checkpoint failures: an ongoing fault fails every try (each
+  // maintenance pass), so one line a minute.
+  LogThrottle& checkpoint_errors() { return checkpoint_errors_; }
 
  private:
   const std::shared_ptr<DurableCollection> c_;
+  LogThrottle checkpoint_errors_;
 };
 
 CollectionManager::CollectionManager(const ManagerOptions& options)
     : options_(options),
-      env_(options.env != nullptr ? options.env : Env::Default()) {}
+      env_(options.env != nullptr ? options.env : Env::Default()),
+      log_(LogOrStderr(options.log)) {}
 
 std::unique_ptr<CollectionManager> CollectionManager::Create(
     const ManagerOptions& options) {
@@ -102,15 +91,6 @@ absl::StatusOr<std::unique_ptr<CollectionManager>> CollectionManager::Open(
   std::unique_ptr<CollectionManager> manager = Create(options);
   if (absl::Status s = manager->Recover(); !s.ok()) return s;
   return manager;
-}
-
-void CollectionManager::Log(std::string_view line) const {
-  if (options_.log) {
-    options_.log(line);
-  } else {
-    std::fprintf(stderr, "peakknn: %.*s\n", static_cast<int>(line.size()),
-                 line.data());
-  }
 }
 
 DurableCollectionOptions CollectionManager::CollectionOptionsFor() const {
@@ -138,15 +118,18 @@ absl::Status CollectionManager::Recover() {
   absl::flat_hash_map<std::string, std::shared_ptr<ManagedCollection>> loaded;
   for (const std::string& name : *names) {
     const std::string path = JoinPath(options_.data_dir, name);
-    if (EndsWith(name, ".creating") || EndsWith(name, ".dropping")) {
-      Log(absl::StrCat("removing ", path,
-                       ", left by an interrupted create or drop"));
-      if (absl::Status s = RemoveFlatDir(env_, path); !s.ok()) return s;
-      continue;
-    }
-    if (!env_->FileExists(JoinPath(path, kManifestName))) {
-      Log(absl::StrCat("ignoring ", path, ": not a collection (no MANIFEST)"));
-      continue;
+    switch (ClassifyDataDirEntry(env_, options_.data_dir, name)) {
+      case DataDirEntry::kInterrupted:
+        log_(absl::StrCat("removing ", path,
+                          ", left by an interrupted create or drop"));
+        if (absl::Status s = RemoveFlatDir(env_, path); !s.ok()) return s;
+        continue;
+      case DataDirEntry::kOther:
+        log_(absl::StrCat("ignoring ", path,
+                          ": not a collection (no MANIFEST)"));
+        continue;
+      case DataDirEntry::kCollection:
+        break;
     }
     auto c = DurableCollection::Open(path, CollectionOptionsFor());
     if (!c.ok()) {
@@ -159,7 +142,7 @@ absl::Status CollectionManager::Recover() {
           absl::StrCat("directory ", path, " holds collection '",
                        (*c)->schema().name, "'; the names must match"));
     }
-    loaded[name] = std::make_shared<ManagedCollection>(*std::move(c));
+    loaded[name] = std::make_shared<ManagedCollection>(*std::move(c), log_);
   }
   {
     std::lock_guard lock(mu_);
@@ -220,7 +203,7 @@ absl::Status CollectionManager::CreateCollection(const CollectionSchema& schema,
   if (!c.ok()) return c.status();
   std::lock_guard lock(mu_);
   collections_[schema.name] =
-      std::make_shared<ManagedCollection>(*std::move(c));
+      std::make_shared<ManagedCollection>(*std::move(c), log_);
   return absl::OkStatus();
 }
 
@@ -236,11 +219,7 @@ absl::Status CollectionManager::DropCollection(std::string_view name) {
   // Writes already queued finish (and are then deleted with the files);
   // later ones through an open handle get NOT_FOUND.
   c->CloseForDrop();
-  const std::string dir = JoinPath(options_.data_dir, name);
-  const std::string doomed = dir + ".dropping";
-  if (absl::Status s = env_->RenameFile(dir, doomed); !s.ok()) return s;
-  if (absl::Status s = env_->SyncDir(options_.data_dir); !s.ok()) return s;
-  return RemoveFlatDir(env_, doomed);
+  return DropCollectionDir(env_, JoinPath(options_.data_dir, name));
 }
 
 absl::StatusOr<std::vector<CollectionInfo>> CollectionManager::ListCollections()
@@ -330,20 +309,23 @@ absl::StatusOr<int64_t> CollectionManager::Compact(std::string_view name) {
 }
 
 void CollectionManager::RunMaintenance() {
-  std::vector<std::shared_ptr<DurableCollection>> all;
+  std::vector<std::shared_ptr<ManagedCollection>> all;
   {
     std::lock_guard lock(mu_);
-    for (const auto& [name, c] : collections_) all.push_back(c->durable());
+    for (const auto& [name, c] : collections_) all.push_back(c);
   }
-  for (const auto& c : all) {
-    const int64_t compacted = c->Compact(options_.compaction_dead_fraction);
+  for (const auto& handle : all) {
+    DurableCollection& c = *handle->durable();
+    const int64_t compacted = c.Compact(options_.compaction_dead_fraction);
     if (compacted > 0) {
-      Log(absl::StrCat("compacted ", compacted, " blocks of '",
-                       c->schema().name, "'"));
+      log_(absl::StrCat("compacted ", compacted, " blocks of '",
+                        c.schema().name, "'"));
     }
-    if (c->CheckpointDue(options_.checkpoint_wal_bytes,
-                         options_.checkpoint_max_age)) {
-      if (absl::Status s = c->Checkpoint(); !s.ok()) Log(SV(s.message()));
+    if (c.CheckpointDue(options_.checkpoint_wal_bytes,
+                        options_.checkpoint_max_age)) {
+      if (absl::Status s = c.Checkpoint(); !s.ok()) {
+        handle->checkpoint_errors().Log(SV(s.message()));
+      }
     }
   }
 }
@@ -365,7 +347,7 @@ absl::Status CollectionManager::Close() {
 }
 
 CollectionManager::~CollectionManager() {
-  if (absl::Status s = Close(); !s.ok()) Log(SV(s.message()));
+  if (absl::Status s = Close(); !s.ok()) log_(SV(s.message()));
 }
 
 }  // namespace peakknn

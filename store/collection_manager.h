@@ -5,12 +5,14 @@
 //   data_dir/<name>/   one DurableCollection each (store/durable_collection.h)
 //   data_dir/<name>.creating, <name>.dropping   leftovers of an interrupted
 //                      create or drop, removed at recovery
+// (store/data_dir.h has the whole layout.)
 //
 // Status codes: NOT_FOUND for a missing collection, ALREADY_EXISTS for a
 // duplicate name or (insert) id, INVALID_ARGUMENT naming the field for bad
 // input, UNAVAILABLE while recovering, DATA_LOSS when recovery finds a corrupt
-// log or checkpoint, RESOURCE_EXHAUSTED / INTERNAL for disk errors (with the
-// file and OS error).
+// log or checkpoint, FAILED_PRECONDITION when it finds a format version this
+// build does not read, RESOURCE_EXHAUSTED / INTERNAL for disk errors (with
+// the file and OS error).
 //
 // Thread-safety: every method may be called from any thread. Writes to one
 // collection are ordered by their sequence numbers; an acknowledged write is
@@ -18,7 +20,8 @@
 // after the acknowledgement. Searches never wait for writers.
 //
 // Background work: one maintenance thread takes checkpoints (log size or
-// age) and compacts blocks past the dead-row threshold.
+// age) and compacts blocks past the dead-row threshold. A checkpoint that
+// keeps failing is logged once a minute, not on every pass.
 #pragma once
 
 #include <cstdint>
@@ -43,6 +46,7 @@
 #include "store/durable_collection.h"
 #include "store/env.h"
 #include "store/service_core.h"
+#include "store/store_log.h"
 
 namespace peakknn {
 
@@ -70,8 +74,8 @@ struct ManagerOptions {
   int64_t wal_segment_bytes = int64_t{64} << 20;
   // Recovery: cut the log at a corrupt record instead of refusing to start.
   bool truncate_corrupt_wal = false;
-  // Recovery and maintenance log lines; nullptr: standard error.
-  std::function<void(std::string_view)> log;
+  // Recovery and maintenance log lines; empty: standard error.
+  LogFunction log;
   // Timing observers for metrics, passed to every collection (see
   // DurableCollectionOptions): each WAL group fsync, each checkpoint written.
   std::function<void(absl::Duration)> on_wal_fsync;
@@ -150,10 +154,10 @@ class CollectionManager final : public ServiceCore {
   DurableCollectionOptions CollectionOptionsFor() const;
   // One pass of background maintenance over every collection.
   void RunMaintenance();
-  void Log(std::string_view line) const;
 
   const ManagerOptions options_;
   Env* const env_;
+  const LogFunction log_;
 
   mutable std::mutex mu_;
   bool recovering_ ABSL_GUARDED_BY(mu_) = true;

@@ -1,39 +1,46 @@
-// A Collection made durable: its directory holds a checkpoint and a
-// write-ahead log (store/checkpoint.h, store/wal.h), and every write is
-// logged before it is applied.
+// A Collection made durable: its directory (store/data_dir.h) holds a
+// checkpoint and a write-ahead log, and every write is logged before it is
+// applied.
 //
 // Write path (one collection):
 //   caller, no lock held: the stateless checks of the batch (sizes, finite
 //           values, non-zero under COSINE, no id twice: CheckWriteBatch),
 //           in parallel across writers; the vectors are copied unless an
 //           owner keeps them alive.
-//   caller, under mu_ (admission): for an insert, its ids against the
+//   caller, under mu_ (admission): an insert's ids are checked against the
 //           collection (Collection::FirstPresent: the id map, no vectors
-//           copied) plus an overlay of logged-but-unapplied batches; then
-//           the next sequence number and the framed record appended to an
-//           in-memory group buffer. So sequence order = log order = apply
-//           order, and a logged batch always applies.
+//           copied) plus an overlay of logged-but-unapplied batches; a
+//           delete keeps only its ids that exist by the same measure, once
+//           each. Then the next sequence number and the framed record
+//           appended to an in-memory group buffer. So sequence order = log
+//           order = apply order, and a logged batch always applies.
 //   commit thread: takes the whole group buffer, writes it with one
-//           append, fsyncs once if any batch in the group asked for fsync,
-//           applies the batches to the Collection in sequence order (which
-//           publishes them to searches), then calls each batch's callback.
+//           append, fsyncs once if any batch in the group asked for fsync
+//           (WalWriter, store/wal_writer.h), applies the batches to the
+//           Collection in sequence order (which publishes them to
+//           searches), then calls each batch's callback.
 // So an ack means: logged (and fsynced unless durability none) and visible.
+//
+// A delete none of whose ids exists logs nothing and takes no sequence
+// number: it is acknowledged in order behind the batches logged before it,
+// with rows 0 and the sequence of the last of them (0 if there is none),
+// once that one is durable (per the delete's durability) and visible.
 //
 // A failed append or fsync fails its group and every batch queued behind it
 // (they were validated assuming the group would apply), and the segment is
 // truncated back to the last good record. If even that fails the log is
-// marked broken: further writes fail with the original error until a
-// restart recovers from disk; reads keep working.
+// broken: further writes fail with UNAVAILABLE naming the original error
+// until a restart recovers from disk; reads keep working. A log segment
+// that cannot be created only delays rotation (store/wal_writer.h).
 //
-// Checkpoint: rotate the log, take (applied sequence, snapshot) atomically,
-// write the snapshot's live rows, install, then delete log segments whose
-// records are all covered. Writers and searches continue meanwhile.
+// Checkpoint: rotate the log (if that fails, the checkpoint goes ahead and
+// a later one retires the segment), take (applied sequence, snapshot)
+// atomically, write the snapshot's live rows, install, then delete the log
+// segments whose records are all covered. Writers and searches continue
+// meanwhile.
 //
-// Recovery (Open): load the checkpoint, replay every later log record in
-// order. A torn tail on the last segment is truncated and logged; any other
-// bad record stops Open with DATA_LOSS naming file and offset, unless
-// truncate_corrupt_wal is set, in which case the log is cut there (and later
-// segments deleted), loudly.
+// Open recovers the directory first (store/recovery.h: checkpoint, log
+// replay, the torn-tail and corruption policy).
 #pragma once
 
 #include <condition_variable>
@@ -53,11 +60,14 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "engine/collection.h"
-#include "store/checkpoint.h"
 #include "store/durability.h"
 #include "store/env.h"
+#include "store/manifest.h"
+#include "store/recovery.h"
 #include "store/service_core.h"
-#include "store/wal.h"
+#include "store/store_log.h"
+#include "store/wal_format.h"
+#include "store/wal_writer.h"
 
 namespace peakknn {
 
@@ -69,8 +79,8 @@ struct DurableCollectionOptions {
   // Recovery: cut the log at a corrupt record instead of failing.
   bool truncate_corrupt_wal = false;
   // Where recovery and maintenance report what they did (one line each).
-  // nullptr: standard error.
-  std::function<void(std::string_view)> log;
+  // Empty: standard error.
+  LogFunction log;
   // Timing observers for metrics (optional, may be called from any of the
   // collection's threads, must be cheap and must not call back into it):
   // each log fsync of a write group, and each checkpoint that wrote files
@@ -79,23 +89,17 @@ struct DurableCollectionOptions {
   std::function<void(absl::Duration)> on_checkpoint;
 };
 
-// What recovery found, for logs and tests.
-struct RecoveryReport {
-  uint64_t checkpoint_sequence = 0;
-  int64_t checkpoint_rows = 0;
-  int64_t replayed_records = 0;
-  int64_t truncated_bytes = 0;  // torn tail or (when asked) corruption cut
-  absl::Duration elapsed;
-};
-
 class DurableCollection {
  public:
   // Creates the collection's directory `dir` (which must not exist)
   // atomically: a temporary directory with its MANIFEST renamed into place.
+  // A create that fails after the rename removes the directory again, so a
+  // retry (or a restart) does not find a collection that was never
+  // reported created.
   static absl::StatusOr<std::unique_ptr<DurableCollection>> Create(
       const std::string& dir, const CollectionSchema& schema,
       Durability default_durability, const DurableCollectionOptions& options);
-  // Recovers the collection in `dir` (checkpoint + log replay).
+  // Recovers the collection in `dir` (store/recovery.h).
   static absl::StatusOr<std::unique_ptr<DurableCollection>> Open(
       const std::string& dir, const DurableCollectionOptions& options);
 
@@ -117,6 +121,7 @@ class DurableCollection {
                   std::span<const float> vectors, Durability durability,
                   WriteCallback done,
                   std::shared_ptr<const void> owner = nullptr);
+  // Logs and deletes the ids that exist; see above for a delete of none.
   void DeleteAsync(std::span<const uint64_t> ids, Durability durability,
                    WriteCallback done);
   // Blocking forms: return when the batch is acknowledged or failed.
@@ -157,10 +162,13 @@ class DurableCollection {
 
  private:
   struct Op {
+    // The batch's sequence; for a delete that logs nothing, the last
+    // logged batch's.
     uint64_t sequence = 0;
     WalRecordType type = WalRecordType::kWrite;
     WriteMode mode = WriteMode::kInsert;
     bool sync = true;
+    bool logged = true;  // false: a delete of no existing id
     std::vector<uint64_t> ids;
     // kWrite: the rows, [ids.size()][dim]: either in `owner`'s memory or in
     // vectors_copy (a moved vector keeps its buffer, so moving an Op keeps
@@ -170,11 +178,6 @@ class DurableCollection {
     std::vector<float> vectors_copy;
     WriteCallback done;
   };
-  struct Segment {
-    uint64_t number = 0;
-    uint64_t max_sequence = 0;  // 0: no records
-    int64_t bytes = 0;
-  };
   // An id's state after the logged-but-unapplied batches that touched it.
   struct OverlayEntry {
     bool present = false;
@@ -182,35 +185,34 @@ class DurableCollection {
   };
 
   DurableCollection(std::string dir, const DurableCollectionOptions& options,
-                    std::unique_ptr<Collection> collection,
-                    const CheckpointManifest& manifest);
+                    RecoveredCollection recovered,
+                    std::unique_ptr<WalWriter> wal);
 
-  void Log(std::string_view line) const;
-  absl::Status Recover();
-  absl::Status ReplaySegment(Segment* segment, bool last,
-                             uint64_t* last_sequence);
-  // Opens segment `number` as the active one and fsyncs the directory.
-  absl::Status StartSegment(uint64_t number)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(file_mu_);
-  // Syncs and closes the active segment, starts the next one.
-  absl::Status RotateSegment() ABSL_EXCLUSIVE_LOCKS_REQUIRED(file_mu_);
   Durability Resolve(Durability requested) const;
-  // Validates under mu_, then logs into the group buffer.
+  // Admission: checks the batch against the state it will apply to, then
+  // logs it into the group buffer.
   void Submit(Op op);
   absl::Status CheckInsertIds(std::span<const uint64_t> ids) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The ids of `ids` present once the batches logged so far apply, once
+  // each.
+  std::vector<uint64_t> ExistingIds(std::span<const uint64_t> ids) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void CommitLoop();
-  // Writes one group; on failure rolls the segment back.
-  absl::Status WriteGroup(const std::string& records, bool sync,
-                          uint64_t max_sequence);
+  // After a failed group append: fails `ops` and everything queued behind
+  // them, and restarts admission from the applied state.
+  void FailGroup(std::deque<Op>& ops, const absl::Status& written);
   WriteAck Apply(const Op& op) ABSL_EXCLUSIVE_LOCKS_REQUIRED(apply_mu_);
 
   const std::string dir_;
   const DurableCollectionOptions options_;
+  const LogFunction log_;
   Env* const env_;
   const std::unique_ptr<Collection> collection_;
   const Durability default_durability_;
-  RecoveryReport recovery_;
+  const RecoveryReport recovery_;
+  // The log files; thread-safe on its own.
+  const std::unique_ptr<WalWriter> wal_;
 
   // Admission: sequence numbers, the group buffer, the overlay.
   mutable std::mutex mu_;
@@ -219,16 +221,11 @@ class DurableCollection {
   std::string group_ ABSL_GUARDED_BY(mu_);
   std::deque<Op> queue_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<uint64_t, OverlayEntry> overlay_ ABSL_GUARDED_BY(mu_);
+  // The log's error after a failed roll-back (WalWriter::broken()), copied
+  // here so admission can refuse without waiting for the log's lock.
   absl::Status broken_ ABSL_GUARDED_BY(mu_);
   bool closing_ ABSL_GUARDED_BY(mu_) = false;
   bool dropped_ ABSL_GUARDED_BY(mu_) = false;  // closing_ by CloseForDrop
-
-  // The log files.
-  mutable std::mutex file_mu_ ABSL_ACQUIRED_AFTER(ckpt_mu_);
-  std::unique_ptr<WritableFile> active_ ABSL_GUARDED_BY(file_mu_);
-  bool active_unsynced_ ABSL_GUARDED_BY(file_mu_) = false;
-  std::vector<Segment> segments_ ABSL_GUARDED_BY(file_mu_);  // active last
-  uint64_t durable_sequence_ ABSL_GUARDED_BY(file_mu_) = 0;
 
   // Applying to the collection; held while a checkpoint captures its state.
   mutable std::mutex apply_mu_;

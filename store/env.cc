@@ -197,9 +197,11 @@ Env* Env::Default() {
   return env;
 }
 
-std::string JoinPath(std::string_view dir, std::string_view name) {
-  return absl::StrCat(AV(dir), "/", AV(name));
+std::string TempFilePath(std::string_view path) {
+  return absl::StrCat(AV(path), ".tmp");
 }
+
+bool IsTempFilePath(std::string_view path) { return path.ends_with(".tmp"); }
 
 absl::StatusOr<std::string> ReadFileToString(Env* env,
                                              const std::string& path) {
@@ -221,7 +223,7 @@ absl::StatusOr<std::string> ReadFileToString(Env* env,
 absl::Status WriteFileAtomically(Env* env, const std::string& dir,
                                  const std::string& path,
                                  std::string_view data) {
-  const std::string tmp = path + ".tmp";
+  const std::string tmp = TempFilePath(path);
   auto file = env->NewWritableFile(tmp);
   if (!file.ok()) return file.status();
   absl::Status status = (*file)->Append(data);

@@ -77,14 +77,15 @@ class Env {
 
 // Whole-file helpers on top of an Env.
 absl::StatusOr<std::string> ReadFileToString(Env* env, const std::string& path);
-// Writes `data` to path + ".tmp", fsyncs it, renames it over `path` and
+// Writes `data` to TempFilePath(path), fsyncs it, renames it over `path` and
 // fsyncs the directory `dir`: after OK the file is durable and readers see
 // either the old or the new contents, never a mix.
 absl::Status WriteFileAtomically(Env* env, const std::string& dir,
                                  const std::string& path,
                                  std::string_view data);
 
-// "dir/name".
-std::string JoinPath(std::string_view dir, std::string_view name);
+// Where a file is written before it is renamed to `path`: path + ".tmp".
+std::string TempFilePath(std::string_view path);
+bool IsTempFilePath(std::string_view path);
 
 }  // namespace peakknn

@@ -1,5 +1,7 @@
 #include "store/fault_injection_env.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 
 namespace peakknn {
@@ -54,8 +56,25 @@ bool FaultInjectionEnv::Fire(std::atomic<int64_t>& counter) {
   return false;
 }
 
+void FaultInjectionEnv::InjectCreateFailure(std::string path_part) {
+  std::lock_guard lock(create_mu_);
+  create_failures_.push_back(std::move(path_part));
+}
+
 absl::StatusOr<std::unique_ptr<WritableFile>>
 FaultInjectionEnv::NewWritableFile(const std::string& path) {
+  {
+    std::lock_guard lock(create_mu_);
+    const auto armed = std::find_if(
+        create_failures_.begin(), create_failures_.end(),
+        [&](const std::string& part) { return path.find(part) != path.npos; });
+    if (armed != create_failures_.end()) {
+      create_failures_.erase(armed);
+      fired_.fetch_add(1);
+      return absl::InternalError(absl::StrCat(
+          "create ", path, ": Too many open files (errno 24, injected)"));
+    }
+  }
   auto file = base_->NewWritableFile(path);
   if (!file.ok()) return file.status();
   return std::make_unique<FaultInjectionFile>(this, *std::move(file));

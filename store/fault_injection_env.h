@@ -10,8 +10,11 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "store/env.h"
 
 namespace peakknn {
@@ -28,6 +31,10 @@ class FaultInjectionEnv final : public Env {
   void InjectNoSpace() { no_space_.fetch_add(1); }
   // The next RenameFile fails with EIO, renaming nothing.
   void InjectRenameFailure() { rename_failures_.fetch_add(1); }
+  // The next NewWritableFile of a path containing `path_part` ("" for any
+  // path) fails with EMFILE, creating nothing: what running out of file
+  // descriptors or inodes looks like.
+  void InjectCreateFailure(std::string path_part);
   // How many injected faults have fired.
   int64_t faults_fired() const { return fired_.load(); }
 
@@ -69,6 +76,9 @@ class FaultInjectionEnv final : public Env {
   bool Fire(std::atomic<int64_t>& counter);
 
   Env* const base_;
+  std::mutex create_mu_;
+  // One armed create failure per entry: its path_part.
+  std::vector<std::string> create_failures_ ABSL_GUARDED_BY(create_mu_);
   std::atomic<int64_t> sync_failures_{0};
   std::atomic<int64_t> short_writes_{0};
   std::atomic<int64_t> no_space_{0};

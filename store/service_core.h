@@ -46,7 +46,9 @@ struct WriteOptions {
 
 // What an acknowledged write did.
 struct WriteAck {
-  uint64_t sequence = 0;  // the batch's position in the collection's log
+  // The batch's position in the collection's log. A delete none of whose
+  // ids exists logs nothing: it carries the last logged batch's (0: none).
+  uint64_t sequence = 0;
   Durability durability = Durability::kFsync;  // kFsync or kNone, as applied
   int64_t rows = 0;  // rows written, or ids deleted (unknown ids not counted)
 };

@@ -4,12 +4,18 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
 #include "engine/collection.h"
 #include "gtest/gtest.h"
 #include "store/checkpoint.h"
+#include "store/coding.h"
 #include "store/crc32c.h"
+#include "store/data_dir.h"
 #include "store/env.h"
-#include "store/wal.h"
+#include "store/manifest.h"
+#include "store/wal_format.h"
+#include "store/wal_reader.h"
 
 namespace peakknn {
 namespace {
@@ -120,6 +126,34 @@ TEST(WalTest, BadRecordInTheMiddleIsCorruption) {
   EXPECT_EQ(seqs, (std::vector<uint64_t>{1, 2}));
 }
 
+// The framing and payloads byte for byte, little-endian whatever the host.
+TEST(WalTest, RecordBytesAreLittleEndian) {
+  std::string out;
+  const uint64_t id = 0x1122334455667788ull;
+  AppendWalDelete(0x0102030405060708ull, {&id, 1}, &out);
+  EXPECT_EQ(absl::BytesToHexString(out.substr(4)),
+            "0c000000"            // payload length 12
+            "02"                  // kDelete
+            "0807060504030201"    // sequence
+            "01000000"            // count
+            "8877665544332211");  // ids
+  EXPECT_EQ(DecodeFixed32(out.data()), Crc32c(0, out.data() + 4, 25));
+
+  out.clear();
+  const std::vector<float> v = {1.0f, -2.5f};
+  AppendWalWrite(5, WriteMode::kUpsert, {&id, 1}, v, 2, &out);
+  EXPECT_EQ(absl::BytesToHexString(out.substr(4)),
+            "19000000"            // payload length 25
+            "01"                  // kWrite
+            "0500000000000000"    // sequence
+            "01"                  // upsert
+            "01000000"            // count
+            "02000000"            // dim
+            "8877665544332211"    // ids
+            "0000803f000020c0");  // vectors
+  EXPECT_EQ(DecodeFixed32(out.data()), Crc32c(0, out.data() + 4, 38));
+}
+
 TEST(WalTest, SegmentNamesRoundTrip) {
   EXPECT_EQ(WalSegmentName(42), "wal-00000042.log");
   EXPECT_EQ(ParseWalSegmentName("wal-00000042.log"), 42u);
@@ -157,6 +191,36 @@ TEST(CheckpointTest, ManifestRoundTripsAndDetectsCorruption) {
   bad[text.find("77")] = '8';
   EXPECT_EQ(ParseManifest(bad, "M").status().code(),
             absl::StatusCode::kDataLoss);
+}
+
+// `text` (a serialized manifest) with its first line replaced and the
+// CRC32C line recomputed, so that only the first line differs.
+std::string WithFirstLine(const std::string& text, const std::string& line) {
+  std::string body = text.substr(0, text.rfind("crc32c "));
+  body = line + body.substr(body.find('\n'));
+  return absl::StrCat(body, "crc32c ", absl::Hex(Crc32c(body)), "\n");
+}
+
+TEST(CheckpointTest, ManifestOfAnotherVersionIsRefused) {
+  CheckpointManifest m;
+  m.schema = Schema();
+  const std::string text = SerializeManifest(m);
+  ASSERT_TRUE(text.starts_with("peakknn-manifest 1\n")) << text;
+  ASSERT_TRUE(
+      ParseManifest(WithFirstLine(text, "peakknn-manifest 1"), "M").ok());
+
+  const auto newer =
+      ParseManifest(WithFirstLine(text, "peakknn-manifest 2"), "/d/c/MANIFEST");
+  EXPECT_EQ(newer.status().code(), absl::StatusCode::kFailedPrecondition);
+  for (const char* part :
+       {"/d/c/MANIFEST", "format version 2", "reads version 1 only"}) {
+    EXPECT_NE(newer.status().message().find(part), std::string::npos)
+        << part << " in " << newer.status();
+  }
+  // Not a manifest at all is damage, not a version.
+  const auto garbage =
+      ParseManifest(WithFirstLine(text, "peakknn-manifst 1"), "M");
+  EXPECT_EQ(garbage.status().code(), absl::StatusCode::kDataLoss);
 }
 
 TEST(CheckpointTest, WritesLiveRowsAndRejectsABitFlip) {
@@ -204,13 +268,33 @@ TEST(CheckpointTest, WritesLiveRowsAndRejectsABitFlip) {
   }
 
   const std::string path = JoinPath(dir, read->data_file);
-  std::string data = *ReadFileToString(env, path);
+  const std::string good = *ReadFileToString(env, path);
+  const auto read_rows = [&] {
+    return ReadCheckpointRows(env, dir, *read,
+                              [](auto, auto) { return absl::OkStatus(); });
+  };
+  std::string data = good;
   data[data.size() / 2] ^= 1;
   ASSERT_TRUE(WriteFileAtomically(env, dir, path, data).ok());
-  absl::Status s = ReadCheckpointRows(
-      env, dir, *read, [](auto, auto) { return absl::OkStatus(); });
+  absl::Status s = read_rows();
   EXPECT_EQ(s.code(), absl::StatusCode::kDataLoss);
   EXPECT_NE(s.message().find(path), std::string::npos) << s;
+
+  // A data file of another format version, its header CRC intact.
+  ASSERT_EQ(good.substr(0, 8), "PKNNCKP1");
+  data = good;
+  data[7] = '2';
+  EncodeFixed32(data.data() + 24, Crc32c(0, data.data(), 24));
+  ASSERT_TRUE(WriteFileAtomically(env, dir, path, data).ok());
+  s = read_rows();
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
+  for (const std::string& part : {path, std::string("format version 2"),
+                                  std::string("reads version 1 only")}) {
+    EXPECT_NE(s.message().find(part), std::string::npos) << part << " in " << s;
+  }
+  data[0] = 'X';  // not a checkpoint at all
+  ASSERT_TRUE(WriteFileAtomically(env, dir, path, data).ok());
+  EXPECT_EQ(read_rows().code(), absl::StatusCode::kDataLoss);
 }
 
 }  // namespace

@@ -5,15 +5,18 @@
 #include <cstdlib>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "gtest/gtest.h"
 #include "store/collection_manager.h"
+#include "store/data_dir.h"
 #include "store/durable_collection.h"
 #include "store/fault_injection_env.h"
-#include "store/wal.h"
+#include "store/store_log.h"
+#include "store/wal_format.h"
 
 namespace peakknn {
 namespace {
@@ -144,6 +147,39 @@ TEST(ManagerTest, RecoveringManagerRefusesCalls) {
   EXPECT_TRUE(store->Ready().ok());
 }
 
+// A create that fails after its directory was renamed into place (here:
+// its first log segment cannot be created) leaves nothing behind: not for a
+// retry, not for a restart.
+TEST(ManagerTest, FailedCreateLeavesNothingBehind) {
+  FaultInjectionEnv env(Env::Default());
+  ManagerOptions options;
+  options.data_dir = TempDir();
+  options.env = &env;
+  options.log = [](std::string_view) {};
+  {
+    auto store = *CollectionManager::Open(options);
+    env.InjectCreateFailure("wal-");
+    const absl::Status failed =
+        store->CreateCollection(Schema("a"), Durability::kDefault);
+    ASSERT_FALSE(failed.ok());
+    EXPECT_EQ(env.faults_fired(), 1);
+    EXPECT_NE(failed.message().find("injected"), std::string::npos) << failed;
+    EXPECT_TRUE(Names(*store).empty());
+    EXPECT_FALSE(env.FileExists(JoinPath(options.data_dir, "a")));
+    EXPECT_TRUE((*env.GetChildren(options.data_dir)).empty());
+  }
+  {
+    auto store = *CollectionManager::Open(options);
+    EXPECT_TRUE(Names(*store).empty());
+    ASSERT_TRUE(
+        store->CreateCollection(Schema("a"), Durability::kDefault).ok());
+    ASSERT_TRUE(store->Insert("a", Range(0, 3), Vecs(Range(0, 3))).ok());
+  }
+  auto store = *CollectionManager::Open(options);
+  EXPECT_EQ(Names(*store), (std::vector<std::string>{"a"}));
+  EXPECT_EQ(store->DescribeCollection("a")->live_rows, 3);
+}
+
 TEST(DurableCollectionTest, InsertValidationSeesQueuedBatches) {
   const std::string dir = TempDir() + "/c";
   auto c =
@@ -212,6 +248,81 @@ TEST(DurableCollectionTest, OwnedWritesAreReadInPlaceAndReleased) {
   auto c = DurableCollection::Open(dir, Options());
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_EQ(Contents((*c)->collection(), 1000), want);
+}
+
+// A delete logs only the ids that exist, once each: repeated or unknown
+// ids cost no log bytes, and a delete of nothing logs nothing.
+TEST(DurableCollectionTest, DeletesLogOnlyExistingIdsOnce) {
+  const std::string dir = TempDir() + "/c";
+  std::map<uint64_t, float> want;
+  {
+    auto c = *DurableCollection::Create(dir, Schema(), Durability::kFsync,
+                                        Options());
+    ASSERT_EQ(c->Write(WriteMode::kInsert, Range(0, 10), Vecs(Range(0, 10)))
+                  ->sequence,
+              1u);
+    const int64_t logged = c->disk_bytes();
+    // 1 MiB of one unknown id: nothing deleted, nothing logged, and the ack
+    // carries the sequence of the last batch logged before it.
+    const std::vector<uint64_t> unknown(131072, 777);
+    auto ack = c->Delete(unknown);
+    ASSERT_TRUE(ack.ok()) << ack.status();
+    EXPECT_EQ(ack->rows, 0);
+    EXPECT_EQ(ack->sequence, 1u);
+    EXPECT_EQ(c->disk_bytes(), logged);
+    // Two known ids, repeated among the unknown one: one record of 2 ids.
+    std::vector<uint64_t> mixed = unknown;
+    mixed[5] = mixed[100] = 3;
+    mixed[7] = 4;
+    ack = c->Delete(mixed);
+    ASSERT_TRUE(ack.ok()) << ack.status();
+    EXPECT_EQ(ack->rows, 2);
+    EXPECT_EQ(ack->sequence, 2u);
+    EXPECT_EQ(c->disk_bytes(),
+              logged + static_cast<int64_t>(kWalHeaderBytes + 4 + 2 * 8));
+    // Sequence numbers stay dense.
+    EXPECT_EQ(c->Write(WriteMode::kInsert, Range(20, 21), Vecs(Range(20, 21)))
+                  ->sequence,
+              3u);
+
+    // Existence counts batches logged but not yet applied: an insert and a
+    // delete of its ids queued back to back, then the same delete again.
+    std::atomic<int> done{0};
+    std::vector<absl::StatusOr<WriteAck>> acks(3);
+    const auto keep = [&](int i) {
+      return [&, i](absl::StatusOr<WriteAck> a) {
+        acks[i] = std::move(a);
+        ++done;
+      };
+    };
+    c->WriteAsync(WriteMode::kInsert, Range(30, 34), Vecs(Range(30, 34)),
+                  Durability::kDefault, keep(0));
+    c->DeleteAsync(Range(30, 34), Durability::kDefault, keep(1));
+    c->DeleteAsync(Range(30, 34), Durability::kDefault, keep(2));
+    while (done.load() < 3) std::this_thread::yield();
+    for (const auto& a : acks) ASSERT_TRUE(a.ok()) << a.status();
+    EXPECT_EQ(acks[1]->rows, 4);
+    EXPECT_EQ(acks[1]->sequence, 5u);
+    EXPECT_EQ(acks[2]->rows, 0);
+    EXPECT_EQ(acks[2]->sequence, 5u);
+
+    // A delete of nothing acknowledged with fsync waits until what it saw
+    // is on disk, even when that was written with durability none.
+    ASSERT_TRUE(c->Write(WriteMode::kInsert, Range(40, 41), Vecs(Range(40, 41)),
+                         Durability::kNone)
+                    .ok());
+    ack = c->Delete(unknown, Durability::kFsync);
+    ASSERT_TRUE(ack.ok()) << ack.status();
+    EXPECT_EQ(ack->sequence, 6u);
+    EXPECT_EQ(ack->durability, Durability::kFsync);
+    EXPECT_GE(c->durable_sequence(), 6u);
+    want = Contents(c->collection(), 50);
+  }
+  auto c = DurableCollection::Open(dir, Options());
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ((*c)->recovery_report().replayed_records, 6);
+  EXPECT_EQ(Contents((*c)->collection(), 50), want);
+  EXPECT_EQ(want.size(), 10u - 2 + 1 + 1);
 }
 
 TEST(DurableCollectionTest, RecoversFromLogAndCheckpoint) {
@@ -413,6 +524,71 @@ TEST(FaultTest, FailedCheckpointRenameKeepsThePreviousCheckpoint) {
   EXPECT_EQ(Contents((*c)->collection(), 30), want);
 }
 
+// A log segment that cannot be created (EMFILE, out of inodes) only delays
+// rotation: writes go on in the active segment, later rotations succeed,
+// and the failures are logged once a minute, not once per try.
+TEST(FaultTest, FailedRotationKeepsTheLogWritable) {
+  FaultInjectionEnv env(Env::Default());
+  const std::string dir = TempDir() + "/c";
+  std::mutex lines_mu;
+  std::vector<std::string> lines;
+  DurableCollectionOptions options = Options(&env);
+  options.log = [&](std::string_view line) {
+    std::lock_guard lock(lines_mu);
+    lines.emplace_back(line);
+  };
+  {
+    DurableCollectionOptions small = options;
+    small.wal_segment_bytes = 1;  // rotate after every group
+    auto c =
+        *DurableCollection::Create(dir, Schema(), Durability::kFsync, small);
+    // Rotations past the size: the first three fail.
+    for (int i = 0; i < 3; ++i) env.InjectCreateFailure("wal-");
+    for (uint64_t b = 0; b < 5; ++b) {
+      const auto ids = Range(b * 10, b * 10 + 10);
+      auto ack = c->Write(WriteMode::kInsert, ids, Vecs(ids));
+      ASSERT_TRUE(ack.ok()) << "batch " << b << ": " << ack.status();
+    }
+    EXPECT_EQ(env.faults_fired(), 3);
+    std::lock_guard lock(lines_mu);
+    ASSERT_EQ(lines.size(), 1u);
+    EXPECT_NE(lines[0].find("could not start segment"), std::string::npos)
+        << lines[0];
+    EXPECT_NE(lines[0].find("injected"), std::string::npos) << lines[0];
+  }
+  std::map<uint64_t, float> want;
+  {
+    auto c = *DurableCollection::Open(dir, options);
+    ASSERT_TRUE(c->Write(WriteMode::kInsert, Range(50, 60), Vecs(Range(50, 60)),
+                         Durability::kNone)
+                    .ok());
+    // The rotation before a checkpoint fails: the checkpoint is installed
+    // all the same, and writes go on.
+    env.InjectCreateFailure("wal-");
+    const absl::Status checkpoint = c->Checkpoint();
+    ASSERT_TRUE(checkpoint.ok()) << checkpoint;
+    EXPECT_EQ(env.faults_fired(), 4);
+    ASSERT_TRUE(c->Delete(Range(0, 5)).ok());
+    ASSERT_TRUE(
+        c->Write(WriteMode::kUpsert, Range(5, 8), Vecs(Range(5, 8), 2)).ok());
+    // Once segments can be created again, a checkpoint retires the old one.
+    ASSERT_TRUE(c->Checkpoint().ok());
+    want = Contents(c->collection(), 100);
+  }
+  int segments = 0;
+  const std::vector<std::string> names = *Env::Default()->GetChildren(dir);
+  for (const std::string& name : names) {
+    segments += ParseWalSegmentName(name).has_value();
+  }
+  EXPECT_EQ(segments, 1);  // the active one, empty
+  auto c = DurableCollection::Open(dir, Options());
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ((*c)->recovery_report().replayed_records, 0);
+  EXPECT_EQ(Contents((*c)->collection(), 100), want);
+  EXPECT_EQ(want.size(), 55u);
+  EXPECT_EQ(want[6], 2.0f);
+}
+
 // Exact top-1 of every live row must be the row itself, before, during and
 // after compaction.
 TEST(CompactionTest, SearchesStayCorrectDuringAndAfter) {
@@ -521,6 +697,24 @@ TEST(ConcurrencyTest, WritersSearchesCompactionAndCheckpointsTogether) {
     after.insert(part.begin(), part.end());
   }
   EXPECT_EQ(after, want);
+}
+
+TEST(LogThrottleTest, OneLinePerIntervalCountingTheRest) {
+  std::vector<std::string> lines;
+  LogThrottle throttle(absl::Minutes(1),
+                       [&](std::string_view l) { lines.emplace_back(l); });
+  const absl::Time t0 = absl::FromUnixSeconds(1000);
+  throttle.Log("disk full", t0);
+  throttle.Log("disk full", t0 + absl::Seconds(1));
+  throttle.Log("disk full", t0 + absl::Seconds(59));
+  throttle.Log("disk still full", t0 + absl::Seconds(60));
+  throttle.Log("disk full", t0 + absl::Seconds(61));
+  throttle.Log("ok", t0 + absl::Seconds(200));
+  EXPECT_EQ(lines, (std::vector<std::string>{
+                       "disk full",
+                       "disk still full (2 similar lines held back since the "
+                       "last one)",
+                       "ok (1 similar lines held back since the last one)"}));
 }
 
 }  // namespace

@@ -1,8 +1,10 @@
-// Write-ahead log format: framing, the records the store logs, and a segment
-// reader that tells a torn tail from corruption in the middle of the log.
+// Write-ahead log format: the framing of a record and the records the store
+// logs. Reading a segment is store/wal_reader.h, writing one
+// store/wal_writer.h.
 //
 // A collection's log is a sequence of segment files "wal-NNNNNNNN.log"
-// (increasing file numbers) holding records back to back, little-endian:
+// (store/data_dir.h; increasing numbers) holding records back to back,
+// little-endian (store/coding.h):
 //
 //   offset  0  u32 crc     CRC32C of bytes [4, 17 + length): the rest of the
 //                          header and the payload, so a bad length is caught
@@ -19,20 +21,21 @@
 //
 // Records are logical (ids and vectors), so compaction and block layout never
 // touch the log.
+//
+// Format version: segments carry no header (0.1.0 wrote none, and its logs
+// must keep opening), so their version is the collection directory's, named
+// by the first line of its MANIFEST (kManifestFormatVersion,
+// store/manifest.h). This layout is that version's; changing it bumps it.
 #pragma once
 
 #include <cstdint>
-#include <functional>
-#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
 #include <vector>
 
-#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "engine/collection.h"
-#include "store/env.h"
 
 namespace peakknn {
 
@@ -48,6 +51,18 @@ void AppendWalWrite(uint64_t sequence, WriteMode mode,
                     std::span<const float> vectors, int dim, std::string* out);
 void AppendWalDelete(uint64_t sequence, std::span<const uint64_t> ids,
                      std::string* out);
+
+// The fields of a record header; `header` holds kWalHeaderBytes bytes.
+struct WalRecordHeader {
+  uint32_t crc = 0;
+  uint32_t length = 0;
+  uint8_t type = 0;  // not checked: any byte
+  uint64_t sequence = 0;
+};
+WalRecordHeader DecodeWalRecordHeader(const char* header);
+// The CRC32C a record's header must hold: over the `bytes` bytes of the
+// record (header and payload) at `record`, less the CRC field itself.
+uint32_t WalRecordCrc(const char* record, size_t bytes);
 
 struct WalRecord {
   WalRecordType type = WalRecordType::kWrite;
@@ -66,32 +81,5 @@ struct WalBatch {
 };
 // Fails (DATA_LOSS) when the payload's sizes do not add up.
 absl::StatusOr<WalBatch> DecodeWalRecord(const WalRecord& record);
-
-// How a segment ends.
-enum class WalTail {
-  kClean,    // the last record ends exactly at end of file
-  kTorn,     // a partial record (or a zero-filled remainder) ends the file:
-             // what a crash in the middle of an append leaves
-  kCorrupt,  // a bad record with more data after it
-};
-
-struct WalSegmentScan {
-  uint64_t file_bytes = 0;
-  uint64_t valid_bytes = 0;  // end of the last good record
-  int64_t records = 0;
-  WalTail tail = WalTail::kClean;
-  std::string problem;  // kTorn / kCorrupt: what is wrong at valid_bytes
-};
-
-// Reads every record of a segment in order, calling on_record for each good
-// one until the first bad one (or an error from on_record, which is
-// returned). The caller decides what a torn or corrupt end means.
-absl::StatusOr<WalSegmentScan> ScanWalSegment(
-    Env* env, const std::string& path,
-    const std::function<absl::Status(const WalRecord&)>& on_record);
-
-// "wal-00000042.log" <-> 42.
-std::string WalSegmentName(uint64_t file_number);
-std::optional<uint64_t> ParseWalSegmentName(std::string_view name);
 
 }  // namespace peakknn
