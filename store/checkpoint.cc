@@ -1,6 +1,8 @@
 #include "store/checkpoint.h"
 
+#include <bit>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -152,7 +154,6 @@ absl::Status ReadCheckpointRows(
   }
   uint64_t offset = kDataHeaderBytes;
   int64_t rows = 0;
-  std::string chunk;
   std::vector<uint64_t> ids;
   std::vector<float> vectors;
   while (rows < manifest.rows) {
@@ -165,23 +166,36 @@ absl::Status ReadCheckpointRows(
       return bad(offset, absl::StrCat("chunk of ", count, " rows with ",
                                       manifest.rows - rows, " left"));
     }
-    const size_t id_bytes = size_t{count} * sizeof(uint64_t);
-    const size_t bytes = id_bytes + size_t{count} * dim * sizeof(float);
-    chunk.resize(bytes);
-    ok = read_exact(chunk.data(), bytes);
-    if (!ok.ok()) return ok.status();
-    if (!*ok) return bad(offset, "file ends inside a chunk");
-    if (Crc32c(Crc32c(0, head + 4, 4), chunk.data(), bytes) !=
-        DecodeFixed32(head)) {
-      return bad(offset, "CRC32C mismatch");
-    }
+    // The chunk's ids and vectors are read straight into their arrays, whose
+    // bytes are the encoded values on a little-endian host: one copy from
+    // the file (what the CRC needs), none to decode. The rows then go from
+    // `vectors` into panels.
     ids.resize(count);
     vectors.resize(size_t{count} * dim);
-    DecodeFixed64Array(chunk.data(), ids);
-    DecodeFloatArray(chunk.data() + id_bytes, vectors);
+    char* const id_bytes = reinterpret_cast<char*>(ids.data());
+    char* const vector_bytes = reinterpret_cast<char*>(vectors.data());
+    const size_t id_size = size_t{count} * sizeof(uint64_t);
+    const size_t vector_size = vectors.size() * sizeof(float);
+    for (const auto& [into, n] :
+         {std::pair{id_bytes, id_size}, std::pair{vector_bytes, vector_size}}) {
+      ok = read_exact(into, n);
+      if (!ok.ok()) return ok.status();
+      if (!*ok) return bad(offset, "file ends inside a chunk");
+    }
+    uint32_t crc = Crc32c(0, head + 4, 4);
+    crc = Crc32c(crc, id_bytes, id_size);
+    if (Crc32c(crc, vector_bytes, vector_size) != DecodeFixed32(head)) {
+      return bad(offset, "CRC32C mismatch");
+    }
+    if constexpr (std::endian::native == std::endian::big) {
+      // Decoded in place: the element-wise decode reads each element's
+      // bytes before it writes the element.
+      DecodeFixed64Array(id_bytes, ids);
+      DecodeFloatArray(vector_bytes, vectors);
+    }
     if (absl::Status s = on_rows(ids, vectors); !s.ok()) return s;
     rows += count;
-    offset += sizeof(head) + bytes;
+    offset += sizeof(head) + id_size + vector_size;
   }
   return absl::OkStatus();
 }
