@@ -265,21 +265,25 @@ absl::StatusOr<WriteAck> DurableCollection::Delete(
 
 void DurableCollection::CommitLoop() {
   while (true) {
-    std::string records;
     std::deque<Op> ops;
+    if (writing_.capacity() > kMaxKeptGroupBytes) {
+      std::string().swap(writing_);
+    } else {
+      writing_.clear();
+    }
     {
       std::unique_lock lock(mu_);
       work_cv_.wait(lock, [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
         return !queue_.empty() || closing_;
       });
       if (queue_.empty()) return;  // closing and drained
-      records.swap(group_);
+      writing_.swap(group_);
       ops.swap(queue_);
     }
     const bool sync = std::any_of(ops.begin(), ops.end(),
                                   [](const Op& op) { return op.sync; });
     const absl::Status written =
-        wal_->Append(records, ops.back().sequence, sync);
+        wal_->Append(writing_, ops.back().sequence, sync);
     if (!written.ok()) {
       FailGroup(ops, written);
       continue;

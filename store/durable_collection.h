@@ -219,6 +219,12 @@ class DurableCollection {
   std::condition_variable work_cv_;  // the committer waits for queue_/closing_
   uint64_t last_sequence_ ABSL_GUARDED_BY(mu_) = 0;
   std::string group_ ABSL_GUARDED_BY(mu_);
+  // The group being written, the commit thread's own. It and group_ swap
+  // each cycle and keep their capacity, so a steady stream of groups
+  // encodes into memory already faulted in rather than fresh pages (up to
+  // kMaxKeptGroupBytes).
+  std::string writing_;
+  static constexpr size_t kMaxKeptGroupBytes = size_t{64} << 20;
   std::deque<Op> queue_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<uint64_t, OverlayEntry> overlay_ ABSL_GUARDED_BY(mu_);
   // The log's error after a failed roll-back (WalWriter::broken()), copied

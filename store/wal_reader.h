@@ -33,7 +33,13 @@ struct WalSegmentScan {
 
 // Reads every record of a segment in order, calling on_record for each good
 // one until the first bad one (or an error from on_record, which is
-// returned). Reads the whole file into memory.
+// returned). A record's payload is valid only during its call. Reads the
+// file front to back through one reused buffer of about the largest record
+// (at least kWalReadChunkBytes), not the whole segment: fresh memory is
+// what recovery pays for most on a VM, and a segment is up to tens of MB.
+// Only a bad record makes it read the rest of the file (to tell a
+// zero-filled tail from corruption).
+inline constexpr size_t kWalReadChunkBytes = size_t{1} << 20;
 absl::StatusOr<WalSegmentScan> ScanWalSegment(
     Env* env, const std::string& path,
     const std::function<absl::Status(const WalRecord&)>& on_record);

@@ -126,6 +126,73 @@ TEST(WalTest, BadRecordInTheMiddleIsCorruption) {
   EXPECT_EQ(seqs, (std::vector<uint64_t>{1, 2}));
 }
 
+// Segments several read chunks long: records straddle chunk boundaries and
+// are larger than one chunk; the scan still sees each record whole, finds
+// corruption far from the start and tells a zero-filled tail past several
+// chunks from corruption.
+TEST(WalTest, ScansSegmentsLongerThanItsReadBuffer) {
+  Env* env = Env::Default();
+  const std::string dir = TempDir();
+  constexpr int kDim = 1000;
+  // Records of 173 or 401 rows: 0.7 and 1.6 MB, never chunk-aligned.
+  std::string data;
+  std::vector<size_t> starts;
+  uint64_t next_id = 0;
+  for (int r = 0; r < 8; ++r) {
+    const int rows = r % 2 == 0 ? 173 : 401;
+    std::vector<uint64_t> ids(rows);
+    std::vector<float> vectors(static_cast<size_t>(rows) * kDim);
+    for (int i = 0; i < rows; ++i) {
+      ids[i] = next_id++;
+      for (int d = 0; d < kDim; ++d) vectors[i * kDim + d] = ids[i] + d * 1e-3f;
+    }
+    starts.push_back(data.size());
+    AppendWalWrite(r + 1, WriteMode::kUpsert, ids, vectors, kDim, &data);
+  }
+  ASSERT_GT(data.size(), 5 * kWalReadChunkBytes);
+  const std::string path = JoinPath(dir, WalSegmentName(1));
+  const auto scan = [&](std::vector<uint64_t>* seqs) {
+    return ScanWalSegment(env, path, [&](const WalRecord& r) {
+      auto batch = DecodeWalRecord(r);
+      if (!batch.ok()) return batch.status();
+      for (size_t i = 0; i < batch->ids.size(); ++i) {
+        EXPECT_EQ(batch->vectors[i * kDim + kDim - 1],
+                  batch->ids[i] + (kDim - 1) * 1e-3f);
+      }
+      seqs->push_back(r.sequence);
+      return absl::OkStatus();
+    });
+  };
+
+  ASSERT_TRUE(WriteFileAtomically(env, dir, path, data).ok());
+  std::vector<uint64_t> seqs;
+  auto clean = scan(&seqs);
+  ASSERT_TRUE(clean.ok()) << clean.status();
+  EXPECT_EQ(clean->tail, WalTail::kClean);
+  EXPECT_EQ(clean->valid_bytes, data.size());
+  EXPECT_EQ(seqs, (std::vector<uint64_t>{1, 2, 3, 4, 5, 6, 7, 8}));
+
+  std::string zero_tail = data;
+  zero_tail.append(3 * kWalReadChunkBytes + 5, '\0');
+  ASSERT_TRUE(WriteFileAtomically(env, dir, path, zero_tail).ok());
+  seqs.clear();
+  auto torn = scan(&seqs);
+  ASSERT_TRUE(torn.ok()) << torn.status();
+  EXPECT_EQ(torn->tail, WalTail::kTorn) << torn->problem;
+  EXPECT_EQ(torn->valid_bytes, data.size());
+  EXPECT_EQ(seqs.size(), 8u);
+
+  std::string corrupt = data;
+  corrupt[starts[6] + kWalHeaderBytes + 100] ^= 0x01;  // inside record 7
+  ASSERT_TRUE(WriteFileAtomically(env, dir, path, corrupt).ok());
+  seqs.clear();
+  auto bad = scan(&seqs);
+  ASSERT_TRUE(bad.ok()) << bad.status();
+  EXPECT_EQ(bad->tail, WalTail::kCorrupt);
+  EXPECT_EQ(bad->valid_bytes, starts[6]);
+  EXPECT_EQ(seqs, (std::vector<uint64_t>{1, 2, 3, 4, 5, 6}));
+}
+
 // The framing and payloads byte for byte, little-endian whatever the host.
 TEST(WalTest, RecordBytesAreLittleEndian) {
   std::string out;
