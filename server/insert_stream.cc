@@ -12,6 +12,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "base/echo.h"
 #include "server/convert.h"
 
 namespace peakknn::server {
@@ -176,9 +177,9 @@ class InsertStreamReactor final
     } else if (!request.collection().empty() &&
                request.collection() != collection_) {
       return absl::InvalidArgumentError(
-          absl::StrCat("collection=\"", request.collection(),
-                       "\": this InsertStream writes \"", collection_,
-                       "\"; open another stream for another collection"));
+          absl::StrCat("collection=", QuoteInput(request.collection()),
+                       ": this InsertStream writes ", QuoteInput(collection_),
+                       "; open another stream for another collection"));
     }
     return absl::OkStatus();
   }

@@ -6,7 +6,6 @@
 #include <utility>
 #include <vector>
 
-#include "absl/strings/str_cat.h"
 #include "base/status_macros.h"
 #include "engine/recall_calculator.h"
 #include "engine/vector_checks.h"
@@ -272,6 +271,8 @@ grpc::ServerUnaryReactor* VectorSearchService::Get(
     PEAKKNN_RETURN_IF_ERROR(limits_.CheckIds("ids", req->ids_size()));
     PEAKKNN_ASSIGN_OR_RETURN(std::shared_ptr<ServedCollection> collection,
                              core_->OpenCollection(req->collection()));
+    PEAKKNN_RETURN_IF_ERROR(
+        limits_.CheckGetAnswer(req->ids_size(), collection->schema().dim));
     const std::span<const uint64_t> ids = SpanOf(req->ids());
     PEAKKNN_ASSIGN_OR_RETURN(const auto vectors, collection->Get(ids));
     StoredVectorsToProto(ids, vectors, resp);
@@ -283,6 +284,13 @@ grpc::ServerUnaryReactor* VectorSearchService::PlanRecall(
     grpc::CallbackServerContext* ctx, const v1::PlanRecallRequest* req,
     v1::PlanRecallResponse* resp) {
   return Serve(ctx, "PlanRecall", [&]() -> absl::Status {
+    PEAKKNN_RETURN_IF_ERROR(limits_.CheckK(req->k()));
+    PEAKKNN_RETURN_IF_ERROR(
+        limits_.CheckPlan(req->recall_target(), req->per_bin(), req->shards()));
+    if (!req->collection().empty()) {
+      PEAKKNN_RETURN_IF_ERROR(
+          limits_.CheckName("collection", req->collection()));
+    }
     int64_t n = req->n();
     if (!req->collection().empty() && n == 0) {
       PEAKKNN_RETURN_IF_ERROR(core_->Ready());
@@ -290,14 +298,7 @@ grpc::ServerUnaryReactor* VectorSearchService::PlanRecall(
                                core_->OpenCollection(req->collection()));
       n = collection->row_counts().live_rows;
     }
-    if (req->k() < 1) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("k=", req->k(), ": must be >= 1"));
-    }
-    if (!(req->recall_target() > 0 && req->recall_target() <= 1)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "recall_target=", req->recall_target(), ": must be in (0, 1]"));
-    }
+    // In range after CheckPlan.
     const int per_bin =
         req->per_bin() == 0 ? 1 : static_cast<int>(req->per_bin());
     const int shards = req->shards() == 0 ? 1 : static_cast<int>(req->shards());
