@@ -8,8 +8,10 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/reflection.h"
 #include "absl/flags/usage.h"
+#include "absl/flags/usage_config.h"
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "base/status_macros.h"
 #include "engine/schema.h"
@@ -176,6 +178,15 @@ absl::Status ValidateConfig(const ServerConfig& c) {
 }
 
 absl::StatusOr<ServerConfig> LoadConfig(int argc, char** argv) {
+  // --help lists the flags of this file; Abseil's default lists those of a
+  // file named like the program ("peakknn-server") and would find none.
+  const auto is_server_flag = [](absl::string_view file) {
+    return absl::EndsWith(file, "server/config.cc");
+  };
+  absl::FlagsUsageConfig usage;
+  usage.contains_help_flags = is_server_flag;
+  usage.contains_helpshort_flags = is_server_flag;
+  absl::SetFlagsUsageConfig(usage);
   absl::SetProgramUsageMessage(
       "peakknn k-nearest-neighbour search server. Every flag --foo can also "
       "be set by the environment variable PEAKKNN_FOO.");
