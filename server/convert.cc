@@ -4,8 +4,39 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "grpcpp/impl/codegen/proto_utils.h"
 
 namespace peakknn::server {
+
+absl::Status ParseMessage(const grpc::ByteBuffer& bytes,
+                          google::protobuf::Message* message) {
+  grpc::ByteBuffer consumed = bytes;  // shares the slices; parsing clears it
+  const size_t size = consumed.Length();
+  if (!grpc::SerializationTraits<google::protobuf::Message>::Deserialize(
+           &consumed, message)
+           .ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "cannot parse the request as ", message->GetTypeName(), ": its ", size,
+        " bytes are not one (malformed or truncated, or a string field that "
+        "is not UTF-8)"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status SerializeMessage(const google::protobuf::Message& message,
+                              grpc::ByteBuffer* bytes) {
+  bytes->Clear();  // the writer appends to an empty buffer only
+  bool own_buffer = false;
+  const grpc::Status status =
+      grpc::SerializationTraits<google::protobuf::Message>::Serialize(
+          message, bytes, &own_buffer);
+  if (!status.ok()) {
+    return absl::InternalError(absl::StrCat("cannot serialize ",
+                                            message.GetTypeName(), ": ",
+                                            status.error_message()));
+  }
+  return absl::OkStatus();
+}
 
 grpc::Status ToGrpcStatus(const absl::Status& status) {
   if (status.ok()) return grpc::Status::OK;

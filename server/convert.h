@@ -12,6 +12,8 @@
 #include "engine/collection.h"
 #include "engine/recall_calculator.h"
 #include "engine/schema.h"
+#include "google/protobuf/message.h"
+#include "grpcpp/support/byte_buffer.h"
 #include "grpcpp/support/status.h"
 #include "peakknn/v1/vector_search.pb.h"
 #include "store/durability.h"
@@ -24,6 +26,16 @@ template <typename T>
 std::span<const T> SpanOf(const google::protobuf::RepeatedField<T>& field) {
   return {field.data(), static_cast<size_t>(field.size())};
 }
+
+// A message from its wire bytes; INVALID_ARGUMENT naming the message type
+// when the bytes are not one (malformed or truncated, or a string field that
+// is not UTF-8). unary_call.h says why the server parses itself.
+absl::Status ParseMessage(const grpc::ByteBuffer& bytes,
+                          google::protobuf::Message* message);
+// A message's wire bytes, replacing what `bytes` held; INTERNAL when it
+// cannot be serialized.
+absl::Status SerializeMessage(const google::protobuf::Message& message,
+                              grpc::ByteBuffer* bytes);
 
 // absl and gRPC share the canonical code numbering.
 grpc::Status ToGrpcStatus(const absl::Status& status);

@@ -59,15 +59,15 @@ class RequestPool : public std::enable_shared_from_this<RequestPool> {
 //
 // State lives under mu_; Step() decides the next gRPC operations under the
 // lock and starts them after releasing it. Invariants: at most one read and
-// one write outstanding (gRPC's rule); request_ is only touched by the read
-// in progress, and each batch is read into its own request (from pool_) that
-// the core then holds until its acknowledgement (it logs and applies the
-// vectors in place, no copy); one thread at a time submits, in stream order
-// (SubmitInOrder); Finish is called once, only when no read, no write, no
-// submitter and no core callback (in_flight_) is outstanding, so OnDone may
-// delete this.
+// one write outstanding (gRPC's rule); received_ and request_ are only
+// touched by the read in progress, and each batch is parsed into its own
+// request (from pool_) that the core then holds until its acknowledgement (it
+// logs and applies the vectors in place, no copy); one thread at a time
+// submits, in stream order (SubmitInOrder); Finish is called once, only when no
+// read, no write, no submitter and no core callback (in_flight_) is
+// outstanding, so OnDone may delete this.
 class InsertStreamReactor final
-    : public grpc::ServerBidiReactor<v1::InsertRequest, v1::InsertAck> {
+    : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
  public:
   // Batches admitted but not yet acked, and their payload bytes (ids and
   // vectors): bounds a stream's memory (the core holds each batch's request
@@ -80,7 +80,7 @@ class InsertStreamReactor final
   InsertStreamReactor(WriteAdmission* admission, Metrics* metrics)
       : admission_(admission), metrics_(metrics) {
     reading_ = true;
-    StartRead(request_.get());
+    StartRead(&received_);
   }
 
   void OnReadDone(bool ok) override {
@@ -91,19 +91,28 @@ class InsertStreamReactor final
       Step(lock);
       return;
     }
-    bool submitter;
+    // A message that does not parse is acked with its error, like any
+    // failed batch, and the stream goes on.
+    const absl::Status parsed = ParseMessage(received_, request_.get());
+    received_.Clear();
+    bool submitter = false;
     {
       std::unique_lock<std::mutex> lock(mu_);
       Slot* slot = &slots_.emplace_back();
-      slot->ack.set_batch_tag(request_->batch_tag());
-      slot->bytes = static_cast<int64_t>(request_->ids_size()) * 8 +
-                    static_cast<int64_t>(request_->vectors_size()) * 4;
-      pipelined_bytes_ += slot->bytes;
-      ++in_flight_;
-      unsubmitted_.push_back({slot, std::move(request_)});
-      request_ = pool_->Get();
-      submitter = !submitting_;
-      submitting_ = true;
+      if (parsed.ok()) {
+        slot->ack.set_batch_tag(request_->batch_tag());
+        slot->bytes = static_cast<int64_t>(request_->ids_size()) * 8 +
+                      static_cast<int64_t>(request_->vectors_size()) * 4;
+        pipelined_bytes_ += slot->bytes;
+        ++in_flight_;
+        unsubmitted_.push_back({slot, std::move(request_)});
+        request_ = pool_->Get();
+        submitter = !submitting_;
+        submitting_ = true;
+      } else {
+        request_->Clear();
+        SetOutcome(slot, parsed);
+      }
       reading_ = false;
       Step(lock);  // the next read starts now, before this batch is submitted
     }
@@ -186,6 +195,13 @@ class InsertStreamReactor final
 
   void Complete(Slot* slot, const absl::StatusOr<WriteAck>& result) {
     std::unique_lock<std::mutex> lock(mu_);
+    SetOutcome(slot, result);
+    --in_flight_;
+    Step(lock);
+  }
+
+  void SetOutcome(Slot* slot, const absl::StatusOr<WriteAck>& result)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (result.ok()) {
       slot->ack.set_sequence(result->sequence);
       slot->ack.set_rows(result->rows);
@@ -195,8 +211,6 @@ class InsertStreamReactor final
       slot->ack.set_error(std::string(result.status().message()));
     }
     slot->ready = true;
-    --in_flight_;
-    Step(lock);
   }
 
   // Starts whatever can start now: the next ack in order, the next read
@@ -229,8 +243,12 @@ class InsertStreamReactor final
       }
     }
     lock.unlock();
-    if (write) StartWrite(&sending_);
-    if (read) StartRead(request_.get());
+    if (write) {
+      // An ack is a few dozen bytes: serializing it cannot fail.
+      SerializeMessage(sending_, &sending_bytes_).IgnoreError();
+      StartWrite(&sending_bytes_);
+    }
+    if (read) StartRead(&received_);
     if (finish) Finish(status);
   }
 
@@ -240,8 +258,12 @@ class InsertStreamReactor final
   std::string collection_;  // set by the first batch that names one; only
                             // the submitter touches it
   const std::shared_ptr<RequestPool> pool_ = std::make_shared<RequestPool>();
-  std::shared_ptr<v1::InsertRequest> request_ = pool_->Get();  // being read
-  v1::InsertAck sending_;  // the ack being written
+  // The message being read, and the request it is parsed into; only the
+  // read in progress touches them.
+  grpc::ByteBuffer received_;
+  std::shared_ptr<v1::InsertRequest> request_ = pool_->Get();
+  v1::InsertAck sending_;           // the ack being written
+  grpc::ByteBuffer sending_bytes_;  // and its wire bytes
 
   std::mutex mu_;
   std::deque<Slot> slots_ ABSL_GUARDED_BY(mu_);  // unacked, in stream order
@@ -260,7 +282,7 @@ class InsertStreamReactor final
 
 }  // namespace
 
-grpc::ServerBidiReactor<v1::InsertRequest, v1::InsertAck>*
+grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>*
 NewInsertStreamReactor(WriteAdmission* admission, Metrics* metrics) {
   return new InsertStreamReactor(admission, metrics);
 }

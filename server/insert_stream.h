@@ -7,14 +7,16 @@
 // log append and an fsync. Acks go out in stream order, each once the core
 // acknowledged its batch (durable per --durability and visible), with the
 // batch's sequence number; a failed batch is acked with its own code and
-// message and the stream goes on. The first message names the collection;
-// a later one may repeat the name but not name another.
+// message and the stream goes on; so is a message that does not parse as an
+// InsertRequest (INVALID_ARGUMENT, batch_tag 0). The first message names the
+// collection; a later one may repeat the name but not name another.
 //
 // Each batch is parsed into its own request, which the core reads in place
 // (no copy of the vectors) until it acknowledges the batch; requests are
 // then reused by the stream.
 #pragma once
 
+#include "grpcpp/support/byte_buffer.h"
 #include "grpcpp/support/server_callback.h"
 #include "peakknn/v1/vector_search.pb.h"
 #include "server/metrics.h"
@@ -22,9 +24,10 @@
 
 namespace peakknn::server {
 
-// The reactor of one InsertStream call; it deletes itself when the call is
-// done. `admission` and `metrics` must outlive the call.
-grpc::ServerBidiReactor<v1::InsertRequest, v1::InsertAck>*
+// The reactor of one InsertStream call, on wire bytes (unary_call.h says
+// why the server parses itself); it deletes itself when the call is done.
+// `admission` and `metrics` must outlive the call.
+grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>*
 NewInsertStreamReactor(WriteAdmission* admission, Metrics* metrics);
 
 }  // namespace peakknn::server

@@ -64,95 +64,107 @@ void VectorSearchService::PublishCollectionRows() {
 
 void VectorSearchService::StopBatchers() { batchers_.StopAll(); }
 
-template <typename Body>
+template <typename Request, typename Response, typename Body>
 grpc::ServerUnaryReactor* VectorSearchService::Serve(
-    grpc::CallbackServerContext* ctx, absl::string_view method, Body body) {
+    const grpc::ByteBuffer* request, grpc::ByteBuffer* response,
+    absl::string_view method, Body body) {
   const absl::Time start = absl::Now();
-  const absl::Status status = body();
-  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  FinishAsync(reactor, method, start, status);
-  return reactor;
+  auto* call = new UnaryCall<Request, Response>(request, response);
+  absl::Status status = call->parsed();
+  if (status.ok()) status = body(call->request(), call->response());
+  Finish(call, method, start, status);
+  return call;
 }
 
-void VectorSearchService::FinishAsync(grpc::ServerUnaryReactor* reactor,
-                                      absl::string_view method,
-                                      absl::Time start,
-                                      const absl::Status& status) {
+template <typename Call>
+void VectorSearchService::Finish(Call* call, absl::string_view method,
+                                 absl::Time start, const absl::Status& status) {
   metrics_->ObserveRpc(method, status.code(), absl::Now() - start);
-  reactor->Finish(ToGrpcStatus(status));
+  call->Finish(status);
 }
 
 // ---- Collections
 
 grpc::ServerUnaryReactor* VectorSearchService::CreateCollection(
-    grpc::CallbackServerContext* ctx, const v1::CreateCollectionRequest* req,
-    v1::CreateCollectionResponse* resp) {
-  return Serve(ctx, "CreateCollection", [&]() -> absl::Status {
-    PEAKKNN_RETURN_IF_ERROR(core_->Ready());
-    PEAKKNN_RETURN_IF_ERROR(
-        limits_.CheckName("schema.name", req->schema().name()));
-    PEAKKNN_RETURN_IF_ERROR(limits_.CheckDim(req->schema().dim()));
-    PEAKKNN_ASSIGN_OR_RETURN(
-        const CollectionSchema schema,
-        SchemaFromProto(req->schema(),
-                        CollectionSchema{}.default_recall_target));
-    PEAKKNN_RETURN_IF_ERROR(
-        core_->CreateCollection(schema, Durability::kDefault));
-    PEAKKNN_ASSIGN_OR_RETURN(const CollectionInfo info,
-                             core_->DescribeCollection(schema.name));
-    InfoToProto(info, resp->mutable_info());
-    metrics_->SetCollectionRows(schema.name, 0, 0);
-    return absl::OkStatus();
-  });
+    grpc::CallbackServerContext*, const grpc::ByteBuffer* request,
+    grpc::ByteBuffer* response) {
+  return Serve<v1::CreateCollectionRequest, v1::CreateCollectionResponse>(
+      request, response, "CreateCollection",
+      [&](const v1::CreateCollectionRequest* req,
+          v1::CreateCollectionResponse* resp) -> absl::Status {
+        PEAKKNN_RETURN_IF_ERROR(core_->Ready());
+        PEAKKNN_RETURN_IF_ERROR(
+            limits_.CheckName("schema.name", req->schema().name()));
+        PEAKKNN_RETURN_IF_ERROR(limits_.CheckDim(req->schema().dim()));
+        PEAKKNN_ASSIGN_OR_RETURN(
+            const CollectionSchema schema,
+            SchemaFromProto(req->schema(),
+                            CollectionSchema{}.default_recall_target));
+        PEAKKNN_RETURN_IF_ERROR(
+            core_->CreateCollection(schema, Durability::kDefault));
+        PEAKKNN_ASSIGN_OR_RETURN(const CollectionInfo info,
+                                 core_->DescribeCollection(schema.name));
+        InfoToProto(info, resp->mutable_info());
+        metrics_->SetCollectionRows(schema.name, 0, 0);
+        return absl::OkStatus();
+      });
 }
 
 grpc::ServerUnaryReactor* VectorSearchService::DropCollection(
-    grpc::CallbackServerContext* ctx, const v1::DropCollectionRequest* req,
-    v1::DropCollectionResponse*) {
-  return Serve(ctx, "DropCollection", [&]() -> absl::Status {
-    PEAKKNN_RETURN_IF_ERROR(core_->Ready());
-    PEAKKNN_RETURN_IF_ERROR(limits_.CheckName("name", req->name()));
-    PEAKKNN_RETURN_IF_ERROR(core_->DropCollection(req->name()));
-    batchers_.Forget(req->name());
-    metrics_->RemoveCollection(req->name());
-    return absl::OkStatus();
-  });
+    grpc::CallbackServerContext*, const grpc::ByteBuffer* request,
+    grpc::ByteBuffer* response) {
+  return Serve<v1::DropCollectionRequest, v1::DropCollectionResponse>(
+      request, response, "DropCollection",
+      [&](const v1::DropCollectionRequest* req,
+          v1::DropCollectionResponse*) -> absl::Status {
+        PEAKKNN_RETURN_IF_ERROR(core_->Ready());
+        PEAKKNN_RETURN_IF_ERROR(limits_.CheckName("name", req->name()));
+        PEAKKNN_RETURN_IF_ERROR(core_->DropCollection(req->name()));
+        batchers_.Forget(req->name());
+        metrics_->RemoveCollection(req->name());
+        return absl::OkStatus();
+      });
 }
 
 grpc::ServerUnaryReactor* VectorSearchService::ListCollections(
-    grpc::CallbackServerContext* ctx, const v1::ListCollectionsRequest*,
-    v1::ListCollectionsResponse* resp) {
-  return Serve(ctx, "ListCollections", [&]() -> absl::Status {
-    PEAKKNN_RETURN_IF_ERROR(core_->Ready());
-    PEAKKNN_ASSIGN_OR_RETURN(const std::vector<CollectionInfo> infos,
-                             core_->ListCollections());
-    for (const CollectionInfo& info : infos) {
-      InfoToProto(info, resp->add_collections());
-    }
-    return absl::OkStatus();
-  });
+    grpc::CallbackServerContext*, const grpc::ByteBuffer* request,
+    grpc::ByteBuffer* response) {
+  return Serve<v1::ListCollectionsRequest, v1::ListCollectionsResponse>(
+      request, response, "ListCollections",
+      [&](const v1::ListCollectionsRequest*,
+          v1::ListCollectionsResponse* resp) -> absl::Status {
+        PEAKKNN_RETURN_IF_ERROR(core_->Ready());
+        PEAKKNN_ASSIGN_OR_RETURN(const std::vector<CollectionInfo> infos,
+                                 core_->ListCollections());
+        for (const CollectionInfo& info : infos) {
+          InfoToProto(info, resp->add_collections());
+        }
+        return absl::OkStatus();
+      });
 }
 
 grpc::ServerUnaryReactor* VectorSearchService::DescribeCollection(
-    grpc::CallbackServerContext* ctx, const v1::DescribeCollectionRequest* req,
-    v1::DescribeCollectionResponse* resp) {
-  return Serve(ctx, "DescribeCollection", [&]() -> absl::Status {
-    PEAKKNN_RETURN_IF_ERROR(core_->Ready());
-    PEAKKNN_RETURN_IF_ERROR(limits_.CheckName("name", req->name()));
-    PEAKKNN_ASSIGN_OR_RETURN(const CollectionInfo info,
-                             core_->DescribeCollection(req->name()));
-    InfoToProto(info, resp->mutable_info());
-    return absl::OkStatus();
-  });
+    grpc::CallbackServerContext*, const grpc::ByteBuffer* request,
+    grpc::ByteBuffer* response) {
+  return Serve<v1::DescribeCollectionRequest, v1::DescribeCollectionResponse>(
+      request, response, "DescribeCollection",
+      [&](const v1::DescribeCollectionRequest* req,
+          v1::DescribeCollectionResponse* resp) -> absl::Status {
+        PEAKKNN_RETURN_IF_ERROR(core_->Ready());
+        PEAKKNN_RETURN_IF_ERROR(limits_.CheckName("name", req->name()));
+        PEAKKNN_ASSIGN_OR_RETURN(const CollectionInfo info,
+                                 core_->DescribeCollection(req->name()));
+        InfoToProto(info, resp->mutable_info());
+        return absl::OkStatus();
+      });
 }
 
 // ---- Search
 
-absl::Status VectorSearchService::QueueSearch(grpc::CallbackServerContext* ctx,
-                                              grpc::ServerUnaryReactor* reactor,
-                                              const v1::SearchRequest* req,
-                                              v1::SearchResponse* resp,
-                                              absl::Time start) {
+absl::Status VectorSearchService::QueueSearch(
+    grpc::CallbackServerContext* ctx,
+    UnaryCall<v1::SearchRequest, v1::SearchResponse>* call, absl::Time start) {
+  const v1::SearchRequest* req = call->request();
   PEAKKNN_RETURN_IF_ERROR(core_->Ready());
   PEAKKNN_RETURN_IF_ERROR(limits_.CheckName("collection", req->collection()));
   PEAKKNN_RETURN_IF_ERROR(limits_.CheckK(req->k()));
@@ -178,39 +190,37 @@ absl::Status VectorSearchService::QueueSearch(grpc::CallbackServerContext* ctx,
                                                 : req->recall_target();
   job.deadline = DeadlineOf(ctx);
   job.cancelled = [ctx] { return ctx->IsCancelled(); };
-  job.done = [this, reactor, resp, start, k = job.k, num_queries](
+  job.done = [this, call, start, k = job.k, num_queries](
                  const absl::Status& status, const SearchResults* batch,
                  int64_t first) {
     if (status.ok()) {
-      SearchResultsToProto(*batch, first, num_queries, k, resp);
+      SearchResultsToProto(*batch, first, num_queries, k, call->response());
       search_requests_.fetch_add(1, std::memory_order_relaxed);
       search_queries_.fetch_add(static_cast<uint64_t>(num_queries),
                                 std::memory_order_relaxed);
     }
-    FinishAsync(reactor, "Search", start, status);
+    Finish(call, "Search", start, status);
   };
   return batcher->Submit(std::move(job));
 }
 
 grpc::ServerUnaryReactor* VectorSearchService::Search(
-    grpc::CallbackServerContext* ctx, const v1::SearchRequest* req,
-    v1::SearchResponse* resp) {
+    grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* request,
+    grpc::ByteBuffer* response) {
   const absl::Time start = absl::Now();
-  // DefaultReactor() constructs the reactor anew on every call, so it is
-  // called exactly once: a second call after the batcher finished the call
-  // would erase that Finish and leave the RPC hanging.
-  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  // On success the batcher finishes the call (possibly already has).
-  if (absl::Status status = QueueSearch(ctx, reactor, req, resp, start);
-      !status.ok()) {
-    FinishAsync(reactor, "Search", start, status);
-  }
-  return reactor;
+  auto* call =
+      new UnaryCall<v1::SearchRequest, v1::SearchResponse>(request, response);
+  absl::Status status = call->parsed();
+  if (status.ok()) status = QueueSearch(ctx, call, start);
+  // On success the batcher finishes the call (possibly already has; gRPC
+  // keeps the call until this returns it).
+  if (!status.ok()) Finish(call, "Search", start, status);
+  return call;
 }
 
 // ---- Writes
 
-grpc::ServerBidiReactor<v1::InsertRequest, v1::InsertAck>*
+grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>*
 VectorSearchService::InsertStream(grpc::CallbackServerContext*) {
   return NewInsertStreamReactor(&writes_, metrics_);
 }
@@ -219,123 +229,149 @@ VectorSearchService::InsertStream(grpc::CallbackServerContext*) {
 // hands it to the core, and the core's acknowledgement (after the group's
 // fsync) fills the response and finishes the call. No gRPC thread waits out
 // an fsync, and concurrent unary writes share the group commit like stream
-// batches do. req and resp stay valid until Finish, which runs only in the
-// core's callback, so the core may read req's vectors in place (an owner
-// that owns nothing, only marks them as staying valid).
+// batches do. The call (request and response) lives until gRPC is done
+// with it, after the Finish in the core's callback, so the core may read
+// the request's vectors in place (an owner that owns nothing, only marks
+// them as staying valid).
 grpc::ServerUnaryReactor* VectorSearchService::Upsert(
-    grpc::CallbackServerContext* ctx, const v1::UpsertRequest* req,
-    v1::UpsertResponse* resp) {
+    grpc::CallbackServerContext*, const grpc::ByteBuffer* request,
+    grpc::ByteBuffer* response) {
   const absl::Time start = absl::Now();
-  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  auto* call =
+      new UnaryCall<v1::UpsertRequest, v1::UpsertResponse>(request, response);
+  if (!call->parsed().ok()) {
+    Finish(call, "Upsert", start, call->parsed());
+    return call;
+  }
+  const v1::UpsertRequest* req = call->request();
   writes_.WriteRows(
       req->collection(), WriteMode::kUpsert, SpanOf(req->ids()),
       SpanOf(req->vectors()),
-      [this, reactor, resp, start](absl::StatusOr<WriteAck> ack) {
+      [this, call, start](absl::StatusOr<WriteAck> ack) {
         if (ack.ok()) {
+          v1::UpsertResponse* resp = call->response();
           resp->set_sequence(ack->sequence);
           resp->set_rows(ack->rows);
           resp->set_durability(DurabilityToProto(ack->durability));
         }
-        FinishAsync(reactor, "Upsert", start, ack.status());
+        Finish(call, "Upsert", start, ack.status());
       },
       std::shared_ptr<const void>(std::shared_ptr<const void>(), req));
-  return reactor;
+  return call;
 }
 
 grpc::ServerUnaryReactor* VectorSearchService::Delete(
-    grpc::CallbackServerContext* ctx, const v1::DeleteRequest* req,
-    v1::DeleteResponse* resp) {
+    grpc::CallbackServerContext*, const grpc::ByteBuffer* request,
+    grpc::ByteBuffer* response) {
   const absl::Time start = absl::Now();
-  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  auto* call =
+      new UnaryCall<v1::DeleteRequest, v1::DeleteResponse>(request, response);
+  if (!call->parsed().ok()) {
+    Finish(call, "Delete", start, call->parsed());
+    return call;
+  }
+  const v1::DeleteRequest* req = call->request();
   writes_.DeleteRows(
       req->collection(), SpanOf(req->ids()),
-      [this, reactor, resp, start](absl::StatusOr<WriteAck> ack) {
+      [this, call, start](absl::StatusOr<WriteAck> ack) {
         if (ack.ok()) {
+          v1::DeleteResponse* resp = call->response();
           resp->set_sequence(ack->sequence);
           resp->set_deleted(ack->rows);
           resp->set_durability(DurabilityToProto(ack->durability));
         }
-        FinishAsync(reactor, "Delete", start, ack.status());
+        Finish(call, "Delete", start, ack.status());
       });
-  return reactor;
+  return call;
 }
 
 // ---- Reads, planning and stats
 
 grpc::ServerUnaryReactor* VectorSearchService::Get(
-    grpc::CallbackServerContext* ctx, const v1::GetRequest* req,
-    v1::GetResponse* resp) {
-  return Serve(ctx, "Get", [&]() -> absl::Status {
-    PEAKKNN_RETURN_IF_ERROR(core_->Ready());
-    PEAKKNN_RETURN_IF_ERROR(limits_.CheckName("collection", req->collection()));
-    PEAKKNN_RETURN_IF_ERROR(limits_.CheckIds("ids", req->ids_size()));
-    PEAKKNN_ASSIGN_OR_RETURN(std::shared_ptr<ServedCollection> collection,
-                             core_->OpenCollection(req->collection()));
-    PEAKKNN_RETURN_IF_ERROR(
-        limits_.CheckGetAnswer(req->ids_size(), collection->schema().dim));
-    const std::span<const uint64_t> ids = SpanOf(req->ids());
-    PEAKKNN_ASSIGN_OR_RETURN(const auto vectors, collection->Get(ids));
-    StoredVectorsToProto(ids, vectors, resp);
-    return absl::OkStatus();
-  });
+    grpc::CallbackServerContext*, const grpc::ByteBuffer* request,
+    grpc::ByteBuffer* response) {
+  return Serve<v1::GetRequest, v1::GetResponse>(
+      request, response, "Get",
+      [&](const v1::GetRequest* req, v1::GetResponse* resp) -> absl::Status {
+        PEAKKNN_RETURN_IF_ERROR(core_->Ready());
+        PEAKKNN_RETURN_IF_ERROR(
+            limits_.CheckName("collection", req->collection()));
+        PEAKKNN_RETURN_IF_ERROR(limits_.CheckIds("ids", req->ids_size()));
+        PEAKKNN_ASSIGN_OR_RETURN(std::shared_ptr<ServedCollection> collection,
+                                 core_->OpenCollection(req->collection()));
+        PEAKKNN_RETURN_IF_ERROR(
+            limits_.CheckGetAnswer(req->ids_size(), collection->schema().dim));
+        const std::span<const uint64_t> ids = SpanOf(req->ids());
+        PEAKKNN_ASSIGN_OR_RETURN(const auto vectors, collection->Get(ids));
+        StoredVectorsToProto(ids, vectors, resp);
+        return absl::OkStatus();
+      });
 }
 
 grpc::ServerUnaryReactor* VectorSearchService::PlanRecall(
-    grpc::CallbackServerContext* ctx, const v1::PlanRecallRequest* req,
-    v1::PlanRecallResponse* resp) {
-  return Serve(ctx, "PlanRecall", [&]() -> absl::Status {
-    PEAKKNN_RETURN_IF_ERROR(limits_.CheckK(req->k()));
-    PEAKKNN_RETURN_IF_ERROR(
-        limits_.CheckPlan(req->recall_target(), req->per_bin(), req->shards()));
-    if (!req->collection().empty()) {
-      PEAKKNN_RETURN_IF_ERROR(
-          limits_.CheckName("collection", req->collection()));
-    }
-    int64_t n = req->n();
-    if (!req->collection().empty() && n == 0) {
-      PEAKKNN_RETURN_IF_ERROR(core_->Ready());
-      PEAKKNN_ASSIGN_OR_RETURN(std::shared_ptr<ServedCollection> collection,
-                               core_->OpenCollection(req->collection()));
-      n = collection->row_counts().live_rows;
-    }
-    // In range after CheckPlan.
-    const int per_bin =
-        req->per_bin() == 0 ? 1 : static_cast<int>(req->per_bin());
-    const int shards = req->shards() == 0 ? 1 : static_cast<int>(req->shards());
-    absl::StatusOr<RecallPlan> plan =
-        peakknn::PlanRecall(n, req->k(), req->recall_target(), per_bin, shards);
-    if (!plan.ok()) return absl::InvalidArgumentError(plan.status().message());
-    PlanToProto(*plan, n, resp);
-    return absl::OkStatus();
-  });
+    grpc::CallbackServerContext*, const grpc::ByteBuffer* request,
+    grpc::ByteBuffer* response) {
+  return Serve<v1::PlanRecallRequest, v1::PlanRecallResponse>(
+      request, response, "PlanRecall",
+      [&](const v1::PlanRecallRequest* req,
+          v1::PlanRecallResponse* resp) -> absl::Status {
+        PEAKKNN_RETURN_IF_ERROR(limits_.CheckK(req->k()));
+        PEAKKNN_RETURN_IF_ERROR(limits_.CheckPlan(
+            req->recall_target(), req->per_bin(), req->shards()));
+        if (!req->collection().empty()) {
+          PEAKKNN_RETURN_IF_ERROR(
+              limits_.CheckName("collection", req->collection()));
+        }
+        int64_t n = req->n();
+        if (!req->collection().empty() && n == 0) {
+          PEAKKNN_RETURN_IF_ERROR(core_->Ready());
+          PEAKKNN_ASSIGN_OR_RETURN(std::shared_ptr<ServedCollection> collection,
+                                   core_->OpenCollection(req->collection()));
+          n = collection->row_counts().live_rows;
+        }
+        // In range after CheckPlan.
+        const int per_bin =
+            req->per_bin() == 0 ? 1 : static_cast<int>(req->per_bin());
+        const int shards =
+            req->shards() == 0 ? 1 : static_cast<int>(req->shards());
+        absl::StatusOr<RecallPlan> plan = peakknn::PlanRecall(
+            n, req->k(), req->recall_target(), per_bin, shards);
+        if (!plan.ok())
+          return absl::InvalidArgumentError(plan.status().message());
+        PlanToProto(*plan, n, resp);
+        return absl::OkStatus();
+      });
 }
 
 grpc::ServerUnaryReactor* VectorSearchService::GetStats(
-    grpc::CallbackServerContext* ctx, const v1::GetStatsRequest*,
-    v1::GetStatsResponse* resp) {
-  return Serve(ctx, "GetStats", [&]() -> absl::Status {
-    PEAKKNN_RETURN_IF_ERROR(core_->Ready());
-    const CoreStats core = core_->Stats();
-    resp->set_version(PEAKKNN_VERSION);
-    resp->set_backend(core.backend);
-    resp->set_backend_device_memory_bytes(
-        static_cast<uint64_t>(core.backend_device_memory_bytes));
-    resp->set_uptime_seconds(absl::ToDoubleSeconds(absl::Now() - started_));
-    for (const CollectionInfo& info : ListInfos(*core_)) {
-      InfoToProto(info, resp->add_collections());
-    }
-    resp->set_search_requests(search_requests_.load());
-    resp->set_search_queries(search_queries_.load());
-    resp->set_batches(metrics_->batches());
-    resp->set_inserted_rows(writes_.inserted_rows());
-    resp->set_max_dim(static_cast<uint32_t>(config_.max_dim));
-    resp->set_max_k(static_cast<uint32_t>(config_.max_k));
-    resp->set_max_queries_per_request(
-        static_cast<uint32_t>(config_.max_queries_per_request));
-    resp->set_max_message_bytes(
-        static_cast<uint64_t>(config_.max_message_bytes));
-    return absl::OkStatus();
-  });
+    grpc::CallbackServerContext*, const grpc::ByteBuffer* request,
+    grpc::ByteBuffer* response) {
+  return Serve<v1::GetStatsRequest, v1::GetStatsResponse>(
+      request, response, "GetStats",
+      [&](const v1::GetStatsRequest*,
+          v1::GetStatsResponse* resp) -> absl::Status {
+        PEAKKNN_RETURN_IF_ERROR(core_->Ready());
+        const CoreStats core = core_->Stats();
+        resp->set_version(PEAKKNN_VERSION);
+        resp->set_backend(core.backend);
+        resp->set_backend_device_memory_bytes(
+            static_cast<uint64_t>(core.backend_device_memory_bytes));
+        resp->set_uptime_seconds(absl::ToDoubleSeconds(absl::Now() - started_));
+        for (const CollectionInfo& info : ListInfos(*core_)) {
+          InfoToProto(info, resp->add_collections());
+        }
+        resp->set_search_requests(search_requests_.load());
+        resp->set_search_queries(search_queries_.load());
+        resp->set_batches(metrics_->batches());
+        resp->set_inserted_rows(writes_.inserted_rows());
+        resp->set_max_dim(static_cast<uint32_t>(config_.max_dim));
+        resp->set_max_k(static_cast<uint32_t>(config_.max_k));
+        resp->set_max_queries_per_request(
+            static_cast<uint32_t>(config_.max_queries_per_request));
+        resp->set_max_message_bytes(
+            static_cast<uint64_t>(config_.max_message_bytes));
+        return absl::OkStatus();
+      });
 }
 
 }  // namespace peakknn::server

@@ -8,7 +8,9 @@
 // (batcher_registry.h). While the core is not ready every RPC but
 // PlanRecall without a collection answers the core's UNAVAILABLE. Writes
 // are acknowledged with the collection's sequence number once durable (per
-// --durability) and visible.
+// --durability) and visible. Every method is registered raw and parses its
+// own request (unary_call.h says why), so a request that is not its
+// message is answered INVALID_ARGUMENT.
 #pragma once
 
 #include <atomic>
@@ -23,12 +25,37 @@
 #include "server/config.h"
 #include "server/metrics.h"
 #include "server/request_limits.h"
+#include "server/unary_call.h"
 #include "server/write_admission.h"
 #include "store/service_core.h"
 
 namespace peakknn::server {
 
-class VectorSearchService final : public v1::VectorSearch::CallbackService {
+// Stacks the generated per-method mixins (each a template over its base)
+// onto Base: RawMethods<B, M1, M2>::type is M1<M2<B>>.
+template <class Base, template <class> class... Mixins>
+struct RawMethods {
+  using type = Base;
+};
+template <class Base, template <class> class First,
+          template <class> class... Rest>
+struct RawMethods<Base, First, Rest...> {
+  using type = First<typename RawMethods<Base, Rest...>::type>;
+};
+
+// peakknn.v1.VectorSearch with every method on wire bytes (unary_call.h).
+using VS = v1::VectorSearch;
+using RawVectorSearchService = RawMethods<
+    VS::Service, VS::WithRawCallbackMethod_CreateCollection,
+    VS::WithRawCallbackMethod_DropCollection,
+    VS::WithRawCallbackMethod_ListCollections,
+    VS::WithRawCallbackMethod_DescribeCollection,
+    VS::WithRawCallbackMethod_Search, VS::WithRawCallbackMethod_InsertStream,
+    VS::WithRawCallbackMethod_Upsert, VS::WithRawCallbackMethod_Delete,
+    VS::WithRawCallbackMethod_Get, VS::WithRawCallbackMethod_PlanRecall,
+    VS::WithRawCallbackMethod_GetStats>::type;
+
+class VectorSearchService final : public RawVectorSearchService {
  public:
   // `core` (which may not be ready yet) and `metrics` must outlive the
   // service.
@@ -43,57 +70,58 @@ class VectorSearchService final : public v1::VectorSearch::CallbackService {
   // get UNAVAILABLE. Call after the gRPC server stopped accepting calls.
   void StopBatchers();
 
+  // The RPCs, on their requests' wire bytes.
   grpc::ServerUnaryReactor* CreateCollection(
-      grpc::CallbackServerContext* ctx, const v1::CreateCollectionRequest* req,
-      v1::CreateCollectionResponse* resp) override;
-  grpc::ServerUnaryReactor* DropCollection(
-      grpc::CallbackServerContext* ctx, const v1::DropCollectionRequest* req,
-      v1::DropCollectionResponse* resp) override;
+      grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* request,
+      grpc::ByteBuffer* response) override;
+  grpc::ServerUnaryReactor* DropCollection(grpc::CallbackServerContext* ctx,
+                                           const grpc::ByteBuffer* request,
+                                           grpc::ByteBuffer* response) override;
   grpc::ServerUnaryReactor* ListCollections(
-      grpc::CallbackServerContext* ctx, const v1::ListCollectionsRequest* req,
-      v1::ListCollectionsResponse* resp) override;
+      grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* request,
+      grpc::ByteBuffer* response) override;
   grpc::ServerUnaryReactor* DescribeCollection(
-      grpc::CallbackServerContext* ctx,
-      const v1::DescribeCollectionRequest* req,
-      v1::DescribeCollectionResponse* resp) override;
+      grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* request,
+      grpc::ByteBuffer* response) override;
   grpc::ServerUnaryReactor* Search(grpc::CallbackServerContext* ctx,
-                                   const v1::SearchRequest* req,
-                                   v1::SearchResponse* resp) override;
-  grpc::ServerBidiReactor<v1::InsertRequest, v1::InsertAck>* InsertStream(
+                                   const grpc::ByteBuffer* request,
+                                   grpc::ByteBuffer* response) override;
+  grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* InsertStream(
       grpc::CallbackServerContext* ctx) override;
   grpc::ServerUnaryReactor* Upsert(grpc::CallbackServerContext* ctx,
-                                   const v1::UpsertRequest* req,
-                                   v1::UpsertResponse* resp) override;
+                                   const grpc::ByteBuffer* request,
+                                   grpc::ByteBuffer* response) override;
   grpc::ServerUnaryReactor* Delete(grpc::CallbackServerContext* ctx,
-                                   const v1::DeleteRequest* req,
-                                   v1::DeleteResponse* resp) override;
+                                   const grpc::ByteBuffer* request,
+                                   grpc::ByteBuffer* response) override;
   grpc::ServerUnaryReactor* Get(grpc::CallbackServerContext* ctx,
-                                const v1::GetRequest* req,
-                                v1::GetResponse* resp) override;
+                                const grpc::ByteBuffer* request,
+                                grpc::ByteBuffer* response) override;
   grpc::ServerUnaryReactor* PlanRecall(grpc::CallbackServerContext* ctx,
-                                       const v1::PlanRecallRequest* req,
-                                       v1::PlanRecallResponse* resp) override;
+                                       const grpc::ByteBuffer* request,
+                                       grpc::ByteBuffer* response) override;
   grpc::ServerUnaryReactor* GetStats(grpc::CallbackServerContext* ctx,
-                                     const v1::GetStatsRequest* req,
-                                     v1::GetStatsResponse* resp) override;
+                                     const grpc::ByteBuffer* request,
+                                     grpc::ByteBuffer* response) override;
 
  private:
-  // Runs `body` (a handler's synchronous work), records the RPC's metrics
-  // and finishes the call with its status.
-  template <typename Body>
-  grpc::ServerUnaryReactor* Serve(grpc::CallbackServerContext* ctx,
+  // Parses the request, runs `body` (the handler's synchronous work:
+  // absl::Status(const Request*, Response*)), records the RPC's metrics and
+  // finishes the call with its status.
+  template <typename Request, typename Response, typename Body>
+  grpc::ServerUnaryReactor* Serve(const grpc::ByteBuffer* request,
+                                  grpc::ByteBuffer* response,
                                   absl::string_view method, Body body);
-  // Finishes `reactor` (whose work ended asynchronously) and records the
-  // RPC's metrics.
-  void FinishAsync(grpc::ServerUnaryReactor* reactor, absl::string_view method,
-                   absl::Time start, const absl::Status& status);
+  // Records the RPC's metrics and finishes `call`.
+  template <typename Call>
+  void Finish(Call* call, absl::string_view method, absl::Time start,
+              const absl::Status& status);
 
   // Validates the search and queues it on its collection's batcher; on OK
-  // the batcher finishes `reactor`.
-  absl::Status QueueSearch(grpc::CallbackServerContext* ctx,
-                           grpc::ServerUnaryReactor* reactor,
-                           const v1::SearchRequest* req,
-                           v1::SearchResponse* resp, absl::Time start);
+  // the batcher finishes `call`.
+  absl::Status QueueSearch(
+      grpc::CallbackServerContext* ctx,
+      UnaryCall<v1::SearchRequest, v1::SearchResponse>* call, absl::Time start);
 
   const ServerConfig config_;
   const RequestLimits limits_;

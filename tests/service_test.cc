@@ -24,7 +24,9 @@
 #include "client/client.h"
 #include "engine/recall_calculator.h"
 #include "gmock/gmock.h"
+#include "grpcpp/generic/generic_stub.h"
 #include "grpcpp/grpcpp.h"
+#include "grpcpp/impl/codegen/proto_utils.h"
 #include "gtest/gtest.h"
 #include "server/config.h"
 #include "server/metrics.h"
@@ -760,6 +762,141 @@ TEST_F(ServiceTest, PlanRecallBoundsKAndPerBin) {
   plan = client_->PlanRecall(req);
   ASSERT_TRUE(plan.ok()) << plan.status();
   EXPECT_EQ(plan->expected_recall(), 1.0);  // every bin keeps all k
+}
+
+// Writes raw messages on one InsertStream and reads every ack (the C++
+// client can only send well-formed InsertRequests).
+class RawInsertStream
+    : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
+ public:
+  RawInsertStream(grpc::GenericStub* stub, std::vector<std::string> messages)
+      : messages_(std::move(messages)) {
+    stub->PrepareBidiStreamingCall(&ctx_,
+                                   "/peakknn.v1.VectorSearch/InsertStream",
+                                   grpc::StubOptions(), this);
+    StartRead(&read_);
+    WriteNext();
+    StartCall();
+  }
+
+  // The stream's status; `acks` holds the acks received, in order.
+  grpc::Status Await(std::vector<v1::InsertAck>* acks) {
+    done_.WaitForNotification();
+    *acks = acks_;
+    return status_;
+  }
+
+  void OnWriteDone(bool ok) override {
+    if (ok) WriteNext();
+  }
+  void OnReadDone(bool ok) override {
+    if (!ok) return;
+    v1::InsertAck ack;
+    if (grpc::SerializationTraits<v1::InsertAck>::Deserialize(&read_, &ack)
+            .ok()) {
+      acks_.push_back(ack);
+    }
+    StartRead(&read_);
+  }
+  void OnDone(const grpc::Status& status) override {
+    status_ = status;
+    done_.Notify();
+  }
+
+ private:
+  void WriteNext() {
+    if (next_ == messages_.size()) {
+      StartWritesDone();
+      return;
+    }
+    grpc::Slice slice(messages_[next_++]);
+    write_ = grpc::ByteBuffer(&slice, 1);
+    StartWrite(&write_);
+  }
+
+  const std::vector<std::string> messages_;
+  size_t next_ = 0;
+  grpc::ClientContext ctx_;
+  grpc::ByteBuffer write_;
+  grpc::ByteBuffer read_;
+  std::vector<v1::InsertAck> acks_;  // written by reads, read after done_
+  grpc::Status status_;
+  Notification done_;
+};
+
+// Item 11, within a stream: a message that does not parse is acked with
+// INVALID_ARGUMENT and the stream goes on.
+TEST_F(ServiceTest, AnUnparsableInsertStreamMessageFailsAlone) {
+  ASSERT_NO_FATAL_FAILURE(StartReady());
+  ASSERT_NO_FATAL_FAILURE(Create("z"));
+  v1::InsertRequest batch;
+  batch.set_collection("z");
+  batch.set_batch_tag(1);
+  batch.add_ids(1);
+  for (int i = 0; i < kDim; ++i) batch.add_vectors(1.0f);
+  const std::string first = batch.SerializeAsString();
+  batch.set_batch_tag(3);
+  batch.set_ids(0, 3);
+  const std::string third = batch.SerializeAsString();
+  grpc::GenericStub stub(
+      grpc::CreateChannel(target_, grpc::InsecureChannelCredentials()));
+  RawInsertStream stream(&stub,
+                         {first, std::string("\xff\xff\xff\xff", 4), third});
+  std::vector<v1::InsertAck> acks;
+  const grpc::Status status = stream.Await(&acks);
+  EXPECT_TRUE(status.ok()) << status.error_message();
+  ASSERT_EQ(acks.size(), 3u);
+  EXPECT_EQ(acks[0].batch_tag(), 1u);
+  EXPECT_EQ(acks[0].code(), 0) << acks[0].error();
+  EXPECT_EQ(acks[1].code(),
+            static_cast<int>(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(acks[1].error(), HasSubstr("peakknn.v1.InsertRequest"));
+  EXPECT_EQ(acks[2].batch_tag(), 3u);
+  EXPECT_EQ(acks[2].code(), 0) << acks[2].error();
+}
+
+// Item 11: bytes that are not the method's request message (garbage, a
+// truncated message, invalid UTF-8 in a string field) are answered
+// INVALID_ARGUMENT naming the message type; gRPC's callback API would
+// answer UNIMPLEMENTED with no message.
+TEST_F(ServiceTest, UnparsableRequestsAreInvalidArguments) {
+  ASSERT_NO_FATAL_FAILURE(StartReady());
+  ASSERT_NO_FATAL_FAILURE(Create("x"));
+  v1::SearchRequest search;
+  search.set_collection("x");
+  for (int i = 0; i < 8 * kDim; ++i) search.add_queries(1.0f);
+  search.set_k(1);
+  const std::string whole = search.SerializeAsString();
+  // Field 1 (collection), 2 bytes that are not UTF-8.
+  const std::string bad_utf8("\x0a\x02\xff\xfe", 4);
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"/peakknn.v1.VectorSearch/Search", std::string("\xff\xff\xff\xff", 4)},
+      {"/peakknn.v1.VectorSearch/Search", whole.substr(0, whole.size() - 5)},
+      {"/peakknn.v1.VectorSearch/Search", bad_utf8},
+      {"/peakknn.v1.VectorSearch/DescribeCollection", bad_utf8},
+      {"/peakknn.v1.VectorSearch/Upsert", bad_utf8},
+      {"/peakknn.v1.VectorSearch/GetStats", std::string("\xff", 1)},
+  };
+  grpc::GenericStub stub(
+      grpc::CreateChannel(target_, grpc::InsecureChannelCredentials()));
+  for (const auto& [method, bytes] : cases) {
+    SCOPED_TRACE(method);
+    grpc::Slice slice(bytes);
+    grpc::ByteBuffer request(&slice, 1);
+    grpc::ByteBuffer response;
+    grpc::ClientContext ctx;
+    grpc::Status status;
+    Notification done;
+    stub.UnaryCall(&ctx, method, grpc::StubOptions(), &request, &response,
+                   [&](grpc::Status s) {
+                     status = std::move(s);
+                     done.Notify();
+                   });
+    done.WaitForNotification();
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_THAT(status.error_message(), HasSubstr("cannot parse"));
+  }
+  EXPECT_EQ(core_.calls(CoreCall::kOpen), 0);
 }
 
 }  // namespace
