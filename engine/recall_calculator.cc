@@ -20,6 +20,26 @@ double LogBinomialPmf(int64_t trials, int64_t j, double log_p, double log_q) {
          s * log_p + (t - s) * log_q;
 }
 
+// The values X ~ Binomial(trials, 1/bins) takes but with negligible
+// probability lie outside [lo, hi]: with mean m = trials / bins and
+// t = 12 sqrt(m) + 144, P(X <= m - t) <= exp(-t^2 / (2m)) (Chernoff) and
+// P(X >= m + t) <= exp(-t^2 / (2 (m + t / 3))) (Bernstein) are both below
+// e^-72 ~ 5e-32, far under a double's precision. The sums below visit only
+// this window, so they cost O(sqrt(m) + 144) terms, whatever per_bin is.
+struct MassWindow {
+  int64_t lo;
+  int64_t hi;
+};
+MassWindow WindowOf(int64_t trials, double bins) {
+  constexpr double kWidth = 12;
+  const double mean = static_cast<double>(trials) / bins;
+  const double spread = kWidth * std::sqrt(mean) + kWidth * kWidth;
+  const double last = static_cast<double>(trials);
+  return {
+      static_cast<int64_t>(std::clamp(std::floor(mean - spread), 0.0, last)),
+      static_cast<int64_t>(std::clamp(std::ceil(mean + spread), 0.0, last))};
+}
+
 // The model's quantities depend only on how many of the true top-k exist:
 // a collection of n rows has min(k, n) of them.
 int64_t EffectiveK(int64_t n, int64_t k) { return std::min(k, n); }
@@ -44,7 +64,9 @@ bool CertainlyExact(int64_t n, int64_t k, int64_t bins, int per_bin) {
 // P(X >= 1) = -expm1(k * log1p(-1/L)) keeps full relative precision for
 // large L; each further term subtracts P(X = j) from the previous tail, an
 // absolute error of about one ulp of P(X >= 1) ~ k/L, which the factor L/k
-// turns into an absolute error of a few ulps in the recall. O(per_bin).
+// turns into an absolute error of a few ulps in the recall. Only the terms
+// in X's WindowOf are computed: below it P(X >= j) is 1 and above it 0, to
+// within the window's negligible outside mass.
 double ExpectedRecall(int64_t n, int64_t k, int64_t bins, int per_bin) {
   if (bins <= 0 || per_bin <= 0) return 0.0;  // nothing is kept
   const int64_t keff = EffectiveK(n, k);
@@ -54,9 +76,18 @@ double ExpectedRecall(int64_t n, int64_t k, int64_t bins, int per_bin) {
   if (bins == 1) return static_cast<double>(per_bin) / kd;  // per_bin < k
   const double log_p = -std::log(ld);
   const double log_q = std::log1p(-1.0 / ld);
+  const MassWindow window = WindowOf(keff, ld);
+  // At the top of the loop: tail = P(X >= j), sum = sum_{i=1..j} P(X >= i).
+  int64_t j = 1;
   double tail = -std::expm1(kd * log_q);  // P(X >= 1)
   double sum = tail;
-  for (int j = 1; j < per_bin && j < keff; ++j) {
+  if (window.lo > 1) {
+    j = std::min<int64_t>(window.lo, per_bin);
+    tail = 1.0;
+    sum = static_cast<double>(j);
+  }
+  const int64_t last = std::min<int64_t>({per_bin, keff, window.hi});
+  for (; j < last; ++j) {
     tail -= std::exp(LogBinomialPmf(keff, j, log_p, log_q));
     if (tail <= 0) break;
     sum += tail;
@@ -66,7 +97,7 @@ double ExpectedRecall(int64_t n, int64_t k, int64_t bins, int per_bin) {
 
 // The element of rank k survives iff fewer than per_bin of the k-1 better
 // ones share its bin: P(Binomial(k-1, 1/L) < per_bin), a sum of positive
-// terms (no cancellation).
+// terms (no cancellation) over the binomial's WindowOf.
 double WorstRankRecall(int64_t n, int64_t k, int64_t bins, int per_bin) {
   if (bins <= 0 || per_bin <= 0) return 0.0;
   const int64_t keff = EffectiveK(n, k);
@@ -76,8 +107,10 @@ double WorstRankRecall(int64_t n, int64_t k, int64_t bins, int per_bin) {
   const double log_p = -std::log(ld);
   const double log_q = std::log1p(-1.0 / ld);
   const int64_t better = keff - 1;
+  const MassWindow window = WindowOf(better, ld);
+  const int64_t last = std::min<int64_t>(per_bin - 1, window.hi);
   double sum = 0.0;
-  for (int j = 0; j < per_bin && j <= better; ++j) {
+  for (int64_t j = window.lo; j <= last; ++j) {
     sum += std::exp(LogBinomialPmf(better, j, log_p, log_q));
   }
   return std::min(1.0, sum);

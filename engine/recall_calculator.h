@@ -12,6 +12,10 @@
 // form). Bins compose: S shards with L_i bins each behave like one collection
 // of sum(L_i) bins, so a router plans the total and gives each shard its
 // share. Pure functions; no state.
+//
+// Cost: ExpectedRecall and WorstRankRecall sum O(sqrt(k / L) + 144) terms
+// (each a few lgamma calls), independent of per_bin; PlanRecall evaluates
+// ExpectedRecall O(log n) times.
 #pragma once
 
 #include <cstdint>

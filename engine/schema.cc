@@ -5,9 +5,10 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
-#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "base/echo.h"
+#include "base/status_macros.h"
 
 namespace peakknn {
 namespace {
@@ -67,28 +68,29 @@ std::string_view DTypeName(DType dtype) {
   return "unknown";
 }
 
-absl::Status ValidateSchema(const CollectionSchema& schema, bool check_name) {
-  if (check_name) {
-    const std::string& name = schema.name;
-    if (name.empty() || name.size() > kMaxNameLength) {
+absl::Status ValidateCollectionName(std::string_view name) {
+  if (name.empty() || name.size() > kMaxNameLength) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "collection name must be 1-", kMaxNameLength, " characters long; got ",
+        name.size(), " (", QuoteInput(name), ")"));
+  }
+  if (!absl::ascii_isalnum(static_cast<unsigned char>(name[0]))) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("collection name must start with a letter or digit; got ",
+                     QuoteInput(name)));
+  }
+  for (size_t i = 0; i < name.size(); ++i) {
+    if (!IsNameChar(name[i])) {
       return absl::InvalidArgumentError(absl::StrCat(
-          "collection name must be 1-", kMaxNameLength,
-          " characters long; got ", name.size(), " (\"", name, "\")"));
-    }
-    if (!absl::ascii_isalnum(static_cast<unsigned char>(name[0]))) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("collection name must start with a letter or digit; "
-                       "got \"",
-                       name, "\""));
-    }
-    for (size_t i = 0; i < name.size(); ++i) {
-      if (!IsNameChar(name[i])) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "collection name may only contain [A-Za-z0-9_-]; got \"",
-            absl::CEscape(name), "\" with a bad character at position ", i));
-      }
+          "collection name may only contain [A-Za-z0-9_-]; got ",
+          QuoteInput(name), " with a bad character at position ", i));
     }
   }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateSchema(const CollectionSchema& schema, bool check_name) {
+  if (check_name) PEAKKNN_RETURN_IF_ERROR(ValidateCollectionName(schema.name));
   if (schema.dim < 1 || schema.dim > kMaxDim) {
     return absl::InvalidArgumentError(
         absl::StrCat("dim must be in [1, ", kMaxDim, "]; got ", schema.dim));
@@ -109,7 +111,7 @@ absl::Status ValidateSchema(const CollectionSchema& schema, bool check_name) {
         schema.default_recall_target <= 1.0)) {
     return absl::InvalidArgumentError(
         absl::StrCat("default_recall_target must be in (0, 1]; got ",
-                     schema.default_recall_target));
+                     ExactDouble(schema.default_recall_target)));
   }
   return absl::OkStatus();
 }

@@ -33,8 +33,13 @@ struct CollectionSchema {
   double default_recall_target = 0.95;
 };
 
-// Checks dim, recall target and (when check_name) the name: 1-64 characters
-// of [A-Za-z0-9_-], starting with a letter or digit.
+// A collection name: 1-64 characters of [A-Za-z0-9_-], starting with a
+// letter or digit. The message quotes at most a bounded prefix of the name
+// (base/echo.h).
+absl::Status ValidateCollectionName(std::string_view name);
+
+// Checks dim, recall target and (when check_name) the name
+// (ValidateCollectionName).
 absl::Status ValidateSchema(const CollectionSchema& schema,
                             bool check_name = true);
 

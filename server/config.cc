@@ -8,9 +8,12 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/reflection.h"
 #include "absl/flags/usage.h"
+#include "absl/flags/usage_config.h"
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "base/status_macros.h"
 #include "engine/schema.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:50051",
@@ -152,7 +155,7 @@ absl::Status ValidateConfig(const ServerConfig& c) {
            CheckRange("block_rows", c.block_rows, 16, 1 << 24),
            CheckRange("threads", c.threads, 0, 4096),
        }) {
-    if (!s.ok()) return s;
+    PEAKKNN_RETURN_IF_ERROR(s);
   }
   if (c.max_queue < c.max_queries_per_request) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -175,10 +178,19 @@ absl::Status ValidateConfig(const ServerConfig& c) {
 }
 
 absl::StatusOr<ServerConfig> LoadConfig(int argc, char** argv) {
+  // --help lists the flags of this file; Abseil's default lists those of a
+  // file named like the program ("peakknn-server") and would find none.
+  const auto is_server_flag = [](absl::string_view file) {
+    return absl::EndsWith(file, "server/config.cc");
+  };
+  absl::FlagsUsageConfig usage;
+  usage.contains_help_flags = is_server_flag;
+  usage.contains_helpshort_flags = is_server_flag;
+  absl::SetFlagsUsageConfig(usage);
   absl::SetProgramUsageMessage(
       "peakknn k-nearest-neighbour search server. Every flag --foo can also "
       "be set by the environment variable PEAKKNN_FOO.");
-  if (absl::Status s = ApplyEnvironment(); !s.ok()) return s;
+  PEAKKNN_RETURN_IF_ERROR(ApplyEnvironment());
   // The server takes no positional arguments; one is a mistake (a manifest's
   // "serve", a flag missing its "--") that would otherwise be ignored.
   const std::vector<char*> positional = absl::ParseCommandLine(argc, argv);
@@ -191,14 +203,11 @@ absl::StatusOr<ServerConfig> LoadConfig(int argc, char** argv) {
   c.listen = absl::GetFlag(FLAGS_listen);
   c.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
   c.data_dir = absl::GetFlag(FLAGS_data_dir);
-  absl::StatusOr<Durability> durability =
-      ParseDurability(absl::GetFlag(FLAGS_durability));
-  if (!durability.ok()) return durability.status();
-  c.durability = *durability;
+  PEAKKNN_ASSIGN_OR_RETURN(c.durability,
+                           ParseDurability(absl::GetFlag(FLAGS_durability)));
   c.truncate_corrupt_wal = absl::GetFlag(FLAGS_truncate_corrupt_wal);
-  absl::StatusOr<Backend> backend = ParseBackend(absl::GetFlag(FLAGS_backend));
-  if (!backend.ok()) return backend.status();
-  c.backend = *backend;
+  PEAKKNN_ASSIGN_OR_RETURN(c.backend,
+                           ParseBackend(absl::GetFlag(FLAGS_backend)));
   c.cuda_plugin = absl::GetFlag(FLAGS_cuda_plugin);
   c.cuda_device = absl::GetFlag(FLAGS_cuda_device);
   c.port_file = absl::GetFlag(FLAGS_port_file);
@@ -214,7 +223,7 @@ absl::StatusOr<ServerConfig> LoadConfig(int argc, char** argv) {
   c.threads = absl::GetFlag(FLAGS_threads);
   c.drain_seconds = absl::GetFlag(FLAGS_drain_seconds);
   c.check_config = absl::GetFlag(FLAGS_check_config);
-  if (absl::Status s = ValidateConfig(c); !s.ok()) return s;
+  PEAKKNN_RETURN_IF_ERROR(ValidateConfig(c));
   return c;
 }
 

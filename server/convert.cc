@@ -1,10 +1,42 @@
 #include "server/convert.h"
 
+#include <algorithm>
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "grpcpp/impl/codegen/proto_utils.h"
 
 namespace peakknn::server {
+
+absl::Status ParseMessage(const grpc::ByteBuffer& bytes,
+                          google::protobuf::Message* message) {
+  grpc::ByteBuffer consumed = bytes;  // shares the slices; parsing clears it
+  const size_t size = consumed.Length();
+  if (!grpc::SerializationTraits<google::protobuf::Message>::Deserialize(
+           &consumed, message)
+           .ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "cannot parse the request as ", message->GetTypeName(), ": its ", size,
+        " bytes are not one (malformed or truncated, or a string field that "
+        "is not UTF-8)"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status SerializeMessage(const google::protobuf::Message& message,
+                              grpc::ByteBuffer* bytes) {
+  bytes->Clear();  // the writer appends to an empty buffer only
+  bool own_buffer = false;
+  const grpc::Status status =
+      grpc::SerializationTraits<google::protobuf::Message>::Serialize(
+          message, bytes, &own_buffer);
+  if (!status.ok()) {
+    return absl::InternalError(absl::StrCat("cannot serialize ",
+                                            message.GetTypeName(), ": ",
+                                            status.error_message()));
+  }
+  return absl::OkStatus();
+}
 
 grpc::Status ToGrpcStatus(const absl::Status& status) {
   if (status.ok()) return grpc::Status::OK;
@@ -97,6 +129,50 @@ v1::Durability DurabilityToProto(Durability durability) {
       break;
   }
   return v1::DURABILITY_UNSPECIFIED;
+}
+
+void SearchResultsToProto(const SearchResults& batch, int64_t first, int64_t n,
+                          int64_t k, v1::SearchResponse* p) {
+  for (int64_t q = first; q < first + n; ++q) {
+    v1::QueryResult* out = p->add_results();
+    const int64_t count = std::min<int64_t>(batch.counts[q], k);
+    const int64_t base = q * batch.k;
+    out->mutable_ids()->Add(batch.ids.begin() + base,
+                            batch.ids.begin() + base + count);
+    out->mutable_distances()->Add(batch.distances.begin() + base,
+                                  batch.distances.begin() + base + count);
+  }
+  p->set_exact(batch.exact);
+  p->set_bins(batch.bins);
+  p->set_expected_recall(
+      batch.exact ? 1.0 : ExpectedRecall(batch.live_rows, k, batch.bins));
+  p->set_worst_rank_recall(
+      batch.exact ? 1.0 : WorstRankRecall(batch.live_rows, k, batch.bins));
+}
+
+void StoredVectorsToProto(
+    std::span<const uint64_t> ids,
+    const std::vector<std::optional<std::vector<float>>>& vectors,
+    v1::GetResponse* p) {
+  for (size_t i = 0; i < ids.size(); ++i) {
+    v1::StoredVector* out = p->add_vectors();
+    out->set_id(ids[i]);
+    out->set_found(vectors[i].has_value());
+    if (vectors[i].has_value()) {
+      out->mutable_values()->Add(vectors[i]->begin(), vectors[i]->end());
+    }
+  }
+}
+
+void PlanToProto(const RecallPlan& plan, int64_t n, v1::PlanRecallResponse* p) {
+  p->set_exact(plan.exact);
+  p->set_bins(plan.bins);
+  p->set_bins_per_shard(plan.bins_per_shard);
+  p->set_per_bin(static_cast<uint32_t>(plan.per_bin));
+  p->set_expected_recall(plan.expected_recall);
+  p->set_worst_rank_recall(plan.worst_rank_recall);
+  p->set_conservative_bins(plan.conservative_bins);
+  p->set_n(n);
 }
 
 }  // namespace peakknn::server

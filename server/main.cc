@@ -19,6 +19,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "base/status_macros.h"
 #include "base/string_view.h"
 #include "base/thread_pool.h"
 #include "engine/backend.h"
@@ -57,13 +58,12 @@ struct ChosenBackend {
 // or why not: no plugin, plugin unloadable, or no usable device.
 absl::StatusOr<std::unique_ptr<SearchBackend>> LoadCudaBackend(
     const std::string& plugin_path, int device) {
-  absl::StatusOr<CudaPlugin> plugin = CudaPlugin::Load(plugin_path);
-  if (!plugin.ok()) return plugin.status();
-  Log(absl::StrCat("loaded CUDA plugin ", plugin->path()));
+  PEAKKNN_ASSIGN_OR_RETURN(CudaPlugin plugin, CudaPlugin::Load(plugin_path));
+  Log(absl::StrCat("loaded CUDA plugin ", plugin.path()));
   // Its message says what is missing ("CUDA is unusable: no CUDA-capable
   // device is detected", "... driver version is insufficient ...").
-  if (absl::Status s = plugin->Available(device); !s.ok()) return s;
-  if (absl::StatusOr<CudaDeviceInfo> info = plugin->Describe(device);
+  PEAKKNN_RETURN_IF_ERROR(plugin.Available(device));
+  if (absl::StatusOr<CudaDeviceInfo> info = plugin.Describe(device);
       info.ok()) {
     Log(absl::StrCat("CUDA device ", device, ": ", info->name,
                      ", compute capability ", info->compute_capability, ", ",
@@ -71,7 +71,7 @@ absl::StatusOr<std::unique_ptr<SearchBackend>> LoadCudaBackend(
   }
   CudaBackendOptions options;
   options.device = device;
-  return plugin->MakeBackend(options);
+  return plugin.MakeBackend(options);
 }
 
 // --backend=cpu: the CPU. cuda: the CUDA backend, or an error naming why it

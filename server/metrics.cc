@@ -1,6 +1,7 @@
 #include "server/metrics.h"
 
 #include <exception>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 
@@ -147,16 +148,27 @@ void Metrics::SetBackend(const std::string& name) {
       .Set(1);
 }
 
-void Metrics::SetBackendDeviceMemory(int64_t bytes) {
-  backend_device_memory_bytes_.Set(static_cast<double>(bytes));
+void Metrics::WatchBackendDeviceMemory(std::function<int64_t()> bytes) {
+  std::lock_guard<std::mutex> lock(device_memory_mu_);
+  device_memory_bytes_ = std::move(bytes);
 }
 
-void Metrics::ObserveRpc(absl::string_view method, absl::string_view code,
-                         double seconds) {
+void Metrics::RefreshBackendDeviceMemory() {
+  std::function<int64_t()> bytes;
+  {
+    std::lock_guard<std::mutex> lock(device_memory_mu_);
+    bytes = device_memory_bytes_;
+  }
+  if (bytes) backend_device_memory_bytes_.Set(static_cast<double>(bytes()));
+}
+
+void Metrics::ObserveRpc(absl::string_view method, absl::StatusCode code,
+                         absl::Duration latency) {
   const prometheus::Labels labels = {{"method", std::string(method)},
-                                     {"code", std::string(code)}};
+                                     {"code", absl::StatusCodeToString(code)}};
   rpc_requests_.Add(labels).Increment();
-  rpc_seconds_.Add(labels, LatencyBuckets()).Observe(seconds);
+  rpc_seconds_.Add(labels, LatencyBuckets())
+      .Observe(absl::ToDoubleSeconds(latency));
 }
 
 Metrics::PerCollection& Metrics::For(const std::string& collection) {
@@ -206,6 +218,7 @@ void Metrics::ObserveCheckpoint(double seconds) {
 }
 
 void Metrics::OnBatch(const std::string& collection, const BatchStats& stats) {
+  batches_.fetch_add(1, std::memory_order_relaxed);
   batch_queries_.Observe(static_cast<double>(stats.queries));
   batch_requests_.Observe(static_cast<double>(stats.requests));
   engine_seconds_.Observe(stats.engine_seconds);
@@ -217,8 +230,12 @@ void Metrics::OnBatch(const std::string& collection, const BatchStats& stats) {
   if (stats.engine_seconds > 0) {
     engine_flops_per_second_.Set(flops / stats.engine_seconds);
   }
-  std::lock_guard<std::mutex> lock(mu_);
-  For(collection).expected_recall->Set(stats.expected_recall);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    For(collection).expected_recall->Set(stats.expected_recall);
+  }
+  // Workspaces grow with the batch shapes searched.
+  RefreshBackendDeviceMemory();
 }
 
 void Metrics::OnQueueDepth(const std::string& collection, int64_t depth) {

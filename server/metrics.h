@@ -2,19 +2,25 @@
 // /metrics. Names are peakknn_* in base units (seconds, bytes, FLOP/s,
 // *_total counters); see the constructor for the full list.
 //
-// Thread-safe. Per-collection series are created on first use and removed
-// when the collection is dropped.
+// Metrics is the BatcherObserver of every collection's batcher (batch sizes,
+// engine time, queue depth, expired requests). Thread-safe. Per-collection
+// series are created on first use and removed when the collection is
+// dropped.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 #include "prometheus/counter.h"
 #include "prometheus/exposer.h"
 #include "prometheus/family.h"
@@ -38,11 +44,18 @@ class Metrics : public BatcherObserver {
   // once, at startup.
   void SetBackend(const std::string& name);
   // peakknn_backend_device_memory_bytes: device memory the backend holds
-  // (row mirrors and workspaces; 0 on the CPU).
-  void SetBackendDeviceMemory(int64_t bytes);
-  // One finished RPC: `code` is the gRPC status name ("OK", "NOT_FOUND"...).
-  void ObserveRpc(absl::string_view method, absl::string_view code,
-                  double seconds);
+  // (row mirrors and workspaces; 0 on the CPU), as `bytes` reports it. Read
+  // after every search batch and by RefreshBackendDeviceMemory; `bytes` is
+  // called without any lock held. nullptr stops reading (the gauge keeps its
+  // value).
+  void WatchBackendDeviceMemory(std::function<int64_t()> bytes);
+  // Reads the watched device memory now (after writes: row mirrors grow as
+  // rows reach the device).
+  void RefreshBackendDeviceMemory();
+  // One finished RPC, labelled with the status code's name ("OK",
+  // "NOT_FOUND"...).
+  void ObserveRpc(absl::string_view method, absl::StatusCode code,
+                  absl::Duration latency);
   // Rows of a collection after a write (or at startup).
   void SetCollectionRows(const std::string& collection, int64_t rows,
                          int64_t live_rows);
@@ -56,6 +69,9 @@ class Metrics : public BatcherObserver {
   void OnBatch(const std::string& collection, const BatchStats& stats) override;
   void OnQueueDepth(const std::string& collection, int64_t depth) override;
   void OnExpired(const std::string& collection, int64_t requests) override;
+
+  // Engine batches searched since start (GetStats.batches).
+  uint64_t batches() const { return batches_.load(std::memory_order_relaxed); }
 
   prometheus::Registry& registry() { return *registry_; }
 
@@ -92,6 +108,12 @@ class Metrics : public BatcherObserver {
   prometheus::Family<prometheus::Gauge>& expected_recall_;
   prometheus::Family<prometheus::Counter>& inserted_rows_;
   prometheus::Family<prometheus::Counter>& expired_;
+
+  std::atomic<uint64_t> batches_{0};
+
+  std::mutex device_memory_mu_;
+  std::function<int64_t()> device_memory_bytes_
+      ABSL_GUARDED_BY(device_memory_mu_);
 
   std::mutex mu_;
   absl::flat_hash_map<std::string, PerCollection> collections_

@@ -1,12 +1,15 @@
 #include "server/request_limits.h"
 
 #include "absl/strings/str_cat.h"
+#include "base/echo.h"
+#include "base/string_view.h"
+#include "engine/schema.h"
 
 namespace peakknn::server {
 
 RequestLimits RequestLimits::From(const ServerConfig& config) {
   return {config.max_dim, config.max_k, config.max_queries_per_request,
-          config.max_rows_per_write};
+          config.max_rows_per_write, config.max_message_bytes};
 }
 
 absl::Status RequestLimits::CheckName(absl::string_view field,
@@ -14,6 +17,9 @@ absl::Status RequestLimits::CheckName(absl::string_view field,
   if (name.empty()) {
     return absl::InvalidArgumentError(
         absl::StrCat(field, ": must name a collection (got an empty string)"));
+  }
+  if (absl::Status s = ValidateCollectionName(SV(name)); !s.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(field, ": ", s.message()));
   }
   return absl::OkStatus();
 }
@@ -37,8 +43,40 @@ absl::Status RequestLimits::CheckK(int64_t k) const {
 absl::Status RequestLimits::CheckRecallTarget(double target) const {
   if (!(target >= 0 && target <= 1)) {
     return absl::InvalidArgumentError(
-        absl::StrCat("recall_target=", target,
+        absl::StrCat("recall_target=", ExactDouble(target),
                      ": must be 0 (collection default) or in (0, 1]"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status RequestLimits::CheckPlan(double recall_target, int64_t per_bin,
+                                      int64_t shards) const {
+  if (!(recall_target > 0 && recall_target <= 1)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "recall_target=", ExactDouble(recall_target), ": must be in (0, 1]"));
+  }
+  if (per_bin < 0 || per_bin > max_k) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "per_bin=", per_bin, ": must be in [0, ", max_k,
+        "] (0 means 1; at most --max_k: a bin that keeps k rows is exact)"));
+  }
+  if (shards < 0 || shards > kMaxPlanShards) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("shards=", shards, ": must be in [0, ", kMaxPlanShards,
+                     "] (0 means 1)"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status RequestLimits::CheckGetAnswer(int64_t ids, int64_t dim) const {
+  // Per answered id: the packed values plus at most 24 bytes of framing
+  // (entry tag and length, id, found, values tag and length).
+  const int64_t per_id = 4 * dim + 24;
+  if (ids > max_message_bytes / per_id) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "ids: ", ids, " ids of dim ", dim, " would answer up to ", ids * per_id,
+        " bytes; at most --max_message_bytes=", max_message_bytes,
+        ", so at most ", max_message_bytes / per_id, " ids per Get"));
   }
   return absl::OkStatus();
 }

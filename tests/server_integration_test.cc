@@ -756,6 +756,21 @@ TEST(ServerStartupTest, BadFlagsExitTwo) {
   }
 }
 
+// Issue 12 item 10: --help lists the server's own flags (Abseil's default
+// lists only flags defined in a file named like the program, and the
+// server's live in server/config.cc).
+TEST(ServerStartupTest, HelpListsTheServerFlags) {
+  std::string output;
+  peakknn::testing::RunCommand(absl::StrCat(PEAKKNN_SERVER_BIN, " --help 2>&1"),
+                               &output);
+  EXPECT_THAT(output, ::testing::Not(HasSubstr("No flags matched")));
+  for (const char* flag :
+       {"--listen", "--data_dir", "--durability", "--max_k",
+        "--max_message_bytes", "--drain_seconds", "--check_config"}) {
+    EXPECT_THAT(output, HasSubstr(flag));
+  }
+}
+
 TEST(ClientTest, UnreachableServerIsNamed) {
   absl::StatusOr<int> port = peakknn::testing::FreePort();
   ASSERT_TRUE(port.ok());
