@@ -27,8 +27,7 @@ class UnaryCall final : public grpc::ServerUnaryReactor {
  public:
   // Parses `raw_request` (see parsed()); the response is serialized into
   // `raw_response` by Finish. Both are gRPC's, valid until OnDone.
-  UnaryCall(const grpc::ByteBuffer* raw_request,
-            grpc::ByteBuffer* raw_response)
+  UnaryCall(const grpc::ByteBuffer* raw_request, grpc::ByteBuffer* raw_response)
       : raw_response_(raw_response),
         parsed_(ParseMessage(*raw_request, &request_)) {}
 
