@@ -14,11 +14,8 @@ packages=(
   nats-server libnats-dev
   prometheus curl
   python3 python3-grpcio python3-grpc-tools python3-protobuf python3-numpy python3-matplotlib
-<<<<<<< HEAD
   python3-yaml
-=======
   python3-venv python3-pip python3-setuptools python3-pytest python3-tqdm openssl
->>>>>>> python-client
   dataset-fashion-mnist
 )
 
