@@ -53,7 +53,8 @@ ABSL_FLAG(int64_t, max_queries_per_request, 4096,
           "Most query vectors in one Search request");
 ABSL_FLAG(int64_t, max_rows_per_write, 1 << 20,
           "Most rows in one insert batch, Upsert, Delete or Get");
-ABSL_FLAG(int64_t, block_rows, 65536, "Rows per storage block");
+ABSL_FLAG(int64_t, block_rows, 65536,
+          "Largest storage block (rows); smaller blocks hold small collections");
 ABSL_FLAG(int32_t, threads, 0, "Engine threads; 0 = one per hardware thread");
 ABSL_FLAG(double, drain_seconds, 30,
           "On SIGTERM, how long in-flight requests may take to finish (s)");
