@@ -2,6 +2,7 @@
 
 #include <cstdlib>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/flags/flag.h"
@@ -53,11 +54,23 @@ ABSL_FLAG(int64_t, max_queries_per_request, 4096,
           "Most query vectors in one Search request");
 ABSL_FLAG(int64_t, max_rows_per_write, 1 << 20,
           "Most rows in one insert batch, Upsert, Delete or Get");
-ABSL_FLAG(int64_t, block_rows, 65536,
-          "Largest storage block (rows); smaller blocks hold small collections");
+ABSL_FLAG(
+    int64_t, block_rows, 65536,
+    "Largest storage block (rows); smaller blocks hold small collections");
 ABSL_FLAG(int32_t, threads, 0, "Engine threads; 0 = one per hardware thread");
 ABSL_FLAG(double, drain_seconds, 30,
           "On SIGTERM, how long in-flight requests may take to finish (s)");
+ABSL_FLAG(int64_t, max_insert_streams, 256,
+          "Most InsertStream calls open at once; more get RESOURCE_EXHAUSTED");
+ABSL_FLAG(double, insert_stream_idle_s, 300,
+          "Close an InsertStream with every batch acknowledged that received "
+          "nothing for this long, with UNAVAILABLE (s); 0 = never");
+ABSL_FLAG(int64_t, max_streams_per_connection, 1024,
+          "Most concurrent calls on one client connection (HTTP/2 "
+          "MAX_CONCURRENT_STREAMS); further calls wait at the client");
+ABSL_FLAG(double, connection_idle_s, 3600,
+          "Close a client connection that has had no call for this long (s); "
+          "0 = never");
 ABSL_FLAG(bool, check_config, false,
           "Parse the flags and PEAKKNN_* variables, validate them, print the "
           "effective settings (name=value) and exit 0 without serving; bad "
@@ -88,6 +101,10 @@ constexpr const char* kFlagNames[] = {
     "max_rows_per_write",
     "block_rows",
     "threads",
+    "max_insert_streams",
+    "insert_stream_idle_s",
+    "max_streams_per_connection",
+    "connection_idle_s",
     "drain_seconds",
 };
 
@@ -155,6 +172,9 @@ absl::Status ValidateConfig(const ServerConfig& c) {
            CheckRange("max_rows_per_write", c.max_rows_per_write, 1, 1 << 26),
            CheckRange("block_rows", c.block_rows, 16, 1 << 24),
            CheckRange("threads", c.threads, 0, 4096),
+           CheckRange("max_insert_streams", c.max_insert_streams, 1, 1 << 20),
+           CheckRange("max_streams_per_connection",
+                      c.max_streams_per_connection, 1, (int64_t{1} << 31) - 1),
        }) {
     PEAKKNN_RETURN_IF_ERROR(s);
   }
@@ -171,9 +191,16 @@ absl::Status ValidateConfig(const ServerConfig& c) {
     return absl::InvalidArgumentError(absl::StrCat(
         "--block_rows=", c.block_rows, ": must be a multiple of 16"));
   }
-  if (!(c.drain_seconds >= 0)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--drain_seconds=", c.drain_seconds, ": must be >= 0"));
+  for (const auto& [flag, seconds] : {
+           std::pair{"drain_seconds", c.drain_seconds},
+           std::pair{"insert_stream_idle_s", c.insert_stream_idle_s},
+           std::pair{"connection_idle_s", c.connection_idle_s},
+       }) {
+    // At most a year: the gRPC argument is in int milliseconds.
+    if (!(seconds >= 0 && seconds <= 365 * 86400)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--", flag, "=", seconds, ": must be in [0, 31536000] seconds"));
+    }
   }
   return absl::OkStatus();
 }
@@ -222,6 +249,11 @@ absl::StatusOr<ServerConfig> LoadConfig(int argc, char** argv) {
   c.max_rows_per_write = absl::GetFlag(FLAGS_max_rows_per_write);
   c.block_rows = absl::GetFlag(FLAGS_block_rows);
   c.threads = absl::GetFlag(FLAGS_threads);
+  c.max_insert_streams = absl::GetFlag(FLAGS_max_insert_streams);
+  c.insert_stream_idle_s = absl::GetFlag(FLAGS_insert_stream_idle_s);
+  c.max_streams_per_connection =
+      absl::GetFlag(FLAGS_max_streams_per_connection);
+  c.connection_idle_s = absl::GetFlag(FLAGS_connection_idle_s);
   c.drain_seconds = absl::GetFlag(FLAGS_drain_seconds);
   c.check_config = absl::GetFlag(FLAGS_check_config);
   PEAKKNN_RETURN_IF_ERROR(ValidateConfig(c));

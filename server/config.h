@@ -50,6 +50,17 @@ struct ServerConfig {
   int64_t block_rows = 65536;
   int threads = 0;  // 0: one per hardware thread
 
+  // Connections and streams. A connection carries at most
+  // max_streams_per_connection calls at once (HTTP/2 SETTINGS; more wait at
+  // the client) and is closed after connection_idle_s without a call; at
+  // most max_insert_streams InsertStreams are open server-wide, and one
+  // with nothing in flight that received nothing for insert_stream_idle_s
+  // is closed (server/insert_stream_registry.h). 0 s: no timeout.
+  int64_t max_insert_streams = 256;
+  double insert_stream_idle_s = 300;
+  int64_t max_streams_per_connection = 1024;
+  double connection_idle_s = 3600;
+
   // Seconds SIGTERM waits for in-flight requests before cancelling them.
   double drain_seconds = 30;
 

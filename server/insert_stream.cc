@@ -14,46 +14,10 @@
 #include "absl/time/clock.h"
 #include "base/echo.h"
 #include "server/convert.h"
+#include "server/request_pool.h"
 
 namespace peakknn::server {
 namespace {
-
-// Parsed InsertRequests for reuse by one InsertStream. The core holds each
-// request it was handed until the batch is done; then the request comes back
-// here, cleared but keeping its buffers, so a steady stream parses into
-// memory it already has (a fresh 1024 x 128 batch is 512 KiB of new pages,
-// 128 page faults). Keeps at most kMaxFree requests; the pool lives until
-// the stream and the core have let go of every request.
-class RequestPool : public std::enable_shared_from_this<RequestPool> {
- public:
-  static constexpr size_t kMaxFree = 16;
-
-  std::shared_ptr<v1::InsertRequest> Get() {
-    std::unique_ptr<v1::InsertRequest> request;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (!free_.empty()) {
-        request = std::move(free_.back());
-        free_.pop_back();
-      }
-    }
-    if (request == nullptr) request = std::make_unique<v1::InsertRequest>();
-    return std::shared_ptr<v1::InsertRequest>(
-        request.release(), [pool = shared_from_this()](v1::InsertRequest* r) {
-          pool->Put(std::unique_ptr<v1::InsertRequest>(r));
-        });
-  }
-
- private:
-  void Put(std::unique_ptr<v1::InsertRequest> request) {
-    request->Clear();
-    std::lock_guard<std::mutex> lock(mu_);
-    if (free_.size() < kMaxFree) free_.push_back(std::move(request));
-  }
-
-  std::mutex mu_;
-  std::vector<std::unique_ptr<v1::InsertRequest>> free_ ABSL_GUARDED_BY(mu_);
-};
 
 // One InsertStream call (insert_stream.h says what it does).
 //
@@ -65,9 +29,12 @@ class RequestPool : public std::enable_shared_from_this<RequestPool> {
 // logs and applies the vectors in place, no copy); one thread at a time
 // submits, in stream order (SubmitInOrder); Finish is called once, only when no
 // read, no write, no submitter and no core callback (in_flight_) is
-// outstanding, so OnDone may delete this.
+// outstanding, so OnDone may delete this. The registry may close an idle
+// stream (ClaimIdleClose, then FinishIdle): then finished_ is set while a
+// read is pending, and a message that read brings is dropped unread.
 class InsertStreamReactor final
-    : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
+    : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>,
+      public InsertStreamRegistry::Stream {
  public:
   // Batches admitted but not yet acked, and their payload bytes (ids and
   // vectors): bounds a stream's memory (the core holds each batch's request
@@ -77,19 +44,34 @@ class InsertStreamReactor final
   static constexpr size_t kMaxPipelined = 64;
   static constexpr int64_t kMaxPipelinedBytes = int64_t{64} << 20;
 
-  InsertStreamReactor(WriteAdmission* admission, Metrics* metrics)
-      : admission_(admission), metrics_(metrics) {
+  InsertStreamReactor(WriteAdmission* admission, Metrics* metrics,
+                      InsertStreamRegistry* streams)
+      : admission_(admission), metrics_(metrics), streams_(streams) {
+    if (absl::Status admitted = streams_->Add(this); !admitted.ok()) {
+      finished_ = true;
+      code_ = admitted.code();
+      Finish(ToGrpcStatus(admitted));
+      return;
+    }
+    registered_ = true;
     reading_ = true;
     StartRead(&received_);
   }
 
   void OnReadDone(bool ok) override {
-    if (!ok) {  // the client half-closed (or went away)
+    {
       std::unique_lock<std::mutex> lock(mu_);
-      reading_ = false;
-      reads_done_ = true;
-      Step(lock);
-      return;
+      if (finished_) {  // closed as idle while this read was pending
+        reading_ = false;
+        return;
+      }
+      last_read_ = absl::Now();
+      if (!ok) {  // the client half-closed (or went away)
+        reading_ = false;
+        reads_done_ = true;
+        Step(lock);
+        return;
+      }
     }
     // A message that does not parse is acked with its error, like any
     // failed batch, and the stream goes on.
@@ -127,8 +109,24 @@ class InsertStreamReactor final
   }
 
   void OnDone() override {
+    if (registered_) streams_->Remove(this);
     metrics_->ObserveRpc("InsertStream", code_, absl::Now() - start_);
     delete this;
+  }
+
+  bool ClaimIdleClose(absl::Time cutoff) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (finished_ || client_gone_ || writing_ || submitting_ ||
+        in_flight_ > 0 || !slots_.empty() || last_read_ >= cutoff) {
+      return false;
+    }
+    finished_ = true;
+    return true;
+  }
+
+  void FinishIdle(const absl::Status& status) override {
+    code_ = status.code();
+    Finish(ToGrpcStatus(status));
   }
 
  private:
@@ -254,6 +252,8 @@ class InsertStreamReactor final
 
   WriteAdmission* const admission_;
   Metrics* const metrics_;
+  InsertStreamRegistry* const streams_;
+  bool registered_ = false;  // in streams_; set before the first read
   const absl::Time start_ = absl::Now();
   std::string collection_;  // set by the first batch that names one; only
                             // the submitter touches it
@@ -277,14 +277,16 @@ class InsertStreamReactor final
   bool reads_done_ ABSL_GUARDED_BY(mu_) = false;
   bool client_gone_ ABSL_GUARDED_BY(mu_) = false;
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
-  absl::StatusCode code_ = absl::StatusCode::kOk;  // written before Finish
+  absl::Time last_read_ ABSL_GUARDED_BY(mu_) = start_;  // last message in
+  absl::StatusCode code_ = absl::StatusCode::kOk;       // written before Finish
 };
 
 }  // namespace
 
 grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>*
-NewInsertStreamReactor(WriteAdmission* admission, Metrics* metrics) {
-  return new InsertStreamReactor(admission, metrics);
+NewInsertStreamReactor(WriteAdmission* admission, Metrics* metrics,
+                       InsertStreamRegistry* streams) {
+  return new InsertStreamReactor(admission, metrics, streams);
 }
 
 }  // namespace peakknn::server

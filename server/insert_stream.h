@@ -13,12 +13,16 @@
 //
 // Each batch is parsed into its own request, which the core reads in place
 // (no copy of the vectors) until it acknowledges the batch; requests are
-// then reused by the stream.
+// then reused by the stream (server/request_pool.h bounds what an idle
+// stream keeps). A stream past --max_insert_streams is refused with
+// RESOURCE_EXHAUSTED, and one idle past --insert_stream_idle_s is closed
+// with UNAVAILABLE (server/insert_stream_registry.h).
 #pragma once
 
 #include "grpcpp/support/byte_buffer.h"
 #include "grpcpp/support/server_callback.h"
 #include "peakknn/v1/vector_search.pb.h"
+#include "server/insert_stream_registry.h"
 #include "server/metrics.h"
 #include "server/write_admission.h"
 
@@ -26,8 +30,9 @@ namespace peakknn::server {
 
 // The reactor of one InsertStream call, on wire bytes (unary_call.h says
 // why the server parses itself); it deletes itself when the call is done.
-// `admission` and `metrics` must outlive the call.
+// `admission`, `metrics` and `streams` must outlive the call.
 grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>*
-NewInsertStreamReactor(WriteAdmission* admission, Metrics* metrics);
+NewInsertStreamReactor(WriteAdmission* admission, Metrics* metrics,
+                       InsertStreamRegistry* streams);
 
 }  // namespace peakknn::server

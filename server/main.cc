@@ -184,6 +184,16 @@ int Run(int argc, char** argv) {
   builder.RegisterService(&service);
   builder.SetMaxReceiveMessageSize(static_cast<int>(config->max_message_bytes));
   builder.SetMaxSendMessageSize(static_cast<int>(config->max_message_bytes));
+  builder.AddChannelArgument(
+      GRPC_ARG_MAX_CONCURRENT_STREAMS,
+      static_cast<int>(config->max_streams_per_connection));
+  if (config->connection_idle_s > 0) {
+    // gRPC's default is no idle limit; a connection with no call for this
+    // long gets a GOAWAY, and the client reconnects when it next calls.
+    builder.AddChannelArgument(
+        GRPC_ARG_MAX_CONNECTION_IDLE_MS,
+        static_cast<int>(config->connection_idle_s * 1000));
+  }
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || port == 0) {
     Log(absl::StrCat("--listen=", config->listen,

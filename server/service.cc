@@ -46,7 +46,10 @@ VectorSearchService::VectorSearchService(const ServerConfig& config,
       core_(core),
       metrics_(metrics),
       writes_(core, limits_, config.durability, metrics),
-      batchers_(BatcherOptions(config), metrics) {
+      batchers_(BatcherOptions(config), metrics),
+      streams_(InsertStreamRegistry::Options{
+          .max_streams = config.max_insert_streams,
+          .idle_timeout = absl::Seconds(config.insert_stream_idle_s)}) {
   metrics_->WatchBackendDeviceMemory(
       [core] { return core->Stats().backend_device_memory_bytes; });
 }
@@ -222,7 +225,7 @@ grpc::ServerUnaryReactor* VectorSearchService::Search(
 
 grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>*
 VectorSearchService::InsertStream(grpc::CallbackServerContext*) {
-  return NewInsertStreamReactor(&writes_, metrics_);
+  return NewInsertStreamReactor(&writes_, metrics_, &streams_);
 }
 
 // Unary writes complete asynchronously: the handler admits the batch and

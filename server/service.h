@@ -23,6 +23,7 @@
 #include "peakknn/v1/vector_search.grpc.pb.h"
 #include "server/batcher_registry.h"
 #include "server/config.h"
+#include "server/insert_stream_registry.h"
 #include "server/metrics.h"
 #include "server/request_limits.h"
 #include "server/unary_call.h"
@@ -131,6 +132,7 @@ class VectorSearchService final : public RawVectorSearchService {
 
   WriteAdmission writes_;
   BatcherRegistry batchers_;
+  InsertStreamRegistry streams_;
 
   std::atomic<uint64_t> search_requests_{0};
   std::atomic<uint64_t> search_queries_{0};

@@ -213,11 +213,23 @@ absl::Status KvBucket::Delete(std::string_view key) {
 }
 
 absl::StatusOr<std::vector<std::string>> KvBucket::Keys() {
+  // libnats lists keys through an ordered consumer and stops once it has
+  // received as many messages as the consumer said were pending when it
+  // was created. A message that leaves the stream in between (a key
+  // expiring by TTL, an older revision replaced by a concurrent Put) is
+  // counted but never delivered, and the listing then waits out its whole
+  // timeout. So each attempt gets a third of the JetStream timeout, and a
+  // timed-out attempt is repeated with a new consumer.
+  constexpr int kAttempts = 3;
   kvWatchOptions options;
   kvWatchOptions_Init(&options);
-  options.Timeout = absl::ToInt64Milliseconds(conn_.jetstream_timeout());
+  options.Timeout = std::max<int64_t>(
+      1, absl::ToInt64Milliseconds(conn_.jetstream_timeout()) / kAttempts);
+  natsStatus s = NATS_TIMEOUT;
   kvKeysList list = {};
-  const natsStatus s = kvStore_Keys(&list, kv_, &options);
+  for (int attempt = 0; attempt < kAttempts && s == NATS_TIMEOUT; ++attempt) {
+    s = kvStore_Keys(&list, kv_, &options);
+  }
   std::vector<std::string> keys;
   if (s == NATS_NOT_FOUND) return keys;  // the bucket is empty
   if (s != NATS_OK) {

@@ -90,7 +90,8 @@ class KvBucket {
   // Leaves a delete marker (watchers see it); deleting an absent key is OK.
   absl::Status Delete(std::string_view key);
   // Every live key, in no particular order. Reads the whole bucket's latest
-  // values through a temporary consumer: O(keys) messages.
+  // values through a temporary consumer: O(keys) messages, within the
+  // connection's JetStream timeout.
   absl::StatusOr<std::vector<std::string>> Keys();
   // Watches keys matching `pattern` (e.g. "members.>"): polled, see
   // KvWatcher.

@@ -1,0 +1,213 @@
+// Issue 12 item 7, against the real server: how many InsertStreams may be
+// open, when an idle one is closed, and the per-connection stream and
+// idle-connection limits (server/insert_stream_registry.h, server/main.cc).
+#include <signal.h>
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "grpcpp/grpcpp.h"
+#include "gtest/gtest.h"
+#include "peakknn/v1/vector_search.grpc.pb.h"
+#include "tests/server_process.h"
+
+namespace peakknn {
+namespace {
+
+using peakknn::testing::ServerProcess;
+using ::testing::HasSubstr;
+using Stream = grpc::ClientReaderWriter<v1::InsertRequest, v1::InsertAck>;
+
+class StreamLimitsTest : public ::testing::Test {
+ protected:
+  void Start(const std::vector<std::string>& flags) {
+    std::vector<std::string> all = {"--drain_seconds=1"};
+    all.insert(all.end(), flags.begin(), flags.end());
+    absl::StatusOr<ServerProcess> server = ServerProcess::Start(all);
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = std::make_unique<ServerProcess>(std::move(*server));
+    channel_ = NewChannel();
+    stub_ = v1::VectorSearch::NewStub(channel_);
+    grpc::ClientContext ctx;
+    v1::CreateCollectionRequest create;
+    create.mutable_schema()->set_name("c");
+    create.mutable_schema()->set_dim(2);
+    create.mutable_schema()->set_metric(v1::METRIC_L2);
+    v1::CreateCollectionResponse created;
+    ASSERT_TRUE(stub_->CreateCollection(&ctx, create, &created).ok());
+  }
+
+  // A channel of its own: a new connection to the server.
+  std::shared_ptr<grpc::Channel> NewChannel() {
+    grpc::ChannelArguments args;
+    args.SetInt("grpc.use_local_subchannel_pool", 1);
+    return grpc::CreateCustomChannel(server_->target(),
+                                     grpc::InsecureChannelCredentials(), args);
+  }
+
+  // Sends one row (id) on `stream` and reads its ack.
+  static v1::InsertAck SendRow(Stream* stream, uint64_t id) {
+    v1::InsertRequest request;
+    request.set_collection("c");
+    request.add_ids(id);
+    request.add_vectors(static_cast<float>(id));
+    request.add_vectors(0);
+    request.set_batch_tag(id);
+    EXPECT_TRUE(stream->Write(request));
+    v1::InsertAck ack;
+    EXPECT_TRUE(stream->Read(&ack));
+    return ack;
+  }
+
+  int64_t LiveRows() {
+    grpc::ClientContext ctx;
+    v1::DescribeCollectionRequest request;
+    request.set_name("c");
+    v1::DescribeCollectionResponse response;
+    EXPECT_TRUE(stub_->DescribeCollection(&ctx, request, &response).ok());
+    return response.info().live_rows();
+  }
+
+  void TearDown() override {
+    if (server_ == nullptr) return;
+    absl::StatusOr<int> rc = server_->process.Stop(SIGTERM);
+    ASSERT_TRUE(rc.ok()) << rc.status();
+    EXPECT_EQ(*rc, 0) << server_->Log();
+  }
+
+  std::unique_ptr<ServerProcess> server_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<v1::VectorSearch::Stub> stub_;
+};
+
+TEST_F(StreamLimitsTest, StreamsBeyondTheLimitAreRefusedUntilOneCloses) {
+  ASSERT_NO_FATAL_FAILURE(Start({"--max_insert_streams=2"}));
+  grpc::ClientContext ctx1, ctx2, ctx3, ctx4;
+  std::unique_ptr<Stream> s1 = stub_->InsertStream(&ctx1);
+  std::unique_ptr<Stream> s2 = stub_->InsertStream(&ctx2);
+  EXPECT_EQ(SendRow(s1.get(), 1).code(), 0);
+  EXPECT_EQ(SendRow(s2.get(), 2).code(), 0);
+
+  std::unique_ptr<Stream> s3 = stub_->InsertStream(&ctx3);
+  v1::InsertAck ack;
+  EXPECT_FALSE(s3->Read(&ack));
+  grpc::Status refused = s3->Finish();
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_THAT(refused.error_message(), HasSubstr("--max_insert_streams=2"));
+
+  s1->WritesDone();
+  EXPECT_TRUE(s1->Finish().ok());
+  // The slot is free once the server has ended the call: retry briefly.
+  std::unique_ptr<grpc::ClientContext> ctx;
+  std::unique_ptr<Stream> s4;
+  v1::InsertAck ack4;
+  for (int attempt = 0; attempt < 50; ++attempt) {
+    ctx = std::make_unique<grpc::ClientContext>();
+    s4 = stub_->InsertStream(ctx.get());
+    v1::InsertRequest request;
+    request.set_collection("c");
+    request.add_ids(4);
+    request.add_vectors(4);
+    request.add_vectors(0);
+    s4->Write(request);
+    if (s4->Read(&ack4)) break;
+    EXPECT_EQ(s4->Finish().error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+    s4.reset();
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_NE(s4, nullptr) << "no stream admitted after one closed";
+  EXPECT_EQ(ack4.code(), 0) << ack4.error();
+  s4->WritesDone();
+  EXPECT_TRUE(s4->Finish().ok());
+  s2->WritesDone();
+  EXPECT_TRUE(s2->Finish().ok());
+  EXPECT_EQ(LiveRows(), 3);
+}
+
+TEST_F(StreamLimitsTest, AnIdleStreamIsClosedAndItsAckedRowsStay) {
+  ASSERT_NO_FATAL_FAILURE(Start({"--insert_stream_idle_s=1"}));
+  grpc::ClientContext ctx;
+  std::unique_ptr<Stream> stream = stub_->InsertStream(&ctx);
+  // Busy for 2 s, one batch every 0.25 s: activity keeps it open.
+  for (uint64_t id = 1; id <= 8; ++id) {
+    EXPECT_EQ(SendRow(stream.get(), id).code(), 0);
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  }
+  // Then idle: the server ends the call.
+  v1::InsertAck ack;
+  const auto idle_start = std::chrono::steady_clock::now();
+  EXPECT_FALSE(stream->Read(&ack));
+  const double waited = std::chrono::duration<double>(
+                            std::chrono::steady_clock::now() - idle_start)
+                            .count();
+  EXPECT_GT(waited, 0.5);
+  EXPECT_LT(waited, 20);
+  grpc::Status closed = stream->Finish();
+  EXPECT_EQ(closed.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_THAT(closed.error_message(), HasSubstr("--insert_stream_idle_s"));
+  EXPECT_EQ(LiveRows(), 8);
+}
+
+TEST_F(StreamLimitsTest, StreamsPerConnectionAreCappedAndTheRestWait) {
+  ASSERT_NO_FATAL_FAILURE(Start({"--max_streams_per_connection=1"}));
+  grpc::ClientContext ctx1, ctx2;
+  std::unique_ptr<Stream> s1 = stub_->InsertStream(&ctx1);
+  EXPECT_EQ(SendRow(s1.get(), 1).code(), 0);
+  // A second call on the same connection waits for the first to end (the
+  // synchronous client blocks in opening it).
+  std::unique_ptr<Stream> s2;
+  std::atomic<bool> acked{false};
+  std::thread second([&] {
+    s2 = stub_->InsertStream(&ctx2);
+    v1::InsertAck ack = SendRow(s2.get(), 2);
+    EXPECT_EQ(ack.code(), 0);
+    acked = true;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(700));
+  EXPECT_FALSE(acked.load()) << "a second stream ran beside the first";
+  s1->WritesDone();
+  EXPECT_TRUE(s1->Finish().ok());
+  second.join();
+  EXPECT_TRUE(acked.load());
+  s2->WritesDone();
+  EXPECT_TRUE(s2->Finish().ok());
+}
+
+TEST_F(StreamLimitsTest, AnIdleConnectionIsClosedByTheServer) {
+  ASSERT_NO_FATAL_FAILURE(Start({"--connection_idle_s=0.5"}));
+  ASSERT_EQ(channel_->GetState(false), GRPC_CHANNEL_READY);
+  // No call for longer than the limit: the server's GOAWAY sends the
+  // channel back to IDLE.
+  const auto deadline =
+      std::chrono::system_clock::now() + std::chrono::seconds(20);
+  while (channel_->GetState(false) == GRPC_CHANNEL_READY &&
+         std::chrono::system_clock::now() < deadline) {
+    channel_->WaitForStateChange(GRPC_CHANNEL_READY, deadline);
+  }
+  EXPECT_NE(channel_->GetState(false), GRPC_CHANNEL_READY);
+  EXPECT_EQ(LiveRows(), 0);  // and the next call reconnects
+}
+
+TEST(StreamLimitsStartupTest, BadLimitsExitTwoNamingTheFlag) {
+  for (const std::string& flag : {std::string("--max_insert_streams=0"),
+                                  std::string("--insert_stream_idle_s=-1"),
+                                  std::string("--max_streams_per_connection=0"),
+                                  std::string("--connection_idle_s=1e12")}) {
+    auto bad = ServerProcess::Start({flag});
+    ASSERT_FALSE(bad.ok()) << flag;
+    EXPECT_THAT(std::string(bad.status().message()),
+                HasSubstr("exited with 2"));
+    EXPECT_THAT(std::string(bad.status().message()),
+                HasSubstr(flag.substr(0, flag.find('='))));
+  }
+}
+
+}  // namespace
+}  // namespace peakknn
