@@ -101,6 +101,7 @@ DurableCollectionOptions CollectionManager::CollectionOptionsFor() const {
   o.collection.backend = options_.backend;
   o.wal_segment_bytes = options_.wal_segment_bytes;
   o.truncate_corrupt_wal = options_.truncate_corrupt_wal;
+  o.idle_timeout = options_.collection_idle_timeout;
   o.log = options_.log;
   o.on_wal_fsync = options_.on_wal_fsync;
   o.on_checkpoint = options_.on_checkpoint;

@@ -14,6 +14,10 @@
 // build does not read, RESOURCE_EXHAUSTED / INTERNAL for disk errors (with
 // the file and OS error).
 //
+// Resources: an idle collection holds memory only, no thread and no file
+// descriptor; a writing one holds its commit thread and up to kMaxWalFds
+// descriptors (store/durable_collection.h).
+//
 // Thread-safety: every method may be called from any thread. Writes to one
 // collection are ordered by their sequence numbers; an acknowledged write is
 // durable (per its durability) and visible to every search that starts
@@ -74,6 +78,8 @@ struct ManagerOptions {
   int64_t wal_segment_bytes = int64_t{64} << 20;
   // Recovery: cut the log at a corrupt record instead of refusing to start.
   bool truncate_corrupt_wal = false;
+  // See DurableCollectionOptions::idle_timeout.
+  absl::Duration collection_idle_timeout = absl::Seconds(5);
   // Recovery and maintenance log lines; empty: standard error.
   LogFunction log;
   // Timing observers for metrics, passed to every collection (see
