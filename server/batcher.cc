@@ -17,12 +17,13 @@ Batcher::Batcher(std::string collection, int dim, const Options& options,
       options_(options),
       search_(std::move(search)),
       observer_(observer),
-      thread_([this] { Loop(); }) {}
+      thread_(options.idle_timeout) {}
 
 Batcher::~Batcher() { Stop(); }
 
 absl::Status Batcher::Submit(SearchJob job) {
   int64_t depth;
+  bool started;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (stopping_) {
@@ -38,8 +39,9 @@ absl::Status Batcher::Submit(SearchJob job) {
     queued_queries_ += job.num_queries;
     depth = queued_queries_;
     queue_.push_back({std::move(job), absl::Now()});
+    started = thread_.Start([this] { Loop(); });
   }
-  cv_.notify_one();
+  if (!started) cv_.notify_one();
   if (observer_ != nullptr) observer_->OnQueueDepth(collection_, depth);
   return absl::OkStatus();
 }
@@ -50,7 +52,7 @@ void Batcher::Stop() {
     stopping_ = true;
   }
   cv_.notify_all();
-  if (thread_.joinable()) thread_.join();
+  thread_.Join();
 }
 
 int64_t Batcher::queued_queries() const {
@@ -64,10 +66,14 @@ void Batcher::Loop() {
     int64_t depth;
     {
       std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait(lock, [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-        return stopping_ || !queue_.empty();
-      });
-      if (queue_.empty()) return;  // stopping and drained
+      cv_.wait_for(lock, thread_.idle(),
+                   [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+                     return stopping_ || !queue_.empty();
+                   });
+      if (queue_.empty()) {  // idle, or stopping and drained
+        thread_.Exiting();
+        return;
+      }
       // Wait for company until the batch is full or the oldest is due.
       const absl::Time due = queue_.front().enqueued + options_.max_delay;
       cv_.wait_until(lock, absl::ToChronoTime(due),

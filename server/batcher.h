@@ -9,8 +9,16 @@
 // it asked for. Requests whose deadline passed (or that were cancelled)
 // while queued are completed with an error and never computed.
 //
-// One thread per batcher forms and runs batches; the engine parallelises
-// inside a batch. Independent of gRPC: completion is a callback.
+// A batcher's own thread forms and runs its batches; the engine
+// parallelises inside a batch. The thread runs only while the batcher has
+// searches: Submit starts it, and it ends once the queue has been empty for
+// options.idle_timeout (base/on_demand_thread.h). So a server with many
+// collections holds a thread only per collection searched lately, not per
+// collection. Threads on demand rather than one pool for every batcher: a
+// batch waits up to max_delay for company, and a shared pool would have to
+// interleave those waits across collections; one loop per busy collection
+// keeps that as simple as before. Independent of gRPC: completion is a
+// callback.
 #pragma once
 
 #include <condition_variable>
@@ -20,12 +28,12 @@
 #include <mutex>
 #include <span>
 #include <string>
-#include <thread>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "base/on_demand_thread.h"
 #include "engine/collection.h"
 
 namespace peakknn::server {
@@ -74,6 +82,8 @@ class Batcher {
     int64_t max_batch = 256;  // queries
     absl::Duration max_delay = absl::Microseconds(1000);
     int64_t max_queue = 8192;  // queries
+    // The thread ends after this long without a search.
+    absl::Duration idle_timeout = absl::Seconds(5);
   };
   using SearchFn = std::function<absl::StatusOr<SearchResults>(
       std::span<const float> queries, const SearchParams& params)>;
@@ -86,11 +96,13 @@ class Batcher {
   Batcher(const Batcher&) = delete;
   Batcher& operator=(const Batcher&) = delete;
 
-  // Queues a job; RESOURCE_EXHAUSTED when the queue would exceed max_queue
-  // queries, UNAVAILABLE after Stop. On error `job.done` is not called.
+  // Queues a job, starting the thread if it is not running;
+  // RESOURCE_EXHAUSTED when the queue would exceed max_queue queries,
+  // UNAVAILABLE after Stop. On error `job.done` is not called.
   absl::Status Submit(SearchJob job);
 
-  // Runs every queued job to completion, then stops the thread. Idempotent.
+  // Runs every queued job to completion and waits for the thread to end.
+  // Idempotent.
   void Stop();
 
   int64_t queued_queries() const;
@@ -100,6 +112,7 @@ class Batcher {
     SearchJob job;
     absl::Time enqueued;
   };
+  // The thread's body: runs until stopping and drained, or idle.
   void Loop();
   void RunBatch(std::deque<Queued>& batch);
 
@@ -115,7 +128,9 @@ class Batcher {
   std::deque<Queued> queue_ ABSL_GUARDED_BY(mu_);
   int64_t queued_queries_ ABSL_GUARDED_BY(mu_) = 0;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
-  std::thread thread_;
+  // Running while queue_ is non-empty (Submit starts it under mu_); joined
+  // by Stop. Start/Exiting/running under mu_.
+  OnDemandThread thread_;
 };
 
 }  // namespace peakknn::server

@@ -46,6 +46,12 @@ ABSL_FLAG(int64_t, max_delay_us, 1000,
           "Longest a queued query waits for others to batch with (us)");
 ABSL_FLAG(int64_t, max_queue, 8192,
           "Most queries queued per collection; more get RESOURCE_EXHAUSTED");
+ABSL_FLAG(int64_t, max_collections, 1000,
+          "Most collections; CreateCollection beyond it gets "
+          "RESOURCE_EXHAUSTED. Start-up fails unless 3 open files per "
+          "collection + 128 fit the open-file limit (raised to the hard "
+          "limit first). Collections already in --data_dir are all served, "
+          "even beyond it");
 ABSL_FLAG(int64_t, max_message_bytes, 64 << 20,
           "Largest gRPC message accepted or sent (bytes)");
 ABSL_FLAG(int64_t, max_dim, 4096, "Largest collection dimension");
@@ -94,6 +100,7 @@ constexpr const char* kFlagNames[] = {
     "max_batch",
     "max_delay_us",
     "max_queue",
+    "max_collections",
     "max_message_bytes",
     "max_dim",
     "max_k",
@@ -163,6 +170,7 @@ absl::Status ValidateConfig(const ServerConfig& c) {
            CheckRange("max_batch", c.max_batch, 1, 1 << 20),
            CheckRange("max_delay_us", c.max_delay_us, 0, 10'000'000),
            CheckRange("max_queue", c.max_queue, 1, 1 << 24),
+           CheckRange("max_collections", c.max_collections, 1, 1 << 20),
            CheckRange("max_message_bytes", c.max_message_bytes, 1 << 16,
                       (int64_t{1} << 31) - 1),
            CheckRange("max_dim", c.max_dim, 1, kMaxDim),
@@ -242,6 +250,7 @@ absl::StatusOr<ServerConfig> LoadConfig(int argc, char** argv) {
   c.max_batch = absl::GetFlag(FLAGS_max_batch);
   c.max_delay_us = absl::GetFlag(FLAGS_max_delay_us);
   c.max_queue = absl::GetFlag(FLAGS_max_queue);
+  c.max_collections = absl::GetFlag(FLAGS_max_collections);
   c.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
   c.max_dim = absl::GetFlag(FLAGS_max_dim);
   c.max_k = absl::GetFlag(FLAGS_max_k);

@@ -39,6 +39,10 @@ struct ServerConfig {
   int64_t max_delay_us = 1000;  // longest the oldest query waits for company
   int64_t max_queue = 8192;     // queries waiting per collection
 
+  // Most collections; creates beyond get RESOURCE_EXHAUSTED. Must fit the
+  // open-file limit (server/fd_limit.h), checked at start-up.
+  int64_t max_collections = 1000;
+
   // Hard request limits.
   int64_t max_message_bytes = 64 << 20;
   int64_t max_dim = 4096;

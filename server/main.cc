@@ -7,7 +7,8 @@
 // (up to --drain_seconds), run the queued searches, checkpoint every
 // collection (CollectionManager::Close), exit 0. A failed recovery or final
 // checkpoint exits 1, as does --backend=cuda where CUDA cannot run; bad flags
-// exit 2.
+// exit 2, as does a --max_collections that does not fit the open-file limit
+// (server/fd_limit.h; checked under --check_config too).
 #include <csignal>
 #include <cstdio>
 #include <fstream>
@@ -29,6 +30,7 @@
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "server/config.h"
+#include "server/fd_limit.h"
 #include "server/metrics.h"
 #include "server/service.h"
 #include "store/collection_manager.h"
@@ -128,10 +130,30 @@ int Run(int argc, char** argv) {
     Log(std::string(config.status().message()));
     return 2;
   }
+  // Before anything opens files: the soft limit up to the hard one, then
+  // the worst case of --max_collections checked against it.
+  absl::StatusOr<FdLimit> fds = RaiseFdLimit();
+  if (!fds.ok()) {
+    Log(std::string(fds.status().message()));
+    return 1;
+  }
+  if (!fds->raise_error.ok()) {
+    Log(absl::StrCat("cannot raise the open-file limit: ",
+                     fds->raise_error.message()));
+  }
+  if (absl::Status s = CheckFdBudget(config->max_collections, fds->soft);
+      !s.ok()) {
+    Log(std::string(s.message()));
+    return 2;
+  }
   if (config->check_config) {
     std::fputs(EffectiveConfig().c_str(), stdout);
     return 0;
   }
+  Log(absl::StrCat("open-file limit ", fds->soft, " (was ", fds->soft_before,
+                   ", hard ", fds->hard,
+                   "); --max_collections=", config->max_collections,
+                   " needs at most ", FdsNeeded(config->max_collections)));
   // Before /metrics starts, to fail fast; the order does not matter to
   // civetweb (the plugin's TLS is dynamic, engine/cuda/plugin_loader.h).
   absl::StatusOr<ChosenBackend> backend = ResolveBackend(*config);
@@ -162,6 +184,7 @@ int Run(int argc, char** argv) {
   options.block_rows = config->block_rows;
   options.default_durability = config->durability;
   options.truncate_corrupt_wal = config->truncate_corrupt_wal;
+  options.max_collections = config->max_collections;
   options.log = [](std::string_view line) { Log(std::string(line)); };
   options.on_wal_fsync = [&metrics](absl::Duration d) {
     metrics.ObserveWalFsync(absl::ToDoubleSeconds(d));

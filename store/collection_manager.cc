@@ -101,6 +101,7 @@ DurableCollectionOptions CollectionManager::CollectionOptionsFor() const {
   o.collection.backend = options_.backend;
   o.wal_segment_bytes = options_.wal_segment_bytes;
   o.truncate_corrupt_wal = options_.truncate_corrupt_wal;
+  o.idle_timeout = options_.collection_idle_timeout;
   o.log = options_.log;
   o.on_wal_fsync = options_.on_wal_fsync;
   o.on_checkpoint = options_.on_checkpoint;
@@ -143,6 +144,13 @@ absl::Status CollectionManager::Recover() {
                        (*c)->schema().name, "'; the names must match"));
     }
     loaded[name] = std::make_shared<ManagedCollection>(*std::move(c), log_);
+  }
+  if (static_cast<int64_t>(loaded.size()) > options_.max_collections) {
+    log_(absl::StrCat(
+        options_.data_dir, " holds ", loaded.size(),
+        " collections, more than --max_collections=", options_.max_collections,
+        ": serving all of them; creates are refused until drops bring the "
+        "count below the limit"));
   }
   {
     std::lock_guard lock(mu_);
@@ -193,6 +201,14 @@ absl::Status CollectionManager::CreateCollection(const CollectionSchema& schema,
     if (collections_.contains(schema.name)) {
       return absl::AlreadyExistsError(
           absl::StrCat("collection '", schema.name, "' already exists"));
+    }
+    // Under ddl_mu_: no other create can pass this check meanwhile.
+    if (static_cast<int64_t>(collections_.size()) >= options_.max_collections) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "cannot create collection '", schema.name, "': ", collections_.size(),
+          " collections exist and --max_collections=", options_.max_collections,
+          "; drop one, or restart with a larger --max_collections (it must "
+          "fit the open-file limit)"));
     }
   }
   auto c = DurableCollection::Create(

@@ -11,8 +11,17 @@
 // duplicate name or (insert) id, INVALID_ARGUMENT naming the field for bad
 // input, UNAVAILABLE while recovering, DATA_LOSS when recovery finds a corrupt
 // log or checkpoint, FAILED_PRECONDITION when it finds a format version this
-// build does not read, RESOURCE_EXHAUSTED / INTERNAL for disk errors (with
-// the file and OS error).
+// build does not read, RESOURCE_EXHAUSTED for a create beyond
+// max_collections, RESOURCE_EXHAUSTED / INTERNAL for disk errors (with the
+// file and OS error).
+//
+// Resources: an idle collection holds memory only, no thread and no file
+// descriptor; a writing one holds its commit thread and up to kMaxWalFds
+// descriptors (store/durable_collection.h). max_collections bounds how many
+// collections there are, so that a process can size its open-file limit
+// (server/fd_limit.h). Collections found at recovery are all served even
+// beyond it: a limit lowered (or a directory copied in) must never stop a
+// restart; creates are then refused until drops bring the count below it.
 //
 // Thread-safety: every method may be called from any thread. Writes to one
 // collection are ordered by their sequence numbers; an acknowledged write is
@@ -74,6 +83,11 @@ struct ManagerOptions {
   int64_t wal_segment_bytes = int64_t{64} << 20;
   // Recovery: cut the log at a corrupt record instead of refusing to start.
   bool truncate_corrupt_wal = false;
+  // CreateCollection fails with RESOURCE_EXHAUSTED once this many
+  // collections exist (the server's --max_collections; see above).
+  int64_t max_collections = 1000;
+  // See DurableCollectionOptions::idle_timeout.
+  absl::Duration collection_idle_timeout = absl::Seconds(5);
   // Recovery and maintenance log lines; empty: standard error.
   LogFunction log;
   // Timing observers for metrics, passed to every collection (see

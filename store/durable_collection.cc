@@ -25,7 +25,8 @@ DurableCollection::DurableCollection(std::string dir,
       collection_(std::move(recovered.collection)),
       default_durability_(recovered.manifest.default_durability),
       recovery_(recovered.report),
-      wal_(std::move(wal)) {
+      wal_(std::move(wal)),
+      committer_(options.idle_timeout) {
   {
     std::lock_guard lock(mu_);
     last_sequence_ = recovered.last_sequence;
@@ -97,10 +98,9 @@ absl::StatusOr<std::unique_ptr<DurableCollection>> DurableCollection::Open(
                              recovered->next_segment, recovered->last_sequence,
                              wal_options);
   if (!wal.ok()) return wal.status();
-  std::unique_ptr<DurableCollection> c(new DurableCollection(
+  // The commit thread starts with the first write.
+  return std::unique_ptr<DurableCollection>(new DurableCollection(
       dir, options, *std::move(recovered), *std::move(wal)));
-  c->committer_ = std::thread([p = c.get()] { p->CommitLoop(); });
-  return c;
 }
 
 Durability DurableCollection::Resolve(Durability requested) const {
@@ -231,7 +231,7 @@ void DurableCollection::Submit(Op op) {
         overlay_[id] = OverlayEntry{present, op.sequence};
       }
       queue_.push_back(std::move(op));
-      work_cv_.notify_one();
+      if (!committer_.Start([this] { CommitLoop(); })) work_cv_.notify_one();
       return;
     }
   }
@@ -273,10 +273,20 @@ void DurableCollection::CommitLoop() {
     }
     {
       std::unique_lock lock(mu_);
-      work_cv_.wait(lock, [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      const auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
         return !queue_.empty() || closing_;
-      });
-      if (queue_.empty()) return;  // closing and drained
+      };
+      if (!work_cv_.wait_for(lock, committer_.idle(), ready)) {
+        // Idle: close the log's file (unlocked: it may fsync), then end
+        // unless a write came in meanwhile.
+        lock.unlock();
+        ReleaseLog();
+        lock.lock();
+      }
+      if (queue_.empty()) {  // idle, or closing and drained
+        committer_.Exiting();
+        return;
+      }
       writing_.swap(group_);
       ops.swap(queue_);
     }
@@ -305,6 +315,13 @@ void DurableCollection::CommitLoop() {
       }
     }
     for (size_t i = 0; i < ops.size(); ++i) ops[i].done(std::move(results[i]));
+  }
+}
+
+void DurableCollection::ReleaseLog() {
+  if (absl::Status s = wal_->Release(); !s.ok()) {
+    log_(absl::StrCat("collection '", schema().name,
+                      "': closing the idle write-ahead log: ", s.message()));
   }
 }
 
@@ -409,7 +426,7 @@ absl::Status DurableCollection::Close(bool checkpoint) {
     closing_ = true;
     work_cv_.notify_one();
   }
-  if (committer_.joinable()) committer_.join();
+  committer_.Join();
   absl::Status s;
   if (checkpoint) s = Checkpoint();
   s.Update(wal_->Close());

@@ -21,6 +21,16 @@
 //           searches), then calls each batch's callback.
 // So an ack means: logged (and fsynced unless durability none) and visible.
 //
+// Idle collections hold no thread and no file descriptor: the commit
+// thread is started by the first write after an idle spell and ends once
+// it has had no write for options.idle_timeout, after closing the log's
+// active segment (WalWriter::Release, which fsyncs what is unsynced
+// first). Threads that start on demand rather than a pool shared by every
+// collection: each collection keeps its own commit order with the same
+// simple loop, and a busy collection never waits behind another's fsync.
+// (base/on_demand_thread.h has the start/exit protocol.) A writing
+// collection holds one thread and up to kMaxWalFds descriptors.
+//
 // A delete none of whose ids exists logs nothing and takes no sequence
 // number: it is acknowledged in order behind the batches logged before it,
 // with rows 0 and the sequence of the last of them (0 if there is none),
@@ -51,7 +61,6 @@
 #include <mutex>
 #include <span>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -59,6 +68,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "base/on_demand_thread.h"
 #include "engine/collection.h"
 #include "store/durability.h"
 #include "store/env.h"
@@ -78,6 +88,9 @@ struct DurableCollectionOptions {
   int64_t wal_segment_bytes = int64_t{64} << 20;
   // Recovery: cut the log at a corrupt record instead of failing.
   bool truncate_corrupt_wal = false;
+  // After this long without a write the commit thread ends and the log's
+  // active segment is synced and closed; the next write starts both again.
+  absl::Duration idle_timeout = absl::Seconds(5);
   // Where recovery and maintenance report what they did (one line each).
   // Empty: standard error.
   LogFunction log;
@@ -103,20 +116,20 @@ class DurableCollection {
   static absl::StatusOr<std::unique_ptr<DurableCollection>> Open(
       const std::string& dir, const DurableCollectionOptions& options);
 
-  // Stops the commit thread after the queued writes finish. Takes no
-  // checkpoint: call Close(true) for a clean shutdown.
+  // Waits for the queued writes to finish (and the commit thread to end).
+  // Takes no checkpoint: call Close(true) for a clean shutdown.
   ~DurableCollection();
   DurableCollection(const DurableCollection&) = delete;
   DurableCollection& operator=(const DurableCollection&) = delete;
 
   // Asynchronous writes: `done` runs exactly once, on the commit thread (keep
   // it short) or, for a batch rejected by validation, on the caller's thread
-  // before the call returns. `vectors` is row-major [ids.size()][dim].
-  // Without `owner` both spans are copied before the call returns. With
-  // `owner`, the vectors are not copied: the store reads them in place until
-  // `done` has run, holding `owner` (which must keep that memory alive and
-  // unchanged) until then. Servers pass the parsed request, saving a copy
-  // of every row on the admission path.
+  // before the call returns. Starts the commit thread if it is not running.
+  // `vectors` is row-major [ids.size()][dim]. Without `owner` both spans are
+  // copied before the call returns. With `owner`, the vectors are not copied:
+  // the store reads them in place until `done` has run, holding `owner` (which
+  // must keep that memory alive and unchanged) until then. Servers pass the
+  // parsed request, saving a copy of every row on the admission path.
   void WriteAsync(WriteMode mode, std::span<const uint64_t> ids,
                   std::span<const float> vectors, Durability durability,
                   WriteCallback done,
@@ -142,8 +155,8 @@ class DurableCollection {
   // Compacts blocks at least min_dead_fraction dead; returns how many.
   int64_t Compact(double min_dead_fraction);
 
-  // Drains queued writes, stops the commit thread and, when checkpoint is
-  // true, takes a final checkpoint. Writes after Close fail.
+  // Drains queued writes, waits for the commit thread to end and, when
+  // checkpoint is true, takes a final checkpoint. Writes after Close fail.
   absl::Status Close(bool checkpoint);
   // Close(false) for a collection being dropped: writes after it fail with
   // NOT_FOUND rather than FAILED_PRECONDITION.
@@ -198,7 +211,12 @@ class DurableCollection {
   // each.
   std::vector<uint64_t> ExistingIds(std::span<const uint64_t> ids) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The commit thread's body (committer_): runs until closing and drained,
+  // or until idle for options_.idle_timeout.
   void CommitLoop();
+  // Gives back the log's file while idle; a failure is logged (the file
+  // then stays open until the next idle spell tries again).
+  void ReleaseLog();
   // After a failed group append: fails `ops` and everything queued behind
   // them, and restarts admission from the applied state.
   void FailGroup(std::deque<Op>& ops, const absl::Status& written);
@@ -217,6 +235,9 @@ class DurableCollection {
   // Admission: sequence numbers, the group buffer, the overlay.
   mutable std::mutex mu_;
   std::condition_variable work_cv_;  // the committer waits for queue_/closing_
+  // The commit thread: running while queue_ is non-empty (Submit starts it
+  // under mu_), joined by Close. Start/Exiting/running under mu_.
+  OnDemandThread committer_;
   uint64_t last_sequence_ ABSL_GUARDED_BY(mu_) = 0;
   std::string group_ ABSL_GUARDED_BY(mu_);
   // The group being written, the commit thread's own. It and group_ swap
@@ -241,8 +262,6 @@ class DurableCollection {
   mutable std::mutex ckpt_mu_;
   CheckpointManifest manifest_ ABSL_GUARDED_BY(ckpt_mu_);
   absl::Time last_checkpoint_ ABSL_GUARDED_BY(ckpt_mu_);
-
-  std::thread committer_;
 };
 
 }  // namespace peakknn

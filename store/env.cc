@@ -30,8 +30,9 @@ absl::Status PosixError(std::string_view op, std::string_view path, int err) {
 
 class PosixWritableFile final : public WritableFile {
  public:
-  PosixWritableFile(std::string path, int fd)
-      : path_(std::move(path)), fd_(fd) {}
+  // `size`: the bytes already in the file, where writing continues.
+  PosixWritableFile(std::string path, int fd, uint64_t size)
+      : path_(std::move(path)), fd_(fd), size_(size) {}
   ~PosixWritableFile() override {
     if (fd_ >= 0) ::close(fd_);
   }
@@ -78,7 +79,7 @@ class PosixWritableFile final : public WritableFile {
  private:
   const std::string path_;
   int fd_;
-  uint64_t size_ = 0;
+  uint64_t size_;
 };
 
 class PosixSequentialFile final : public SequentialFile {
@@ -113,7 +114,21 @@ class PosixEnv final : public Env {
     const int fd =
         ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) return PosixError("create", path, errno);
-    return std::make_unique<PosixWritableFile>(path, fd);
+    return std::make_unique<PosixWritableFile>(path, fd, 0);
+  }
+
+  absl::StatusOr<std::unique_ptr<WritableFile>> NewAppendableFile(
+      const std::string& path) override {
+    const int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+    if (fd < 0) return PosixError("open for append", path, errno);
+    const off_t end = ::lseek(fd, 0, SEEK_END);
+    if (end < 0) {
+      const int err = errno;
+      ::close(fd);
+      return PosixError("lseek", path, err);
+    }
+    return std::make_unique<PosixWritableFile>(path, fd,
+                                               static_cast<uint64_t>(end));
   }
 
   absl::StatusOr<std::unique_ptr<SequentialFile>> NewSequentialFile(

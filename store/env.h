@@ -51,6 +51,10 @@ class Env {
   // Creates `path`, truncating an existing file.
   virtual absl::StatusOr<std::unique_ptr<WritableFile>> NewWritableFile(
       const std::string& path) = 0;
+  // Opens the existing file `path` for writing at its end (Size() starts at
+  // its length); NOT_FOUND when it does not exist.
+  virtual absl::StatusOr<std::unique_ptr<WritableFile>> NewAppendableFile(
+      const std::string& path) = 0;
   virtual absl::StatusOr<std::unique_ptr<SequentialFile>> NewSequentialFile(
       const std::string& path) = 0;
 

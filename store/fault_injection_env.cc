@@ -80,6 +80,13 @@ FaultInjectionEnv::NewWritableFile(const std::string& path) {
   return std::make_unique<FaultInjectionFile>(this, *std::move(file));
 }
 
+absl::StatusOr<std::unique_ptr<WritableFile>>
+FaultInjectionEnv::NewAppendableFile(const std::string& path) {
+  auto file = base_->NewAppendableFile(path);
+  if (!file.ok()) return file.status();
+  return std::make_unique<FaultInjectionFile>(this, *std::move(file));
+}
+
 absl::Status FaultInjectionEnv::RenameFile(const std::string& from,
                                            const std::string& to) {
   if (Fire(rename_failures_)) {

@@ -33,12 +33,16 @@ class FaultInjectionEnv final : public Env {
   void InjectRenameFailure() { rename_failures_.fetch_add(1); }
   // The next NewWritableFile of a path containing `path_part` ("" for any
   // path) fails with EMFILE, creating nothing: what running out of file
-  // descriptors or inodes looks like.
+  // descriptors or inodes looks like. (Reopening an existing file,
+  // NewAppendableFile, is not affected.)
   void InjectCreateFailure(std::string path_part);
   // How many injected faults have fired.
   int64_t faults_fired() const { return fired_.load(); }
 
   absl::StatusOr<std::unique_ptr<WritableFile>> NewWritableFile(
+      const std::string& path) override;
+  // Subject to the same append and sync faults as a created file.
+  absl::StatusOr<std::unique_ptr<WritableFile>> NewAppendableFile(
       const std::string& path) override;
   absl::StatusOr<std::unique_ptr<SequentialFile>> NewSequentialFile(
       const std::string& path) override {

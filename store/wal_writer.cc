@@ -17,8 +17,9 @@ absl::StatusOr<std::unique_ptr<WalWriter>> WalWriter::Open(
                     std::move(options)));
   auto active = writer->CreateSegment(next_number);
   if (!active.ok()) return active.status();
+  // Released until the first append: an idle collection holds no file.
+  writer->CloseSynced(**active);
   std::lock_guard lock(writer->mu_);
-  writer->active_ = *std::move(active);
   writer->segments_.push_back(WalSegment{next_number, 0, 0});
   return writer;
 }
@@ -47,6 +48,31 @@ absl::StatusOr<std::unique_ptr<WritableFile>> WalWriter::CreateSegment(
   return file;
 }
 
+absl::Status WalWriter::ReopenActiveLocked() {
+  const WalSegment& segment = segments_.back();
+  auto file =
+      env_->NewAppendableFile(JoinPath(dir_, WalSegmentName(segment.number)));
+  if (!file.ok()) return file.status();
+  // Only this writer writes the segment, and a failed append was cut back
+  // before it was released, so its length is exactly the records counted.
+  if ((*file)->Size() != static_cast<uint64_t>(segment.bytes)) {
+    return absl::InternalError(
+        absl::StrCat("write-ahead log segment ", (*file)->path(), " is ",
+                     (*file)->Size(), " bytes, but ", segment.bytes,
+                     " were written to it: it changed while closed"));
+  }
+  active_ = *std::move(file);
+  return absl::OkStatus();
+}
+
+void WalWriter::CloseSynced(WritableFile& file) {
+  if (absl::Status closed = file.Close(); !closed.ok()) {
+    options_.log(
+        absl::StrCat("write-ahead log in ", dir_,
+                     ": closing a synced segment: ", closed.message()));
+  }
+}
+
 absl::Status WalWriter::ClosedError() const {
   return absl::FailedPreconditionError(
       absl::StrCat("write-ahead log in ", dir_, " is closed"));
@@ -62,8 +88,12 @@ void WalWriter::RaiseDurable(uint64_t sequence) {
 absl::Status WalWriter::Append(std::string_view records, uint64_t last_sequence,
                                bool sync) {
   std::lock_guard lock(mu_);
-  if (active_ == nullptr) return ClosedError();
+  if (closed_) return ClosedError();
   if (!broken_.ok()) return broken_;
+  if (active_ == nullptr) {
+    // Nothing was written: the group fails and the log is unchanged.
+    if (absl::Status s = ReopenActiveLocked(); !s.ok()) return s;
+  }
   const uint64_t start = active_->Size();
   absl::Status s;
   if (!records.empty()) s = active_->Append(records);
@@ -115,6 +145,7 @@ absl::Status WalWriter::Rotate() {
 }
 
 absl::Status WalWriter::SyncActiveLocked() {
+  // Unsynced records imply an open file (Release syncs before it closes).
   if (!active_unsynced_) return absl::OkStatus();
   if (absl::Status s = active_->Sync(); !s.ok()) return s;
   active_unsynced_ = false;
@@ -123,7 +154,7 @@ absl::Status WalWriter::SyncActiveLocked() {
 }
 
 absl::Status WalWriter::RotateLocked() {
-  if (active_ == nullptr) return ClosedError();
+  if (closed_) return ClosedError();
   if (!broken_.ok()) return broken_;
   const WalSegment& old = segments_.back();
   if (old.bytes == 0) return absl::OkStatus();
@@ -141,13 +172,14 @@ absl::Status WalWriter::RotateLocked() {
     return next.status();
   }
   const uint64_t number = old.number + 1;
-  // The old segment is synced: a failed close loses nothing.
-  if (absl::Status closed = active_->Close(); !closed.ok()) {
-    options_.log(
-        absl::StrCat("write-ahead log in ", dir_,
-                     ": closing a finished segment: ", closed.message()));
+  // The old segment is synced. A released writer stays released: its next
+  // append opens the new segment.
+  if (active_ == nullptr) {
+    CloseSynced(**next);
+  } else {
+    CloseSynced(*active_);
+    active_ = *std::move(next);
   }
-  active_ = *std::move(next);
   segments_.push_back(WalSegment{number, 0, 0});
   return absl::OkStatus();
 }
@@ -171,8 +203,19 @@ absl::Status WalWriter::RetireSegments(uint64_t checkpoint_sequence) {
   return first;
 }
 
+absl::Status WalWriter::Release() {
+  std::lock_guard lock(mu_);
+  if (active_ == nullptr) return absl::OkStatus();
+  if (absl::Status s = SyncActiveLocked(); !s.ok()) return s;
+  absl::Status s = active_->Close();
+  active_.reset();
+  return s;
+}
+
 absl::Status WalWriter::Close() {
   std::lock_guard lock(mu_);
+  if (closed_) return absl::OkStatus();
+  closed_ = true;
   if (active_ == nullptr) return absl::OkStatus();
   absl::Status s = SyncActiveLocked();
   s.Update(active_->Close());
@@ -182,7 +225,7 @@ absl::Status WalWriter::Close() {
 
 bool WalWriter::closed() const {
   std::lock_guard lock(mu_);
-  return active_ == nullptr;
+  return closed_;
 }
 
 }  // namespace peakknn

@@ -19,10 +19,19 @@
 // once a minute, since an ongoing fault fails every try. (An empty segment
 // left by a failed try is harmless: recovery deletes empty segments.)
 //
+// File descriptors: the active segment is open only while the collection
+// writes. Open creates it and closes it again; Append (re)opens it at its
+// end, whose size the writer knows; Release, which the collection calls
+// once it has been idle for a while, fsyncs what is unsynced and closes it.
+// So an idle writer holds no file descriptor, a writing one holds one, and
+// one more while rotation creates the next segment and fsyncs the
+// directory (kMaxWalFds). Released, nothing is unsynced: every durability
+// guarantee is the same as if the file had stayed open.
+//
 // The durable sequence is the highest sequence on stable storage: fsynced
 // in a segment, or covered by an installed checkpoint.
 //
-// Thread-safety: every method is thread-safe. Append, Rotate,
+// Thread-safety: every method is thread-safe. Append, Rotate, Release,
 // RetireSegments and Close hold the writer's lock through their I/O (an
 // fsync included); durable_sequence() and bytes() never wait for it.
 #pragma once
@@ -45,6 +54,12 @@
 
 namespace peakknn {
 
+// The most file descriptors one WalWriter holds at once: the active
+// segment, and during rotation the next one plus the directory being
+// fsynced. (Rotation runs under the writer's lock, so at most one at a
+// time per writer.)
+inline constexpr int kMaxWalFds = 3;
+
 struct WalSegment {
   uint64_t number = 0;
   uint64_t max_sequence = 0;  // highest sequence in it; 0: no records
@@ -63,8 +78,9 @@ class WalWriter {
  public:
   // Takes over `segments`, the complete segments recovery kept (oldest
   // first, each holding records), and starts segment `next_number` (above
-  // theirs) as the active one. Everything up to `durable_sequence` is on
-  // stable storage.
+  // theirs) as the active one: creates it and fsyncs the directory, but
+  // leaves it closed until the first Append. Everything up to
+  // `durable_sequence` is on stable storage.
   static absl::StatusOr<std::unique_ptr<WalWriter>> Open(
       Env* env, std::string dir, std::vector<WalSegment> segments,
       uint64_t next_number, uint64_t durable_sequence,
@@ -78,8 +94,10 @@ class WalWriter {
   // Appends `records`, framed records whose highest sequence is
   // `last_sequence`, and with `sync` fdatasyncs the segment. Empty
   // `records` with `sync` only fsyncs what earlier appends left unsynced.
-  // On failure the segment is rolled back (see above) and the error
-  // returned; broken() then says whether the roll-back failed too.
+  // Opens the active segment first if it is released; a failure to do so
+  // fails the append and changes nothing. On failure the segment is rolled
+  // back (see above) and the error returned; broken() then says whether
+  // the roll-back failed too.
   absl::Status Append(std::string_view records, uint64_t last_sequence,
                       bool sync);
   // OK, or the error that broke the writer.
@@ -87,8 +105,15 @@ class WalWriter {
 
   // Starts the next segment unless the active one is empty. On failure the
   // active segment stays active, and the failure is logged (throttled) as
-  // well as returned: a caller may go on without a new segment.
+  // well as returned: a caller may go on without a new segment. A released
+  // writer stays released: the new segment is created and closed again.
   absl::Status Rotate();
+
+  // Syncs (if anything is unsynced) and closes the active segment's file,
+  // keeping it active: the next Append reopens it. A no-op when it is
+  // already closed. If the fsync fails the file stays open (its records
+  // still need it) and the error is returned; the next Release tries again.
+  absl::Status Release();
 
   // A checkpoint covering every sequence <= checkpoint_sequence is
   // installed: deletes the segments (never the active one) whose records
@@ -97,8 +122,8 @@ class WalWriter {
   // found (and retired) again by the next recovery.
   absl::Status RetireSegments(uint64_t checkpoint_sequence);
 
-  // Syncs (if anything is unsynced) and closes the active segment. Later
-  // appends and rotations fail with FAILED_PRECONDITION.
+  // Syncs (if anything is unsynced) and closes the active segment for good.
+  // Later appends and rotations fail with FAILED_PRECONDITION.
   absl::Status Close();
   bool closed() const;
 
@@ -112,6 +137,11 @@ class WalWriter {
 
   // Creates segment `number` and fsyncs the directory.
   absl::StatusOr<std::unique_ptr<WritableFile>> CreateSegment(uint64_t number);
+  // Opens the released active segment at its end.
+  absl::Status ReopenActiveLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Closes a segment file with nothing unsynced in it; a failure loses
+  // nothing and is only logged.
+  void CloseSynced(WritableFile& file);
   absl::Status RotateLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status SyncActiveLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status ClosedError() const;
@@ -124,8 +154,11 @@ class WalWriter {
   LogThrottle rotation_errors_;
 
   mutable std::mutex mu_;
-  std::unique_ptr<WritableFile> active_ ABSL_GUARDED_BY(mu_);  // null: closed
-  // Records appended to the active segment since its last fsync.
+  // The active segment's file; null while released or once closed.
+  std::unique_ptr<WritableFile> active_ ABSL_GUARDED_BY(mu_);
+  bool closed_ ABSL_GUARDED_BY(mu_) = false;
+  // Records appended to the active segment since its last fsync; always
+  // false while active_ is null.
   bool active_unsynced_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<WalSegment> segments_ ABSL_GUARDED_BY(mu_);  // active last
   absl::Status broken_ ABSL_GUARDED_BY(mu_);

@@ -1,6 +1,6 @@
 // The dynamic batcher over a real (in-memory) engine collection: merging,
 // splitting at max_batch, per-request k and recall, queue bound, deadlines,
-// Stop.
+// Stop, the thread ending when idle.
 #include "server/batcher.h"
 
 #include <atomic>
@@ -10,9 +10,11 @@
 
 #include "absl/time/clock.h"
 #include "base/notification.h"
+#include "base/thread_pool.h"
 #include "engine/collection.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/proc_stats.h"
 
 namespace peakknn::server {
 namespace {
@@ -161,6 +163,41 @@ TEST_F(BatcherTest, StopRunsQueuedJobsFirst) {
   ASSERT_TRUE(done.HasBeenNotified());
   EXPECT_TRUE(status.ok());
   EXPECT_EQ(ids.front(), 4u);
+}
+
+// A batcher holds its thread only while it has searches: many batchers,
+// each searched once, hold none once idle, and the next search starts one
+// again.
+TEST_F(BatcherTest, ThreadEndsWhenIdleAndStartsAgain) {
+  ThreadPool::Default();  // the engine's workers are not the batchers'
+  const int threads = peakknn::testing::CountThreads();
+  Batcher::Options options;
+  options.max_delay = absl::ZeroDuration();
+  options.idle_timeout = absl::Milliseconds(50);
+  std::vector<std::unique_ptr<Batcher>> batchers;
+  for (int i = 0; i < 20; ++i) {
+    batchers.push_back(Make(options));
+    Notification done;
+    absl::Status status;
+    std::vector<uint64_t> ids;
+    ASSERT_TRUE(
+        batchers.back()->Submit(Job(i, 1, 1.0, &done, &status, &ids)).ok());
+    done.WaitForNotification();
+    EXPECT_TRUE(status.ok()) << status;
+  }
+  EXPECT_TRUE(peakknn::testing::WaitFor(
+      [&] { return peakknn::testing::CountThreads() <= threads; },
+      absl::Seconds(10)))
+      << peakknn::testing::CountThreads() - threads
+      << " threads left by 20 idle batchers";
+
+  Notification done;
+  absl::Status status;
+  std::vector<uint64_t> ids;
+  ASSERT_TRUE(batchers[3]->Submit(Job(7, 1, 1.0, &done, &status, &ids)).ok());
+  done.WaitForNotification();
+  EXPECT_TRUE(status.ok()) << status;
+  EXPECT_EQ(ids.front(), 7u);
 }
 
 }  // namespace

@@ -145,19 +145,22 @@ std::string ServerProcess::Log() const {
 
 absl::StatusOr<ServerProcess> ServerProcess::Start(
     const std::vector<std::string>& extra_flags,
-    const std::vector<std::string>& env, const std::string& dir) {
+    const std::vector<std::string>& env, const std::string& dir,
+    const std::vector<std::string>& launcher) {
   ServerProcess server;
   server.dir = dir.empty() ? MakeTempDir("peakknn-server") : dir;
   server.owns_dir = dir.empty();
   const std::string port_file = server.dir + "/ports";
   std::remove(port_file.c_str());
-  std::vector<std::string> argv = {
+  const std::vector<std::string> server_argv = {
       PEAKKNN_SERVER_BIN,
       "--listen=127.0.0.1:0",
       "--metrics_listen=127.0.0.1:0",
       absl::StrCat("--port_file=", port_file),
       absl::StrCat("--data_dir=", server.dir, "/data"),
   };
+  std::vector<std::string> argv = launcher;
+  argv.insert(argv.end(), server_argv.begin(), server_argv.end());
   argv.insert(argv.end(), extra_flags.begin(), extra_flags.end());
   // A restart on the same dir appends to the earlier server's log.
   const size_t log_start = server.Log().size();

@@ -58,9 +58,13 @@ struct ServerProcess {
   std::string target() const;
   std::string Log() const;  // the server's stderr so far
 
+  // `launcher`: a program (absolute path) and its arguments that exec the
+  // server, e.g. {"/usr/bin/prlimit", "--nofile=256:256", "--"} to run it
+  // under an open-file limit; empty runs it directly.
   static absl::StatusOr<ServerProcess> Start(
       const std::vector<std::string>& extra_flags = {},
-      const std::vector<std::string>& env = {}, const std::string& dir = "");
+      const std::vector<std::string>& env = {}, const std::string& dir = "",
+      const std::vector<std::string>& launcher = {});
 };
 
 // A fresh directory under $TEST_TMPDIR or /tmp.
