@@ -12,6 +12,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "store/collection_manager.h"
+#include "tests/store_test_util.h"
 
 namespace peakknn {
 namespace {
@@ -19,10 +20,7 @@ namespace {
 using ::testing::HasSubstr;
 
 CollectionSchema Schema(const std::string& name) {
-  CollectionSchema s;
-  s.name = name;
-  s.dim = 4;
-  return s;
+  return testing::SmallSchema(name, 4);
 }
 
 class CollectionLimitTest : public ::testing::Test {

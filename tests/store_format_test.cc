@@ -16,15 +16,12 @@
 #include "store/manifest.h"
 #include "store/wal_format.h"
 #include "store/wal_reader.h"
+#include "tests/store_test_util.h"
 
 namespace peakknn {
 namespace {
 
-std::string TempDir() {
-  char tmpl[] = "/tmp/peakknn-format-XXXXXX";
-  EXPECT_NE(::mkdtemp(tmpl), nullptr);
-  return tmpl;
-}
+std::string TempDir() { return testing::StoreTempDir("format"); }
 
 TEST(Crc32cTest, MatchesTheStandardCheckValue) {
   EXPECT_EQ(Crc32c("123456789"), 0xE3069283u);

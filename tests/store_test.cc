@@ -17,17 +17,14 @@
 #include "store/fault_injection_env.h"
 #include "store/store_log.h"
 #include "store/wal_format.h"
+#include "tests/store_test_util.h"
 
 namespace peakknn {
 namespace {
 
 constexpr int kDim = 4;
 
-std::string TempDir() {
-  char tmpl[] = "/tmp/peakknn-store-XXXXXX";
-  EXPECT_NE(::mkdtemp(tmpl), nullptr);
-  return tmpl;
-}
+std::string TempDir() { return testing::StoreTempDir("store"); }
 
 std::vector<float> Vec(uint64_t id, float version = 0) {
   return {static_cast<float>(id), version, 1.0f, -0.5f * id};
@@ -42,25 +39,14 @@ std::vector<float> Vecs(const std::vector<uint64_t>& ids, float version = 0) {
   return out;
 }
 
-std::vector<uint64_t> Range(uint64_t begin, uint64_t end) {
-  std::vector<uint64_t> ids;
-  for (uint64_t i = begin; i < end; ++i) ids.push_back(i);
-  return ids;
-}
+constexpr auto& Range = testing::IdRange;
 
 CollectionSchema Schema(const std::string& name = "vecs") {
-  CollectionSchema s;
-  s.name = name;
-  s.dim = kDim;
-  return s;
+  return testing::SmallSchema(name, kDim);
 }
 
 DurableCollectionOptions Options(Env* env = nullptr) {
-  DurableCollectionOptions o;
-  o.env = env;
-  o.collection.block_rows = 64;
-  o.log = [](std::string_view) {};
-  return o;
+  return testing::QuietOptions(env);
 }
 
 // id -> version for every live row; expects each vector to be exactly Vec.

@@ -17,6 +17,7 @@
 #include "store/durable_collection.h"
 #include "store/fault_injection_env.h"
 #include "tests/proc_stats.h"
+#include "tests/store_test_util.h"
 
 namespace peakknn {
 namespace {
@@ -31,25 +32,15 @@ constexpr absl::Duration kIdle = absl::Milliseconds(50);
 // for slow (sanitizer) builds.
 constexpr absl::Duration kPatience = absl::Seconds(10);
 
-std::string TempDir() {
-  char tmpl[] = "/tmp/peakknn-idle-XXXXXX";
-  EXPECT_NE(::mkdtemp(tmpl), nullptr);
-  return tmpl;
-}
+std::string TempDir() { return testing::StoreTempDir("idle"); }
 
 CollectionSchema Schema(const std::string& name) {
-  CollectionSchema s;
-  s.name = name;
-  s.dim = kDim;
-  return s;
+  return testing::SmallSchema(name, kDim);
 }
 
 DurableCollectionOptions Options(Env* env = nullptr) {
-  DurableCollectionOptions o;
-  o.env = env;
-  o.collection.block_rows = 64;
+  DurableCollectionOptions o = testing::QuietOptions(env);
   o.idle_timeout = kIdle;
-  o.log = [](std::string_view) {};
   return o;
 }
 
