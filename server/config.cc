@@ -77,6 +77,22 @@ ABSL_FLAG(int64_t, max_streams_per_connection, 1024,
 ABSL_FLAG(double, connection_idle_s, 3600,
           "Close a client connection that has had no call for this long (s); "
           "0 = never");
+ABSL_FLAG(std::string, tls_cert_file, "",
+          "PEM certificate chain of the gRPC port; with --tls_key_file turns "
+          "on TLS (both or neither). Re-read when it changes");
+ABSL_FLAG(std::string, tls_key_file, "",
+          "PEM private key of --tls_cert_file. Re-read when it changes");
+ABSL_FLAG(std::string, tls_client_ca_file, "",
+          "PEM CA bundle: turns on mutual TLS (every client must present a "
+          "certificate signed by it). Needs --tls_cert_file. Re-read when it "
+          "changes");
+ABSL_FLAG(int64_t, tls_reload_s, 60,
+          "How often the TLS files and --auth_tokens_file are checked for "
+          "changes (s)");
+ABSL_FLAG(std::string, auth_tokens_file, "",
+          "Role tokens, one '<role> <token>' per line (roles read, write, "
+          "admin); callers must send 'authorization: Bearer <token>'. Empty: "
+          "no authentication. Re-read when it changes");
 ABSL_FLAG(bool, check_config, false,
           "Parse the flags and PEAKKNN_* variables, validate them, print the "
           "effective settings (name=value) and exit 0 without serving; bad "
@@ -113,6 +129,11 @@ constexpr const char* kFlagNames[] = {
     "max_streams_per_connection",
     "connection_idle_s",
     "drain_seconds",
+    "tls_cert_file",
+    "tls_key_file",
+    "tls_client_ca_file",
+    "tls_reload_s",
+    "auth_tokens_file",
 };
 
 absl::Status ApplyEnvironment() {
@@ -157,6 +178,22 @@ absl::Status CheckRange(const char* flag, int64_t value, int64_t lo,
   return absl::OkStatus();
 }
 
+// TLS needs a certificate and its key; mutual TLS is TLS plus a client CA.
+absl::Status ValidateTls(const ServerConfig& c) {
+  if (c.tls_cert_file.empty() != c.tls_key_file.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--tls_cert_file and --tls_key_file: set both or neither (only --",
+        c.tls_cert_file.empty() ? "tls_key_file" : "tls_cert_file",
+        " is set)"));
+  }
+  if (!c.tls_client_ca_file.empty() && c.tls_cert_file.empty()) {
+    return absl::InvalidArgumentError(
+        "--tls_client_ca_file: mutual TLS needs TLS; set --tls_cert_file and "
+        "--tls_key_file too");
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::Status ValidateConfig(const ServerConfig& c) {
@@ -183,6 +220,8 @@ absl::Status ValidateConfig(const ServerConfig& c) {
            CheckRange("max_insert_streams", c.max_insert_streams, 1, 1 << 20),
            CheckRange("max_streams_per_connection",
                       c.max_streams_per_connection, 1, (int64_t{1} << 31) - 1),
+           // gRPC's certificate watcher takes whole seconds as unsigned int.
+           CheckRange("tls_reload_s", c.tls_reload_s, 1, 86400),
        }) {
     PEAKKNN_RETURN_IF_ERROR(s);
   }
@@ -199,6 +238,7 @@ absl::Status ValidateConfig(const ServerConfig& c) {
     return absl::InvalidArgumentError(absl::StrCat(
         "--block_rows=", c.block_rows, ": must be a multiple of 16"));
   }
+  PEAKKNN_RETURN_IF_ERROR(ValidateTls(c));
   for (const auto& [flag, seconds] : {
            std::pair{"drain_seconds", c.drain_seconds},
            std::pair{"insert_stream_idle_s", c.insert_stream_idle_s},
@@ -264,6 +304,11 @@ absl::StatusOr<ServerConfig> LoadConfig(int argc, char** argv) {
       absl::GetFlag(FLAGS_max_streams_per_connection);
   c.connection_idle_s = absl::GetFlag(FLAGS_connection_idle_s);
   c.drain_seconds = absl::GetFlag(FLAGS_drain_seconds);
+  c.tls_cert_file = absl::GetFlag(FLAGS_tls_cert_file);
+  c.tls_key_file = absl::GetFlag(FLAGS_tls_key_file);
+  c.tls_client_ca_file = absl::GetFlag(FLAGS_tls_client_ca_file);
+  c.tls_reload_s = absl::GetFlag(FLAGS_tls_reload_s);
+  c.auth_tokens_file = absl::GetFlag(FLAGS_auth_tokens_file);
   c.check_config = absl::GetFlag(FLAGS_check_config);
   PEAKKNN_RETURN_IF_ERROR(ValidateConfig(c));
   return c;

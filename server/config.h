@@ -65,6 +65,19 @@ struct ServerConfig {
   int64_t max_streams_per_connection = 1024;
   double connection_idle_s = 3600;
 
+  // Transport security (server/tls_credentials.h): TLS on the gRPC port
+  // when cert and key are set (both or neither); mutual TLS (client
+  // certificates required, verified against this CA bundle) when
+  // tls_client_ca_file is set too. Plaintext otherwise.
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  std::string tls_client_ca_file;
+  // How often the certificate files and the tokens file are checked for
+  // changes and reloaded (s).
+  int64_t tls_reload_s = 60;
+  // Role tokens (server/auth_tokens.h); "" serves every caller.
+  std::string auth_tokens_file;
+
   // Seconds SIGTERM waits for in-flight requests before cancelling them.
   double drain_seconds = 30;
 

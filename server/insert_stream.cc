@@ -44,10 +44,12 @@ class InsertStreamReactor final
   static constexpr size_t kMaxPipelined = 64;
   static constexpr int64_t kMaxPipelinedBytes = int64_t{64} << 20;
 
-  InsertStreamReactor(WriteAdmission* admission, Metrics* metrics,
-                      InsertStreamRegistry* streams)
+  InsertStreamReactor(const absl::Status& authorized, WriteAdmission* admission,
+                      Metrics* metrics, InsertStreamRegistry* streams)
       : admission_(admission), metrics_(metrics), streams_(streams) {
-    if (absl::Status admitted = streams_->Add(this); !admitted.ok()) {
+    const absl::Status admitted =
+        authorized.ok() ? streams_->Add(this) : authorized;
+    if (!admitted.ok()) {
       finished_ = true;
       code_ = admitted.code();
       Finish(ToGrpcStatus(admitted));
@@ -284,9 +286,10 @@ class InsertStreamReactor final
 }  // namespace
 
 grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>*
-NewInsertStreamReactor(WriteAdmission* admission, Metrics* metrics,
+NewInsertStreamReactor(const absl::Status& authorized,
+                       WriteAdmission* admission, Metrics* metrics,
                        InsertStreamRegistry* streams) {
-  return new InsertStreamReactor(admission, metrics, streams);
+  return new InsertStreamReactor(authorized, admission, metrics, streams);
 }
 
 }  // namespace peakknn::server

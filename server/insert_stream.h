@@ -19,6 +19,7 @@
 // with UNAVAILABLE (server/insert_stream_registry.h).
 #pragma once
 
+#include "absl/status/status.h"
 #include "grpcpp/support/byte_buffer.h"
 #include "grpcpp/support/server_callback.h"
 #include "peakknn/v1/vector_search.pb.h"
@@ -30,9 +31,13 @@ namespace peakknn::server {
 
 // The reactor of one InsertStream call, on wire bytes (unary_call.h says
 // why the server parses itself); it deletes itself when the call is done.
-// `admission`, `metrics` and `streams` must outlive the call.
+// `authorized` is the caller's authorization (authorizer.h): a refused
+// call is finished with it at once, before it takes a place among
+// --max_insert_streams. `admission`, `metrics` and `streams` must outlive
+// the call.
 grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>*
-NewInsertStreamReactor(WriteAdmission* admission, Metrics* metrics,
+NewInsertStreamReactor(const absl::Status& authorized,
+                       WriteAdmission* admission, Metrics* metrics,
                        InsertStreamRegistry* streams);
 
 }  // namespace peakknn::server

@@ -8,7 +8,9 @@
 // collection (CollectionManager::Close), exit 0. A failed recovery or final
 // checkpoint exits 1, as does --backend=cuda where CUDA cannot run; bad flags
 // exit 2, as does a --max_collections that does not fit the open-file limit
-// (server/fd_limit.h; checked under --check_config too).
+// (server/fd_limit.h; checked under --check_config too), and so do TLS files
+// or a tokens file that cannot be used (server/tls_credentials.h,
+// server/auth_tokens.h).
 #include <csignal>
 #include <cstdio>
 #include <fstream>
@@ -29,10 +31,13 @@
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
+#include "server/authorizer.h"
 #include "server/config.h"
 #include "server/fd_limit.h"
+#include "server/listen_address.h"
 #include "server/metrics.h"
 #include "server/service.h"
+#include "server/tls_credentials.h"
 #include "store/collection_manager.h"
 
 namespace peakknn::server {
@@ -154,6 +159,32 @@ int Run(int argc, char** argv) {
                    ", hard ", fds->hard,
                    "); --max_collections=", config->max_collections,
                    " needs at most ", FdsNeeded(config->max_collections)));
+  // The transport and the tokens, before anything starts: unusable files
+  // are bad flags (exit 2).
+  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials =
+      ServerCredentialsFor(*config);
+  if (!credentials.ok()) {
+    Log(std::string(credentials.status().message()));
+    return 2;
+  }
+  if (config->tls_cert_file.empty() && !IsLocalOnly(config->listen)) {
+    Log(absl::StrCat(
+        "WARNING: --listen=", config->listen,
+        " is reachable from the network and TLS is off: requests, vectors "
+        "and tokens cross it in plaintext. Set --tls_cert_file and "
+        "--tls_key_file, or listen on loopback"));
+  }
+  std::unique_ptr<Authorizer> authorizer;
+  if (!config->auth_tokens_file.empty()) {
+    absl::StatusOr<std::unique_ptr<Authorizer>> opened = Authorizer::Open(
+        config->auth_tokens_file, absl::Seconds(config->tls_reload_s),
+        [](std::string_view line) { Log(std::string(line)); });
+    if (!opened.ok()) {
+      Log(std::string(opened.status().message()));
+      return 2;
+    }
+    authorizer = *std::move(opened);
+  }
   // Before /metrics starts, to fail fast; the order does not matter to
   // civetweb (the plugin's TLS is dynamic, engine/cuda/plugin_loader.h).
   absl::StatusOr<ChosenBackend> backend = ResolveBackend(*config);
@@ -196,14 +227,13 @@ int Run(int argc, char** argv) {
   std::unique_ptr<CollectionManager> manager =
       CollectionManager::Create(options);
 
-  VectorSearchService service(*config, manager.get(), &metrics);
+  VectorSearchService service(*config, manager.get(), &metrics,
+                              authorizer.get());
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   int port = 0;
-  // Loopback by default: plaintext. TLS and tokens are a separate feature.
-  builder.AddListeningPort(config->listen, grpc::InsecureServerCredentials(),
-                           &port);
+  builder.AddListeningPort(config->listen, *credentials, &port);
   builder.RegisterService(&service);
   builder.SetMaxReceiveMessageSize(static_cast<int>(config->max_message_bytes));
   builder.SetMaxSendMessageSize(static_cast<int>(config->max_message_bytes));
@@ -226,7 +256,9 @@ int Run(int argc, char** argv) {
   grpc::HealthCheckServiceInterface* health = server->GetHealthCheckService();
   health->SetServingStatus(false);
   health->SetServingStatus(kServiceName, false);
-  Log(absl::StrCat("listening on ", config->listen, " (port ", port,
+  Log(absl::StrCat("listening on ", config->listen, " (port ", port, ", ",
+                   TransportName(*config), ", ",
+                   authorizer != nullptr ? "role tokens" : "no authentication",
                    "), metrics on port ", metrics_port, ", backend ",
                    backend->name));
   if (!config->port_file.empty()) {

@@ -40,11 +40,13 @@ std::vector<CollectionInfo> ListInfos(const ServiceCore& core) {
 }  // namespace
 
 VectorSearchService::VectorSearchService(const ServerConfig& config,
-                                         ServiceCore* core, Metrics* metrics)
+                                         ServiceCore* core, Metrics* metrics,
+                                         const Authorizer* authorizer)
     : config_(config),
       limits_(RequestLimits::From(config)),
       core_(core),
       metrics_(metrics),
+      authorizer_(authorizer),
       writes_(core, limits_, config.durability, metrics),
       batchers_(BatcherOptions(config), metrics),
       streams_(InsertStreamRegistry::Options{
@@ -67,16 +69,38 @@ void VectorSearchService::PublishCollectionRows() {
 
 void VectorSearchService::StopBatchers() { batchers_.StopAll(); }
 
-template <typename Request, typename Response, typename Body>
-grpc::ServerUnaryReactor* VectorSearchService::Serve(
-    const grpc::ByteBuffer* request, grpc::ByteBuffer* response,
-    absl::string_view method, Body body) {
+absl::Status VectorSearchService::Authorize(
+    const grpc::CallbackServerContext* ctx, absl::string_view method) const {
+  if (authorizer_ == nullptr) return absl::OkStatus();
+  return authorizer_->Check(*ctx, method);
+}
+
+template <typename Request, typename Response, typename ServeFn>
+grpc::ServerUnaryReactor* VectorSearchService::Start(
+    grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* request,
+    grpc::ByteBuffer* response, absl::string_view method, ServeFn serve) {
   const absl::Time start = absl::Now();
   auto* call = new UnaryCall<Request, Response>(request, response);
-  absl::Status status = call->parsed();
-  if (status.ok()) status = body(call->request(), call->response());
-  Finish(call, method, start, status);
+  absl::Status admitted = Authorize(ctx, method);
+  if (admitted.ok()) admitted = call->parsed();
+  if (admitted.ok()) {
+    serve(call, start);
+  } else {
+    Finish(call, method, start, admitted);
+  }
+  // gRPC keeps the call until this returns it, even if it is finished.
   return call;
+}
+
+template <typename Request, typename Response, typename Body>
+grpc::ServerUnaryReactor* VectorSearchService::Serve(
+    grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* request,
+    grpc::ByteBuffer* response, absl::string_view method, Body body) {
+  return Start<Request, Response>(
+      ctx, request, response, method,
+      [&](UnaryCall<Request, Response>* call, absl::Time start) {
+        Finish(call, method, start, body(call->request(), call->response()));
+      });
 }
 
 template <typename Call>
@@ -89,10 +113,10 @@ void VectorSearchService::Finish(Call* call, absl::string_view method,
 // ---- Collections
 
 grpc::ServerUnaryReactor* VectorSearchService::CreateCollection(
-    grpc::CallbackServerContext*, const grpc::ByteBuffer* request,
+    grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* request,
     grpc::ByteBuffer* response) {
   return Serve<v1::CreateCollectionRequest, v1::CreateCollectionResponse>(
-      request, response, "CreateCollection",
+      ctx, request, response, "CreateCollection",
       [&](const v1::CreateCollectionRequest* req,
           v1::CreateCollectionResponse* resp) -> absl::Status {
         PEAKKNN_RETURN_IF_ERROR(core_->Ready());
@@ -114,10 +138,10 @@ grpc::ServerUnaryReactor* VectorSearchService::CreateCollection(
 }
 
 grpc::ServerUnaryReactor* VectorSearchService::DropCollection(
-    grpc::CallbackServerContext*, const grpc::ByteBuffer* request,
+    grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* request,
     grpc::ByteBuffer* response) {
   return Serve<v1::DropCollectionRequest, v1::DropCollectionResponse>(
-      request, response, "DropCollection",
+      ctx, request, response, "DropCollection",
       [&](const v1::DropCollectionRequest* req,
           v1::DropCollectionResponse*) -> absl::Status {
         PEAKKNN_RETURN_IF_ERROR(core_->Ready());
@@ -130,10 +154,10 @@ grpc::ServerUnaryReactor* VectorSearchService::DropCollection(
 }
 
 grpc::ServerUnaryReactor* VectorSearchService::ListCollections(
-    grpc::CallbackServerContext*, const grpc::ByteBuffer* request,
+    grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* request,
     grpc::ByteBuffer* response) {
   return Serve<v1::ListCollectionsRequest, v1::ListCollectionsResponse>(
-      request, response, "ListCollections",
+      ctx, request, response, "ListCollections",
       [&](const v1::ListCollectionsRequest*,
           v1::ListCollectionsResponse* resp) -> absl::Status {
         PEAKKNN_RETURN_IF_ERROR(core_->Ready());
@@ -147,10 +171,10 @@ grpc::ServerUnaryReactor* VectorSearchService::ListCollections(
 }
 
 grpc::ServerUnaryReactor* VectorSearchService::DescribeCollection(
-    grpc::CallbackServerContext*, const grpc::ByteBuffer* request,
+    grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* request,
     grpc::ByteBuffer* response) {
   return Serve<v1::DescribeCollectionRequest, v1::DescribeCollectionResponse>(
-      request, response, "DescribeCollection",
+      ctx, request, response, "DescribeCollection",
       [&](const v1::DescribeCollectionRequest* req,
           v1::DescribeCollectionResponse* resp) -> absl::Status {
         PEAKKNN_RETURN_IF_ERROR(core_->Ready());
@@ -210,22 +234,21 @@ absl::Status VectorSearchService::QueueSearch(
 grpc::ServerUnaryReactor* VectorSearchService::Search(
     grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* request,
     grpc::ByteBuffer* response) {
-  const absl::Time start = absl::Now();
-  auto* call =
-      new UnaryCall<v1::SearchRequest, v1::SearchResponse>(request, response);
-  absl::Status status = call->parsed();
-  if (status.ok()) status = QueueSearch(ctx, call, start);
-  // On success the batcher finishes the call (possibly already has; gRPC
-  // keeps the call until this returns it).
-  if (!status.ok()) Finish(call, "Search", start, status);
-  return call;
+  using Call = UnaryCall<v1::SearchRequest, v1::SearchResponse>;
+  return Start<v1::SearchRequest, v1::SearchResponse>(
+      ctx, request, response, "Search", [&](Call* call, absl::Time start) {
+        // On success the batcher finishes the call (possibly already has).
+        const absl::Status status = QueueSearch(ctx, call, start);
+        if (!status.ok()) Finish(call, "Search", start, status);
+      });
 }
 
 // ---- Writes
 
 grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>*
-VectorSearchService::InsertStream(grpc::CallbackServerContext*) {
-  return NewInsertStreamReactor(&writes_, metrics_, &streams_);
+VectorSearchService::InsertStream(grpc::CallbackServerContext* ctx) {
+  return NewInsertStreamReactor(Authorize(ctx, "InsertStream"), &writes_,
+                                metrics_, &streams_);
 }
 
 // Unary writes complete asynchronously: the handler admits the batch and
@@ -237,64 +260,56 @@ VectorSearchService::InsertStream(grpc::CallbackServerContext*) {
 // the request's vectors in place (an owner that owns nothing, only marks
 // them as staying valid).
 grpc::ServerUnaryReactor* VectorSearchService::Upsert(
-    grpc::CallbackServerContext*, const grpc::ByteBuffer* request,
+    grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* request,
     grpc::ByteBuffer* response) {
-  const absl::Time start = absl::Now();
-  auto* call =
-      new UnaryCall<v1::UpsertRequest, v1::UpsertResponse>(request, response);
-  if (!call->parsed().ok()) {
-    Finish(call, "Upsert", start, call->parsed());
-    return call;
-  }
-  const v1::UpsertRequest* req = call->request();
-  writes_.WriteRows(
-      req->collection(), WriteMode::kUpsert, SpanOf(req->ids()),
-      SpanOf(req->vectors()),
-      [this, call, start](absl::StatusOr<WriteAck> ack) {
-        if (ack.ok()) {
-          v1::UpsertResponse* resp = call->response();
-          resp->set_sequence(ack->sequence);
-          resp->set_rows(ack->rows);
-          resp->set_durability(DurabilityToProto(ack->durability));
-        }
-        Finish(call, "Upsert", start, ack.status());
-      },
-      std::shared_ptr<const void>(std::shared_ptr<const void>(), req));
-  return call;
+  using Call = UnaryCall<v1::UpsertRequest, v1::UpsertResponse>;
+  return Start<v1::UpsertRequest, v1::UpsertResponse>(
+      ctx, request, response, "Upsert", [this](Call* call, absl::Time start) {
+        const v1::UpsertRequest* req = call->request();
+        writes_.WriteRows(
+            req->collection(), WriteMode::kUpsert, SpanOf(req->ids()),
+            SpanOf(req->vectors()),
+            [this, call, start](absl::StatusOr<WriteAck> ack) {
+              if (ack.ok()) {
+                v1::UpsertResponse* resp = call->response();
+                resp->set_sequence(ack->sequence);
+                resp->set_rows(ack->rows);
+                resp->set_durability(DurabilityToProto(ack->durability));
+              }
+              Finish(call, "Upsert", start, ack.status());
+            },
+            std::shared_ptr<const void>(std::shared_ptr<const void>(), req));
+      });
 }
 
 grpc::ServerUnaryReactor* VectorSearchService::Delete(
-    grpc::CallbackServerContext*, const grpc::ByteBuffer* request,
+    grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* request,
     grpc::ByteBuffer* response) {
-  const absl::Time start = absl::Now();
-  auto* call =
-      new UnaryCall<v1::DeleteRequest, v1::DeleteResponse>(request, response);
-  if (!call->parsed().ok()) {
-    Finish(call, "Delete", start, call->parsed());
-    return call;
-  }
-  const v1::DeleteRequest* req = call->request();
-  writes_.DeleteRows(
-      req->collection(), SpanOf(req->ids()),
-      [this, call, start](absl::StatusOr<WriteAck> ack) {
-        if (ack.ok()) {
-          v1::DeleteResponse* resp = call->response();
-          resp->set_sequence(ack->sequence);
-          resp->set_deleted(ack->rows);
-          resp->set_durability(DurabilityToProto(ack->durability));
-        }
-        Finish(call, "Delete", start, ack.status());
+  using Call = UnaryCall<v1::DeleteRequest, v1::DeleteResponse>;
+  return Start<v1::DeleteRequest, v1::DeleteResponse>(
+      ctx, request, response, "Delete", [this](Call* call, absl::Time start) {
+        const v1::DeleteRequest* req = call->request();
+        writes_.DeleteRows(
+            req->collection(), SpanOf(req->ids()),
+            [this, call, start](absl::StatusOr<WriteAck> ack) {
+              if (ack.ok()) {
+                v1::DeleteResponse* resp = call->response();
+                resp->set_sequence(ack->sequence);
+                resp->set_deleted(ack->rows);
+                resp->set_durability(DurabilityToProto(ack->durability));
+              }
+              Finish(call, "Delete", start, ack.status());
+            });
       });
-  return call;
 }
 
 // ---- Reads, planning and stats
 
 grpc::ServerUnaryReactor* VectorSearchService::Get(
-    grpc::CallbackServerContext*, const grpc::ByteBuffer* request,
+    grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* request,
     grpc::ByteBuffer* response) {
   return Serve<v1::GetRequest, v1::GetResponse>(
-      request, response, "Get",
+      ctx, request, response, "Get",
       [&](const v1::GetRequest* req, v1::GetResponse* resp) -> absl::Status {
         PEAKKNN_RETURN_IF_ERROR(core_->Ready());
         PEAKKNN_RETURN_IF_ERROR(
@@ -312,10 +327,10 @@ grpc::ServerUnaryReactor* VectorSearchService::Get(
 }
 
 grpc::ServerUnaryReactor* VectorSearchService::PlanRecall(
-    grpc::CallbackServerContext*, const grpc::ByteBuffer* request,
+    grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* request,
     grpc::ByteBuffer* response) {
   return Serve<v1::PlanRecallRequest, v1::PlanRecallResponse>(
-      request, response, "PlanRecall",
+      ctx, request, response, "PlanRecall",
       [&](const v1::PlanRecallRequest* req,
           v1::PlanRecallResponse* resp) -> absl::Status {
         PEAKKNN_RETURN_IF_ERROR(limits_.CheckK(req->k()));
@@ -347,10 +362,10 @@ grpc::ServerUnaryReactor* VectorSearchService::PlanRecall(
 }
 
 grpc::ServerUnaryReactor* VectorSearchService::GetStats(
-    grpc::CallbackServerContext*, const grpc::ByteBuffer* request,
+    grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* request,
     grpc::ByteBuffer* response) {
   return Serve<v1::GetStatsRequest, v1::GetStatsResponse>(
-      request, response, "GetStats",
+      ctx, request, response, "GetStats",
       [&](const v1::GetStatsRequest*,
           v1::GetStatsResponse* resp) -> absl::Status {
         PEAKKNN_RETURN_IF_ERROR(core_->Ready());

@@ -5,7 +5,10 @@
 // RPC's metrics. The other concerns live beside it: writes pass
 // WriteAdmission (write_admission.h), InsertStream is its own reactor
 // (insert_stream.h), and searches queue on the collection's Batcher
-// (batcher_registry.h). While the core is not ready every RPC but
+// (batcher_registry.h). Every call passes the Authorizer first when the
+// server has one (--auth_tokens_file; authorizer.h): Start for the unary
+// methods, InsertStream for the stream. While the core is not ready every
+// RPC but
 // PlanRecall without a collection answers the core's UNAVAILABLE. Writes
 // are acknowledged with the collection's sequence number once durable (per
 // --durability) and visible. Every method is registered raw and parses its
@@ -21,6 +24,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "peakknn/v1/vector_search.grpc.pb.h"
+#include "server/authorizer.h"
 #include "server/batcher_registry.h"
 #include "server/config.h"
 #include "server/insert_stream_registry.h"
@@ -58,10 +62,11 @@ using RawVectorSearchService = RawMethods<
 
 class VectorSearchService final : public RawVectorSearchService {
  public:
-  // `core` (which may not be ready yet) and `metrics` must outlive the
-  // service.
+  // `core` (which may not be ready yet), `metrics` and `authorizer` must
+  // outlive the service. A null `authorizer` lets every caller call every
+  // method (no --auth_tokens_file).
   VectorSearchService(const ServerConfig& config, ServiceCore* core,
-                      Metrics* metrics);
+                      Metrics* metrics, const Authorizer* authorizer = nullptr);
   ~VectorSearchService() override;
 
   // Publishes every collection's row counts; call once the core is ready.
@@ -106,11 +111,25 @@ class VectorSearchService final : public RawVectorSearchService {
                                      grpc::ByteBuffer* response) override;
 
  private:
-  // Parses the request, runs `body` (the handler's synchronous work:
-  // absl::Status(const Request*, Response*)), records the RPC's metrics and
-  // finishes the call with its status.
+  // OK when the caller may call `method` (always without an authorizer).
+  absl::Status Authorize(const grpc::CallbackServerContext* ctx,
+                         absl::string_view method) const;
+  // Every unary call starts here: creates its reactor (which parses the
+  // request), then admits the call: the caller's role first, then the
+  // parse. A refused call is finished here; an admitted one goes to
+  // `serve(call, start)` (void(UnaryCall<Request, Response>*, absl::Time)),
+  // which must finish it, now or later.
+  template <typename Request, typename Response, typename ServeFn>
+  grpc::ServerUnaryReactor* Start(grpc::CallbackServerContext* ctx,
+                                  const grpc::ByteBuffer* request,
+                                  grpc::ByteBuffer* response,
+                                  absl::string_view method, ServeFn serve);
+  // Start for a handler whose work is synchronous: runs `body`
+  // (absl::Status(const Request*, Response*)), records the RPC's metrics
+  // and finishes the call with its status.
   template <typename Request, typename Response, typename Body>
-  grpc::ServerUnaryReactor* Serve(const grpc::ByteBuffer* request,
+  grpc::ServerUnaryReactor* Serve(grpc::CallbackServerContext* ctx,
+                                  const grpc::ByteBuffer* request,
                                   grpc::ByteBuffer* response,
                                   absl::string_view method, Body body);
   // Records the RPC's metrics and finishes `call`.
@@ -128,6 +147,7 @@ class VectorSearchService final : public RawVectorSearchService {
   const RequestLimits limits_;
   ServiceCore* const core_;
   Metrics* const metrics_;
+  const Authorizer* const authorizer_;  // null: no authentication
   const absl::Time started_ = absl::Now();
 
   WriteAdmission writes_;
