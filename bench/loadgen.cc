@@ -43,6 +43,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "client/client.h"
+#include "client/security_flags.h"
 #include "engine/collection.h"
 #include "engine/schema.h"
 #include "io/vector_files.h"
@@ -283,15 +284,14 @@ absl::StatusOr<double> EngineDurableIngest(const Data& d,
 }
 
 // The service: one InsertStream per share, each on its own connection.
-absl::StatusOr<double> ServiceIngest(const std::string& target, const Data& d,
+absl::StatusOr<double> ServiceIngest(const client::ClientOptions& connection,
+                                     const Data& d,
                                      std::span<const uint64_t> ids,
                                      const std::vector<Share>& shares,
                                      const client::InsertOptions& options) {
   std::vector<std::unique_ptr<client::Client>> clients;
   for (size_t i = 0; i < shares.size(); ++i) {
-    client::ClientOptions client_options;
-    client_options.target = target;
-    auto c = client::Client::Connect(client_options);
+    auto c = client::Client::Connect(connection);
     if (!c.ok()) return c.status();
     clients.push_back(*std::move(c));
   }
@@ -357,7 +357,7 @@ absl::StatusOr<InsertResult> CompareInsert(client::Client& c, const Data& d,
   for (int64_t r = 0; r < repeats; ++r) {
     if (absl::Status s = CreateRemote(c, d); !s.ok()) return s;
     absl::StatusOr<double> service =
-        ServiceIngest(c.target(), d, ids, shares, options);
+        ServiceIngest(c.options(), d, ids, shares, options);
     if (!service.ok()) return service.status();
     absl::StatusOr<double> engine =
         EngineDurableIngest(d, ids, shares, options.batch_rows, options.window);
@@ -467,9 +467,7 @@ absl::Status RunSearch(client::Client& c, const Data& d) {
   std::vector<std::thread> threads;
   for (int64_t t = 0; t < clients; ++t) {
     threads.emplace_back([&, t] {
-      client::ClientOptions options;
-      options.target = c.target();
-      auto own = client::Client::Connect(options);
+      auto own = client::Client::Connect(c.options());
       if (!own.ok()) {
         failed_connect = true;
         return;
@@ -558,6 +556,11 @@ int Run(int argc, char** argv) {
   }
   client::ClientOptions options;
   options.target = absl::GetFlag(FLAGS_server);
+  if (absl::Status s = client::ApplySecurityFlags(&options); !s.ok()) {
+    std::fprintf(stderr, "peakknn-loadgen: %s\n",
+                 std::string(s.message()).c_str());
+    return 2;
+  }
   auto c = client::Client::Connect(options);
   if (!c.ok()) {
     std::fprintf(stderr, "peakknn-loadgen: %s\n",

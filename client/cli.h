@@ -15,7 +15,7 @@
 namespace peakknn::client {
 
 struct CliContext {
-  ClientOptions client;           // --server, --timeout
+  ClientOptions client;           // --server, --timeout, --token, --tls*
   std::vector<std::string> args;  // positional arguments after the command
   // Collection options (create, demo).
   int64_t dim = 0;

@@ -4,6 +4,8 @@
 //   commands: create drop list describe insert search plan stats demo
 //
 // --server (or PEAKKNN_SERVER) picks the server; `plan` needs none.
+// --token (or PEAKKNN_TOKEN) and --tls* (client/security_flags.h) for a
+// server with role tokens or TLS.
 // Exit codes: 0 ok, 1 the operation failed, 2 bad usage or input.
 #include <cstdio>
 #include <cstdlib>
@@ -15,6 +17,7 @@
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
 #include "client/cli.h"
+#include "client/security_flags.h"
 
 ABSL_FLAG(std::string, server, "",
           "peakknn-server address host:port (default: $PEAKKNN_SERVER or "
@@ -89,6 +92,10 @@ int Run(int argc, char** argv) {
     server = env != nullptr && *env != '\0' ? env : "127.0.0.1:50051";
   }
   ctx.client.target = server;
+  if (absl::Status s = ApplySecurityFlags(&ctx.client); !s.ok()) {
+    std::fprintf(stderr, "peakknn: %s\n", std::string(s.message()).c_str());
+    return 2;
+  }
   ctx.client.call_timeout = absl::Seconds(absl::GetFlag(FLAGS_timeout));
   ctx.args.assign(positional.begin() + 2, positional.end());
   ctx.dim = absl::GetFlag(FLAGS_dim);

@@ -9,6 +9,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "client/channel_credentials.h"
 #include "client/insert_batch.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
@@ -33,24 +34,41 @@ Client::Client(const ClientOptions& options,
 
 absl::StatusOr<std::unique_ptr<Client>> Client::Connect(
     const ClientOptions& options) {
+  absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials =
+      ChannelCredentialsFor(options);
+  if (!credentials.ok()) return credentials.status();
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(static_cast<int>(options.max_message_bytes));
   args.SetMaxSendMessageSize(static_cast<int>(options.max_message_bytes));
-  std::shared_ptr<grpc::Channel> channel = grpc::CreateCustomChannel(
-      options.target, grpc::InsecureChannelCredentials(), args);
+  if (!options.tls_server_name.empty()) {
+    args.SetSslTargetNameOverride(options.tls_server_name);
+  }
+  std::shared_ptr<grpc::Channel> channel =
+      grpc::CreateCustomChannel(options.target, *credentials, args);
   if (!channel->WaitForConnected(
           absl::ToChronoTime(absl::Now() + options.connect_timeout))) {
     return absl::UnavailableError(absl::StrCat(
-        "cannot reach a peakknn server at ", options.target, " within ",
+        "cannot reach a peakknn server at ", options.target, " over ",
+        UsesTls(options) ? "TLS" : "plaintext", " within ",
         absl::FormatDuration(options.connect_timeout),
-        " (is peakknn-server running? set --server or PEAKKNN_SERVER)"));
+        " (is peakknn-server running, and does it speak ",
+        UsesTls(options) ? "TLS with a certificate these roots trust"
+                         : "plaintext",
+        "? set --server or PEAKKNN_SERVER)"));
   }
   return std::unique_ptr<Client>(new Client(options, std::move(channel)));
+}
+
+void Client::Authenticate(grpc::ClientContext* ctx) const {
+  if (!options_.token.empty()) {
+    ctx->AddMetadata("authorization", absl::StrCat("Bearer ", options_.token));
+  }
 }
 
 std::unique_ptr<grpc::ClientContext> Client::Context() const {
   auto ctx = std::make_unique<grpc::ClientContext>();
   ctx->set_deadline(absl::ToChronoTime(absl::Now() + options_.call_timeout));
+  Authenticate(ctx.get());
   return ctx;
 }
 
@@ -227,6 +245,7 @@ absl::StatusOr<InsertSummary> Client::InsertAll(absl::string_view collection,
   const int64_t batches = (rows + options.batch_rows - 1) / options.batch_rows;
 
   grpc::ClientContext ctx;  // no deadline: a stream may run for hours
+  Authenticate(&ctx);
   // InsertBatch sends the vectors from `vectors` in place (no copy into a
   // message); they outlive the stream, which ends before this returns.
   std::unique_ptr<grpc::ClientReaderWriter<InsertBatch, v1::InsertAck>> stream =

@@ -25,6 +25,20 @@ namespace peakknn::client {
 
 struct ClientOptions {
   std::string target = "127.0.0.1:50051";
+  // Sent as "authorization: Bearer <token>" with every call when not
+  // empty (servers started with --auth_tokens_file need one). Without TLS
+  // it crosses the network in plaintext.
+  std::string token;
+  // TLS: on when `tls` is set or any tls_* option is. tls_ca_file: PEM
+  // roots that sign the server's certificate ("" = the system's roots).
+  // tls_cert_file and tls_key_file (both or neither): a client
+  // certificate for mutual TLS. tls_server_name: the name to expect in the
+  // server's certificate when it is not the target's host.
+  bool tls = false;
+  std::string tls_ca_file;
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  std::string tls_server_name;
   // How long Connect waits for the server, and each unary call's deadline.
   absl::Duration connect_timeout = absl::Seconds(5);
   absl::Duration call_timeout = absl::Seconds(60);
@@ -59,12 +73,19 @@ struct SearchAllResult {
 class Client {
  public:
   // Connects and waits until the channel is ready; UNAVAILABLE (naming the
-  // target) when no server answers within options.connect_timeout.
+  // target) when no server answers within options.connect_timeout (also
+  // when the TLS handshake fails), INVALID_ARGUMENT naming the option when
+  // a TLS file cannot be read or the token is not sendable.
   static absl::StatusOr<std::unique_ptr<Client>> Connect(
       const ClientOptions& options);
 
   const std::string& target() const { return options_.target; }
+  // What this client was connected with (to open more connections alike).
+  const ClientOptions& options() const { return options_; }
+  // For calls the methods below do not cover; give each call's context
+  // the token with Authenticate.
   v1::VectorSearch::Stub& stub() { return *stub_; }
+  void Authenticate(grpc::ClientContext* ctx) const;
 
   absl::StatusOr<v1::CollectionInfo> CreateCollection(
       const v1::CollectionSchema& schema);
@@ -108,7 +129,7 @@ class Client {
 
  private:
   Client(const ClientOptions& options, std::shared_ptr<grpc::Channel> channel);
-  // A context carrying the call deadline.
+  // A context carrying the call deadline and the token.
   std::unique_ptr<grpc::ClientContext> Context() const;
   // The server's status, or for UNAVAILABLE one that names the target.
   absl::Status Convert(const grpc::Status& status,
