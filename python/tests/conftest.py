@@ -22,11 +22,15 @@ REPOSITORY = pathlib.Path(__file__).resolve().parents[2]
 
 
 class Server:
-    """A running peakknn-server (--listen 127.0.0.1:0, a fresh data dir)."""
+    """A running peakknn-server (--listen 127.0.0.1:0, a fresh data dir).
+
+    `client_kwargs` (token=, tls=) are what a client needs to call it, for
+    a server started with TLS or role tokens among `extra_flags`."""
 
     def __init__(self, binary: pathlib.Path, directory: pathlib.Path,
-                 extra_flags=()):
+                 extra_flags=(), client_kwargs=None):
         self.directory = directory
+        self.client_kwargs = dict(client_kwargs or {})
         self.log_path = directory / "server.log"
         port_file = directory / "ports"
         with open(self.log_path, "ab") as log:
@@ -54,7 +58,8 @@ class Server:
     def _wait_until_serving(self) -> None:
         # RPCs answer UNAVAILABLE ("recovering") until collections are loaded.
         deadline = time.monotonic() + 30
-        with peakknn.Client(self.address, timeout=5) as client:
+        with peakknn.Client(self.address, timeout=5,
+                            **self.client_kwargs) as client:
             while True:
                 try:
                     client.list_collections()

@@ -1,10 +1,9 @@
-"""Client-side transport against a stand-in VectorSearch server written
-with the generated gRPC modules: the token's metadata, TLS (server and
-mutual), every status code's exception class, and stream-level failures.
-
-peakknn-server has no TLS or token checks yet (issue 15), so what the
-client sends is checked here, where the server side can be controlled;
-the methods' behaviour is tested against the real server elsewhere.
+"""Client-side transport: against a stand-in VectorSearch server written
+with the generated gRPC modules, the token's metadata, TLS (server and
+mutual), every status code's exception class, and stream-level failures
+(what the client sends is checked where the server side can be
+controlled); then TLS, mutual TLS and role tokens against the real
+peakknn-server (--tls_*, --auth_tokens_file).
 """
 
 from __future__ import annotations
@@ -18,6 +17,7 @@ import numpy as np
 import pytest
 
 import peakknn
+from conftest import Server, server_binary
 from peakknn.v1 import vector_search_pb2 as pb
 from peakknn.v1 import vector_search_pb2_grpc as pb_grpc
 
@@ -262,3 +262,91 @@ def test_mutual_tls(certificates):
         assert asyncio.run(scenario()) == "stand-in"
     finally:
         server.stop(None)
+
+
+# -- The real server: TLS, mutual TLS, role tokens -----------------------------
+
+READ_TOKEN = "python-read-token-9f8e7d6c"
+ADMIN_TOKEN = "python-admin-token-1a2b3c4d"
+
+
+@pytest.fixture
+def secure_server(certificates, tmp_path):
+    """start(mutual): peakknn-server with TLS (SERVER_NAME's certificate)
+    and role tokens, and with mutual TLS when `mutual`; stopped (exit 0)
+    after the test. Its client_kwargs are a read token and the TLS that
+    fits."""
+    tokens = tmp_path / "tokens"
+    tokens.write_text(f"read {READ_TOKEN}\nadmin {ADMIN_TOKEN}\n")
+    flags = [f"--tls_cert_file={certificates / 'server.pem'}",
+             f"--tls_key_file={certificates / 'server.key'}",
+             f"--auth_tokens_file={tokens}", "--drain_seconds=1"]
+    servers = []
+
+    def start(mutual: bool):
+        extra = [f"--tls_client_ca_file={certificates / 'ca.pem'}"] if mutual else []
+        client_tls = peakknn.TLS(
+            ca_file=str(certificates / "ca.pem"), server_name=SERVER_NAME,
+            cert_file=str(certificates / "client.pem") if mutual else None,
+            key_file=str(certificates / "client.key") if mutual else None)
+        directory = tmp_path / ("mutual" if mutual else "tls")
+        directory.mkdir()
+        s = Server(server_binary(), directory, flags + extra,
+                   client_kwargs={"tls": client_tls, "token": READ_TOKEN})
+        servers.append(s)
+        return s
+
+    yield start
+    for s in servers:
+        assert s.stop() == 0, s.log()
+
+
+def test_real_server_tls_and_role_tokens(secure_server, rng):
+    server = secure_server(False)
+    tls = server.client_kwargs["tls"]
+    with peakknn.Client(server.address, tls=tls, token=ADMIN_TOKEN,
+                        timeout=30) as admin:
+        admin.create_collection("docs", dim=8)
+        vectors = rng.standard_normal((50, 8)).astype(np.float32)
+        admin.insert("docs", np.arange(50), vectors)
+    with peakknn.Client(server.address, tls=tls, token=READ_TOKEN,
+                        timeout=30) as reader:
+        D, I = reader.search("docs", vectors[3], k=1, recall=1.0)
+        assert I.tolist() == [[3]]
+        with pytest.raises(peakknn.PermissionDenied,
+                           match="DropCollection needs role admin"):
+            reader.drop("docs")
+        with pytest.raises(peakknn.PermissionDenied,
+                           match="InsertStream needs role write"):
+            reader.insert("docs", [99], vectors[0])
+    for token in (None, "not-a-token-of-this-server"):
+        with peakknn.Client(server.address, tls=tls, token=token,
+                            timeout=30) as stranger:
+            with pytest.raises(peakknn.Unauthenticated,
+                               match="missing or unknown token"):
+                stranger.list_collections()
+    # TLS only: plaintext cannot talk to it.
+    with peakknn.Client(server.address, token=READ_TOKEN, timeout=5) as plain:
+        with pytest.raises(peakknn.Unavailable):
+            plain.list_collections()
+
+    async def scenario():
+        async with peakknn.AsyncClient(server.address, tls=tls,
+                                       token=READ_TOKEN, timeout=30) as client:
+            return [c.name for c in await client.list_collections()]
+
+    assert asyncio.run(scenario()) == ["docs"]
+
+
+def test_real_server_mutual_tls(secure_server, certificates):
+    server = secure_server(True)
+    with_certificate = server.client_kwargs["tls"]
+    with peakknn.Client(server.address, tls=with_certificate,
+                        token=READ_TOKEN, timeout=30) as client:
+        assert client.list_collections() == []
+    without = peakknn.TLS(ca_file=str(certificates / "ca.pem"),
+                          server_name=SERVER_NAME)
+    with peakknn.Client(server.address, tls=without, token=READ_TOKEN,
+                        timeout=5) as client:
+        with pytest.raises(peakknn.Unavailable):
+            client.list_collections()
