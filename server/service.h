@@ -8,12 +8,11 @@
 // (batcher_registry.h). Every call passes the Authorizer first when the
 // server has one (--auth_tokens_file; authorizer.h): Start for the unary
 // methods, InsertStream for the stream. While the core is not ready every
-// RPC but
-// PlanRecall without a collection answers the core's UNAVAILABLE. Writes
-// are acknowledged with the collection's sequence number once durable (per
-// --durability) and visible. Every method is registered raw and parses its
-// own request (unary_call.h says why), so a request that is not its
-// message is answered INVALID_ARGUMENT.
+// RPC but PlanRecall without a collection answers the core's UNAVAILABLE.
+// Writes are acknowledged with the collection's sequence number once
+// durable (per --durability) and visible. Every method is registered raw
+// and parses its own request (unary_call.h says why), so a request that is
+// not its message is answered INVALID_ARGUMENT.
 #pragma once
 
 #include <atomic>
