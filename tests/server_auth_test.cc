@@ -564,14 +564,15 @@ TEST_F(AuthTest, PlaintextOnTheNetworkWarns) {
   EXPECT_THAT(with_tls->Log(), HasSubstr("TLS, no authentication"));
 }
 
-// Runs the server with `flags` (it must exit before serving) and returns
-// its exit code and log.
-int RunServer(const std::string& flags, std::string* log) {
+// Runs the server with `settings` (flags, or a NAME=value to put in its
+// environment); it must exit before serving. Returns its exit code and log.
+int RunServer(const std::string& settings, std::string* log) {
   const std::string dir = MakeTempDir("peakknn-flags");
+  const bool env = settings.starts_with("PEAKKNN_");
   const int rc = RunCommand(
-      absl::StrCat("timeout 30 ", PEAKKNN_SERVER_BIN,
+      absl::StrCat(env ? settings : "", " timeout 30 ", PEAKKNN_SERVER_BIN,
                    " --listen=127.0.0.1:0 --metrics_listen= --data_dir=", dir,
-                   "/data ", flags),
+                   "/data ", env ? "" : settings),
       log);
   std::string ignored;
   RunCommand("rm -rf " + dir, &ignored);
@@ -612,6 +613,9 @@ TEST_F(AuthTest, BadSettingsExit2NamingThem) {
       {"--auth_tokens_file=" + Path("empty-tokens"), "no tokens"},
       {"--auth_tokens_file=/nonexistent-tokens",
        "--auth_tokens_file=/nonexistent-tokens: cannot stat it"},
+      // Each flag is also a PEAKKNN_* variable.
+      {"PEAKKNN_TLS_KEY_FILE=" + key, "(only --tls_key_file is set)"},
+      {"PEAKKNN_AUTH_TOKENS_FILE=" + Path("empty-tokens"), "no tokens"},
   };
   for (const auto& c : cases) {
     std::string log;
