@@ -5,6 +5,9 @@
 //   whole or absent.
 // - A log torn at every byte of its last records, or with any byte of them
 //   flipped, recovers exactly its longest valid prefix.
+// - A failed fsync acknowledges nothing and stops writes until a restart
+//   (the "fsyncgate" rule: a retried fsync cannot vouch for what the failed
+//   one dropped).
 // PEAKKNN_POWER_LOSS_ITERATIONS runs more power cuts (tests/README.md).
 #include <atomic>
 #include <chrono>
@@ -274,6 +277,81 @@ TEST(PowerLossTest, TornOrFlippedLogRecoversItsLongestValidPrefix) {
     EXPECT_EQ((*c)->durable_sequence(), t.records);
   }
 }
+
+// Where the failed fsync happens: syncing a write group, or syncing
+// unsynced records before the log rotates (as a checkpoint starts).
+enum class FailedSync { kGroup, kRotation };
+
+class FailedFsyncTest : public ::testing::TestWithParam<FailedSync> {};
+
+// After a failed fsync the records it was to write may be gone from the
+// disk even if a later fsync succeeds (Linux drops the dirty pages), so a
+// store that retried the fsync and went on would acknowledge batches
+// logged behind a hole: a restart then refuses the log (DATA_LOSS) or
+// loses them. The rule: the failed write is not acknowledged, the
+// collection refuses writes until a restart, and the restart recovers what
+// was really synced.
+TEST_P(FailedFsyncTest, NeverAcknowledgesAndRefusesWritesUntilRestart) {
+  PowerLossEnv env(11);
+  ASSERT_NO_FATAL_FAILURE(CreateStore(env));
+  Model synced;  // batches 0 and 1, fsynced
+  Model applied;
+  {
+    std::unique_ptr<DurableCollection> c = OpenStore(env, 1 << 20);
+    ASSERT_NE(c, nullptr);
+    for (uint64_t tag : {0, 1}) {
+      ASSERT_TRUE(WriteBatch(*c, tag, Durability::kFsync).ok());
+      crash::ApplyBatch(tag, &synced);
+    }
+    const uint64_t durable = c->durable_sequence();
+    // Acknowledged without fsync: the failed fsync may take it along.
+    ASSERT_TRUE(WriteBatch(*c, 2, Durability::kNone).ok());
+    applied = synced;
+    crash::ApplyBatch(2, &applied);
+    env.InjectSyncFailure();
+    if (GetParam() == FailedSync::kGroup) {
+      const absl::StatusOr<WriteAck> failed =
+          WriteBatch(*c, 3, Durability::kFsync);
+      ASSERT_FALSE(failed.ok());
+      EXPECT_NE(failed.status().message().find("fdatasync"), std::string::npos)
+          << failed.status();
+    } else {
+      // The rotation fails; the checkpoint still goes ahead (its own file
+      // is written and synced afresh), so batch 2 is safe after all.
+      EXPECT_TRUE(c->Checkpoint().ok());
+      synced = applied;
+    }
+    EXPECT_EQ(c->durable_sequence(),
+              GetParam() == FailedSync::kGroup ? durable : 3u);
+    // Refused, clearly, and not acknowledged.
+    const absl::StatusOr<WriteAck> refused =
+        WriteBatch(*c, 4, Durability::kFsync);
+    ASSERT_FALSE(refused.ok());
+    EXPECT_EQ(refused.status().code(), absl::StatusCode::kUnavailable)
+        << refused.status();
+    EXPECT_NE(refused.status().message().find("restart"), std::string::npos)
+        << refused.status();
+    // Reads go on, seeing what was applied.
+    EXPECT_EQ(Rows(*c, 5), applied);
+  }
+  env.SimulatePowerLoss(UnsyncedTail::kDropped);
+  env.PowerOn();
+  std::unique_ptr<DurableCollection> c = OpenStore(env, 1 << 20);
+  ASSERT_NE(c, nullptr);
+  // Batch 2 was never fsynced and may be gone; 3 and 4 never happened.
+  const Model got = Rows(*c, 5);
+  EXPECT_TRUE(got == synced || got == applied) << crash::Describe(synced, got);
+  // Writable again.
+  EXPECT_TRUE(WriteBatch(*c, 5, Durability::kFsync).ok());
+}
+
+INSTANTIATE_TEST_SUITE_P(PowerLoss, FailedFsyncTest,
+                         ::testing::Values(FailedSync::kGroup,
+                                           FailedSync::kRotation),
+                         [](const ::testing::TestParamInfo<FailedSync>& p) {
+                           return p.param == FailedSync::kGroup ? "InGroup"
+                                                                : "InRotation";
+                         });
 
 }  // namespace
 }  // namespace peakknn
