@@ -258,43 +258,56 @@ PowerLossEnv::FindParent(const std::string& path) const {
   return std::pair{*std::move(parent), name};
 }
 
-absl::StatusOr<std::unique_ptr<WritableFile>> PowerLossEnv::NewWritableFile(
-    const std::string& path) {
-  std::lock_guard lock(mu_);
-  if (absl::Status s = Mutate("create", path); !s.ok()) return s;
+absl::StatusOr<std::shared_ptr<Node>> PowerLossEnv::MakeEntry(
+    std::string_view op, const std::string& path, bool dir) {
+  if (absl::Status s = Mutate(op, path); !s.ok()) return s;
   auto where = FindParent(path);
   if (!where.ok()) return where.status();
   auto& [parent, name] = *where;
   std::shared_ptr<Node>& node = parent->entries[name];
   if (node == nullptr) {
     node = std::make_shared<Node>();
-  } else if (node->dir) {
-    return Errno("create", path, "Is a directory", EISDIR);
-  } else {
-    node->Changed(0);
-    node->data.clear();
+    node->dir = dir;
+  } else if (node->dir != dir) {
+    return node->dir ? Errno(op, path, "Is a directory", EISDIR)
+                     : Errno(op, path, "File exists", EEXIST);
   }
-  return std::make_unique<PowerLossFile>(this, node, path, boot_);
+  return node;
+}
+
+absl::StatusOr<std::unique_ptr<WritableFile>> PowerLossEnv::NewWritableFile(
+    const std::string& path) {
+  std::lock_guard lock(mu_);
+  auto node = MakeEntry("create", path, /*dir=*/false);
+  if (!node.ok()) return node.status();
+  // O_TRUNC: an existing file starts over.
+  (*node)->Changed(0);
+  (*node)->data.clear();
+  return std::make_unique<PowerLossFile>(this, *std::move(node), path, boot_);
+}
+
+absl::StatusOr<std::shared_ptr<Node>> PowerLossEnv::FindFile(
+    std::string_view op, const std::string& path) const {
+  if (absl::Status s = CheckPower(op, path); !s.ok()) return s;
+  auto node = Find(path);
+  if (!node.ok()) return NotFound(op, path);
+  if ((*node)->dir) return Errno(op, path, "Is a directory", EISDIR);
+  return node;
 }
 
 absl::StatusOr<std::unique_ptr<WritableFile>> PowerLossEnv::NewAppendableFile(
     const std::string& path) {
   std::lock_guard lock(mu_);
-  if (absl::Status s = CheckPower("open for append", path); !s.ok()) return s;
-  auto node = Find(path);
-  if (!node.ok()) return NotFound("open for append", path);
-  if ((*node)->dir)
-    return Errno("open for append", path, "Is a directory", EISDIR);
+  auto node = FindFile("open for append", path);
+  if (!node.ok()) return node.status();
   return std::make_unique<PowerLossFile>(this, *std::move(node), path, boot_);
 }
 
 absl::StatusOr<std::unique_ptr<SequentialFile>> PowerLossEnv::NewSequentialFile(
     const std::string& path) {
   std::lock_guard lock(mu_);
-  if (absl::Status s = CheckPower("open", path); !s.ok()) return s;
-  auto node = Find(path);
-  if (!node.ok()) return NotFound("open", path);
-  if ((*node)->dir) return Errno("open", path, "Is a directory", EISDIR);
+  auto node = FindFile("open", path);
+  if (!node.ok()) return node.status();
   return std::make_unique<PowerLossReader>(this, *std::move(node), path, boot_);
 }
 
@@ -305,9 +318,8 @@ bool PowerLossEnv::FileExists(const std::string& path) {
 
 absl::StatusOr<uint64_t> PowerLossEnv::GetFileSize(const std::string& path) {
   std::lock_guard lock(mu_);
-  if (absl::Status s = CheckPower("stat", path); !s.ok()) return s;
-  auto node = Find(path);
-  if (!node.ok()) return NotFound("stat", path);
+  auto node = FindFile("stat", path);
+  if (!node.ok()) return node.status();
   return (*node)->data.size();
 }
 
@@ -324,45 +336,33 @@ absl::StatusOr<std::vector<std::string>> PowerLossEnv::GetChildren(
 }
 
 absl::Status PowerLossEnv::DeleteFile(const std::string& path) {
-  std::lock_guard lock(mu_);
-  if (absl::Status s = Mutate("unlink", path); !s.ok()) return s;
-  auto where = FindParent(path);
-  if (!where.ok()) return where.status();
-  auto& [parent, name] = *where;
-  auto it = parent->entries.find(name);
-  if (it == parent->entries.end()) return NotFound("unlink", path);
-  if (it->second->dir) return Errno("unlink", path, "Is a directory", EISDIR);
-  parent->entries.erase(it);
-  return absl::OkStatus();
+  return RemoveEntry("unlink", path, /*dir=*/false);
 }
 
 absl::Status PowerLossEnv::CreateDir(const std::string& dir) {
   std::lock_guard lock(mu_);
-  if (absl::Status s = Mutate("mkdir", dir); !s.ok()) return s;
-  auto where = FindParent(dir);
-  if (!where.ok()) return where.status();
-  auto& [parent, name] = *where;
-  std::shared_ptr<Node>& node = parent->entries[name];
-  if (node == nullptr) {
-    node = std::make_shared<Node>();
-    node->dir = true;
-  } else if (!node->dir) {
-    return Errno("mkdir", dir, "File exists", EEXIST);
-  }
-  return absl::OkStatus();
+  return MakeEntry("mkdir", dir, /*dir=*/true).status();
 }
 
 absl::Status PowerLossEnv::DeleteDir(const std::string& dir) {
+  return RemoveEntry("rmdir", dir, /*dir=*/true);
+}
+
+absl::Status PowerLossEnv::RemoveEntry(std::string_view op,
+                                       const std::string& path, bool dir) {
   std::lock_guard lock(mu_);
-  if (absl::Status s = Mutate("rmdir", dir); !s.ok()) return s;
-  auto where = FindParent(dir);
+  if (absl::Status s = Mutate(op, path); !s.ok()) return s;
+  auto where = FindParent(path);
   if (!where.ok()) return where.status();
   auto& [parent, name] = *where;
   auto it = parent->entries.find(name);
-  if (it == parent->entries.end()) return NotFound("rmdir", dir);
-  if (!it->second->dir) return Errno("rmdir", dir, "Not a directory", ENOTDIR);
-  if (!it->second->entries.empty()) {
-    return Errno("rmdir", dir, "Directory not empty", ENOTEMPTY);
+  if (it == parent->entries.end()) return NotFound(op, path);
+  if (it->second->dir != dir) {
+    return dir ? Errno(op, path, "Not a directory", ENOTDIR)
+               : Errno(op, path, "Is a directory", EISDIR);
+  }
+  if (dir && !it->second->entries.empty()) {
+    return Errno(op, path, "Directory not empty", ENOTEMPTY);
   }
   parent->entries.erase(it);
   return absl::OkStatus();

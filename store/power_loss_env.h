@@ -119,6 +119,19 @@ class PowerLossEnv final : public Env {
   // The directory holding `path` and the last component's name.
   absl::StatusOr<std::pair<std::shared_ptr<Node>, std::string>> FindParent(
       const std::string& path) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The file `path` names, for `op`: powered, present, not a directory.
+  absl::StatusOr<std::shared_ptr<Node>> FindFile(std::string_view op,
+                                                 const std::string& path) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The file (dir false) or directory `path` names, created if missing:
+  // NewWritableFile and CreateDir.
+  absl::StatusOr<std::shared_ptr<Node>> MakeEntry(std::string_view op,
+                                                  const std::string& path,
+                                                  bool dir)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // DeleteFile (dir false) and DeleteDir (dir true, which must be empty).
+  absl::Status RemoveEntry(std::string_view op, const std::string& path,
+                           bool dir);
   // A handle's check: powered, and opened in this boot.
   absl::Status CheckHandle(std::string_view op, const std::string& path,
                            uint64_t boot) const
