@@ -205,7 +205,8 @@ void DurableCollection::Submit(Op op) {
     } else if (!broken_.ok()) {
       refused = absl::UnavailableError(absl::StrCat(
           "collection '", schema().name,
-          "' refuses writes after a log I/O error it could not roll back (",
+          "' refuses writes after a write-ahead log I/O error it cannot "
+          "recover from while running (",
           broken_.message(), "); restart to recover from disk"));
     } else if (op.type == WalRecordType::kWrite &&
                op.mode == WriteMode::kInsert) {
@@ -322,7 +323,15 @@ void DurableCollection::ReleaseLog() {
   if (absl::Status s = wal_->Release(); !s.ok()) {
     log_(absl::StrCat("collection '", schema().name,
                       "': closing the idle write-ahead log: ", s.message()));
+    NoteBrokenLog();
   }
+}
+
+void DurableCollection::NoteBrokenLog() {
+  const absl::Status broken = wal_->broken();
+  if (broken.ok()) return;
+  std::lock_guard lock(mu_);
+  broken_ = broken;
 }
 
 void DurableCollection::FailGroup(std::deque<Op>& ops,
@@ -331,10 +340,9 @@ void DurableCollection::FailGroup(std::deque<Op>& ops,
       written.code(),
       absl::StrCat("write-ahead log of collection '", schema().name,
                    "': ", written.message(), "; batch not applied"));
-  const absl::Status broken = wal_->broken();
+  NoteBrokenLog();
   {
     std::lock_guard lock(mu_);
-    if (!broken.ok()) broken_ = broken;
     // Batches queued behind the group were validated assuming it applies;
     // fail them too and restart admission from the last applied state.
     for (Op& op : queue_) ops.push_back(std::move(op));
@@ -373,7 +381,7 @@ absl::Status DurableCollection::Checkpoint() {
   // Start a fresh segment so the ones before it can be retired once the
   // checkpoint covers them. If none can be started (logged by the writer),
   // the checkpoint still bounds recovery; a later one retires the segment.
-  wal_->Rotate().IgnoreError();
+  if (!wal_->Rotate().ok()) NoteBrokenLog();
   uint64_t sequence;
   std::shared_ptr<const Snapshot> snapshot;
   {

@@ -37,11 +37,16 @@
 // once that one is durable (per the delete's durability) and visible.
 //
 // A failed append or fsync fails its group and every batch queued behind it
-// (they were validated assuming the group would apply), and the segment is
-// truncated back to the last good record. If even that fails the log is
-// broken: further writes fail with UNAVAILABLE naming the original error
-// until a restart recovers from disk; reads keep working. A log segment
-// that cannot be created only delays rotation (store/wal_writer.h).
+// (they were validated assuming the group would apply); none of them is
+// acknowledged. After a failed write the segment is truncated back to the
+// last good record and writes go on. After a failed fsync (of a group, or
+// of unsynced records before a rotation or an idle release), or a
+// roll-back that failed, the log is broken: further writes fail with
+// UNAVAILABLE naming the original error until a restart recovers from
+// disk; reads and checkpoints keep working. An fsync is never retried
+// ("fsyncgate", store/wal_writer.h): the batches it covered may or may not
+// be there after the restart, each whole. A log segment that cannot be
+// created only delays rotation (store/wal_writer.h).
 //
 // Checkpoint: rotate the log (if that fails, the checkpoint goes ahead and
 // a later one retires the segment), take (applied sequence, snapshot)
@@ -217,6 +222,9 @@ class DurableCollection {
   // Gives back the log's file while idle; a failure is logged (the file
   // then stays open until the next idle spell tries again).
   void ReleaseLog();
+  // Copies a broken log's error (WalWriter::broken()) to broken_, so that
+  // admission refuses further writes.
+  void NoteBrokenLog();
   // After a failed group append: fails `ops` and everything queued behind
   // them, and restarts admission from the applied state.
   void FailGroup(std::deque<Op>& ops, const absl::Status& written);
@@ -248,8 +256,8 @@ class DurableCollection {
   static constexpr size_t kMaxKeptGroupBytes = size_t{64} << 20;
   std::deque<Op> queue_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<uint64_t, OverlayEntry> overlay_ ABSL_GUARDED_BY(mu_);
-  // The log's error after a failed roll-back (WalWriter::broken()), copied
-  // here so admission can refuse without waiting for the log's lock.
+  // The error that broke the log (WalWriter::broken()), copied here so
+  // admission can refuse without waiting for the log's lock.
   absl::Status broken_ ABSL_GUARDED_BY(mu_);
   bool closing_ ABSL_GUARDED_BY(mu_) = false;
   bool dropped_ ABSL_GUARDED_BY(mu_) = false;  // closing_ by CloseForDrop

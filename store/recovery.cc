@@ -15,6 +15,19 @@
 namespace peakknn {
 namespace {
 
+// Cuts a segment to `size` bytes and fsyncs it. The cut must be on disk
+// before the writer starts a segment after this one: a cut that a power
+// loss undoes would bring the torn tail back in a segment that is no longer
+// the last, which the next recovery refuses as corruption.
+absl::Status CutSegment(Env* env, const std::string& path, uint64_t size) {
+  auto file = env->NewAppendableFile(path);
+  if (!file.ok()) return file.status();
+  absl::Status s = (*file)->Truncate(size);
+  if (s.ok()) s = (*file)->Sync();
+  s.Update((*file)->Close());
+  return s;
+}
+
 // One recovery of one directory; see RecoverCollection.
 class Recovery {
  public:
@@ -182,7 +195,7 @@ absl::Status Recovery::ReplaySegment(WalSegment& segment, bool last) {
   const std::string where =
       absl::StrCat(path, " offset ", scan->valid_bytes, ": ", scan->problem);
   if (scan->tail == WalTail::kTorn && last) {
-    if (absl::Status s = env_->TruncateFile(path, scan->valid_bytes); !s.ok()) {
+    if (absl::Status s = CutSegment(env_, path, scan->valid_bytes); !s.ok()) {
       return s;
     }
     out_.report.truncated_bytes += static_cast<int64_t>(cut);
@@ -202,7 +215,7 @@ absl::Status Recovery::ReplaySegment(WalSegment& segment, bool last) {
                      " bytes follow); start with truncate_corrupt_wal "
                      "to cut the log there, losing them"));
   }
-  if (absl::Status s = env_->TruncateFile(path, scan->valid_bytes); !s.ok()) {
+  if (absl::Status s = CutSegment(env_, path, scan->valid_bytes); !s.ok()) {
     return s;
   }
   out_.report.truncated_bytes += static_cast<int64_t>(cut);

@@ -18,6 +18,10 @@
 //   it is logged loudly.
 // - A MANIFEST or checkpoint data file of a format version this build does
 //   not read fails with FAILED_PRECONDITION before anything is changed.
+// - A cut is fsynced before anything else is written. Deleted segments
+//   (later ones after a cut, empty ones) stay deleted through a power loss
+//   once the writer fsyncs the directory as it starts its first segment
+//   (WalWriter::Open).
 // - Empty segments are deleted, so restarts do not pile them up; so are
 //   stale checkpoint data files and temporary files (best effort, logged).
 //

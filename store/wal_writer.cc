@@ -97,11 +97,6 @@ absl::Status WalWriter::Append(std::string_view records, uint64_t last_sequence,
   const uint64_t start = active_->Size();
   absl::Status s;
   if (!records.empty()) s = active_->Append(records);
-  if (s.ok() && sync && (active_unsynced_ || !records.empty())) {
-    const absl::Time sync_start = absl::Now();
-    s = active_->Sync();
-    if (options_.on_fsync) options_.on_fsync(absl::Now() - sync_start);
-  }
   if (!s.ok()) {
     // Cut the failed group off so no later record sits behind it and a
     // restart never replays a batch that was reported failed.
@@ -113,6 +108,12 @@ absl::Status WalWriter::Append(std::string_view records, uint64_t last_sequence,
                        " failed too: ", undo.message()));
     }
     return s;
+  }
+  if (sync && (active_unsynced_ || !records.empty())) {
+    const absl::Time sync_start = absl::Now();
+    s = active_->Sync();
+    if (options_.on_fsync) options_.on_fsync(absl::Now() - sync_start);
+    if (!s.ok()) return BreakOnFailedSync(s);
   }
   WalSegment& segment = segments_.back();
   if (!records.empty()) {
@@ -147,10 +148,20 @@ absl::Status WalWriter::Rotate() {
 absl::Status WalWriter::SyncActiveLocked() {
   // Unsynced records imply an open file (Release syncs before it closes).
   if (!active_unsynced_) return absl::OkStatus();
-  if (absl::Status s = active_->Sync(); !s.ok()) return s;
+  if (absl::Status s = active_->Sync(); !s.ok()) return BreakOnFailedSync(s);
   active_unsynced_ = false;
   RaiseDurable(segments_.back().max_sequence);
   return absl::OkStatus();
+}
+
+absl::Status WalWriter::BreakOnFailedSync(const absl::Status& failed) {
+  broken_ = absl::Status(
+      failed.code(),
+      absl::StrCat(failed.message(),
+                   "; the log's unsynced records may be lost, and no later "
+                   "fsync could tell, so it takes no more writes until a "
+                   "restart recovers from the files"));
+  return failed;
 }
 
 absl::Status WalWriter::RotateLocked() {
@@ -206,7 +217,9 @@ absl::Status WalWriter::RetireSegments(uint64_t checkpoint_sequence) {
 absl::Status WalWriter::Release() {
   std::lock_guard lock(mu_);
   if (active_ == nullptr) return absl::OkStatus();
-  if (absl::Status s = SyncActiveLocked(); !s.ok()) return s;
+  if (broken_.ok()) {
+    if (absl::Status s = SyncActiveLocked(); !s.ok()) return s;
+  }
   absl::Status s = active_->Close();
   active_.reset();
   return s;
@@ -217,7 +230,8 @@ absl::Status WalWriter::Close() {
   if (closed_) return absl::OkStatus();
   closed_ = true;
   if (active_ == nullptr) return absl::OkStatus();
-  absl::Status s = SyncActiveLocked();
+  // A broken log is not synced again (see BreakOnFailedSync).
+  absl::Status s = broken_.ok() ? SyncActiveLocked() : absl::OkStatus();
   s.Update(active_->Close());
   active_.reset();
   return s;

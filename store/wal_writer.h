@@ -2,12 +2,21 @@
 // store/wal_format.h, names store/data_dir.h), the active one last.
 //
 // Append writes a group of records to the active segment with one write
-// and, when asked, one fdatasync. A failed append is cut off again
+// and, when asked, one fdatasync. A failed write is cut off again
 // (truncate to the group's start, then fsync) so that no record follows a
 // failed one and a restart never replays a batch reported failed. If even
 // that fails the writer is broken: the segment's tail is unknown, and every
 // later append fails with that error until a restart recovers from the
 // files.
+//
+// A failed fsync (of a group, or before rotation, Release or Close) breaks
+// the writer at once, with no roll-back and no second fsync ("fsyncgate"):
+// Linux may have dropped the unsynced pages and marks them clean, so a
+// retried fsync succeeds without writing them, and records appended after
+// it would sit behind a hole. The records that fsync covered (the failed
+// group, and earlier groups appended without sync) were never reported
+// durable; after a restart each is there, whole, or not, as after a crash.
+// The durable sequence stays where the last good fsync left it.
 //
 // Rotation starts the next segment: after an append leaves the active one
 // at options.segment_bytes or more, and before a checkpoint (so that the
@@ -95,9 +104,10 @@ class WalWriter {
   // `last_sequence`, and with `sync` fdatasyncs the segment. Empty
   // `records` with `sync` only fsyncs what earlier appends left unsynced.
   // Opens the active segment first if it is released; a failure to do so
-  // fails the append and changes nothing. On failure the segment is rolled
-  // back (see above) and the error returned; broken() then says whether
-  // the roll-back failed too.
+  // fails the append and changes nothing. On a failed write the segment is
+  // rolled back, on a failed fsync the writer breaks (see above); either
+  // way the error is returned, and broken() then says whether the writer
+  // takes further appends.
   absl::Status Append(std::string_view records, uint64_t last_sequence,
                       bool sync);
   // OK, or the error that broke the writer.
@@ -109,10 +119,11 @@ class WalWriter {
   // writer stays released: the new segment is created and closed again.
   absl::Status Rotate();
 
-  // Syncs (if anything is unsynced) and closes the active segment's file,
-  // keeping it active: the next Append reopens it. A no-op when it is
-  // already closed. If the fsync fails the file stays open (its records
-  // still need it) and the error is returned; the next Release tries again.
+  // Syncs (if anything is unsynced and the writer is not broken) and
+  // closes the active segment's file, keeping it active: the next Append
+  // reopens it. A no-op when it is already closed. If the fsync fails the
+  // writer is broken (above), the file stays open and the error is
+  // returned; the next Release closes it without syncing.
   absl::Status Release();
 
   // A checkpoint covering every sequence <= checkpoint_sequence is
@@ -122,7 +133,8 @@ class WalWriter {
   // found (and retired) again by the next recovery.
   absl::Status RetireSegments(uint64_t checkpoint_sequence);
 
-  // Syncs (if anything is unsynced) and closes the active segment for good.
+  // Syncs (if anything is unsynced and the writer is not broken) and
+  // closes the active segment for good.
   // Later appends and rotations fail with FAILED_PRECONDITION.
   absl::Status Close();
   bool closed() const;
@@ -144,6 +156,9 @@ class WalWriter {
   void CloseSynced(WritableFile& file);
   absl::Status RotateLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status SyncActiveLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // After a failed fsync: breaks the writer (see above); returns `failed`.
+  absl::Status BreakOnFailedSync(const absl::Status& failed)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status ClosedError() const;
   void RaiseDurable(uint64_t sequence);
 

@@ -1,11 +1,16 @@
 // The deterministic workload shared by tests/crash_writer.cc (the child that
-// writes and gets killed) and tests/crash_test.cc (the parent that checks).
-// Batch `tag` is a pure function of tag, so the parent knows every batch's
-// contents from its tag alone.
+// writes and gets killed), tests/crash_test.cc (the parent that checks) and
+// tests/power_loss_test.cc. Batch `tag` is a pure function of tag, so a
+// checker knows every batch's contents from its tag alone.
 #pragma once
 
 #include <cstdint>
+#include <map>
+#include <optional>
 #include <random>
+#include <sstream>
+#include <string>
+#include <utility>
 #include <vector>
 
 namespace peakknn::crash {
@@ -53,6 +58,74 @@ inline std::vector<float> VectorOf(uint64_t id, uint64_t tag) {
   std::uniform_real_distribution<float> u(-1, 1);
   for (int d = 2; d < kDim; ++d) v[d] = u(rng);
   return v;
+}
+
+// The tag of the batch that wrote `v` for `id`: v must be exactly
+// VectorOf(id, tag); nullopt when no batch wrote it.
+inline std::optional<uint64_t> TagOf(uint64_t id, const std::vector<float>& v) {
+  if (v.size() != static_cast<size_t>(kDim) || v[0] != static_cast<float>(id) ||
+      v[1] < 0) {
+    return std::nullopt;
+  }
+  const uint64_t tag = static_cast<uint64_t>(v[1]);
+  if (v != VectorOf(id, tag)) return std::nullopt;
+  return tag;
+}
+
+// What a store should hold after some batches: present id -> tag of its
+// vector.
+using Model = std::map<uint64_t, uint64_t>;
+
+inline void ApplyBatch(uint64_t tag, Model* model) {
+  const Batch batch = MakeBatch(tag);
+  for (uint64_t id : batch.ids) {
+    if (batch.kind == Kind::kDelete) {
+      model->erase(id);
+    } else {
+      (*model)[id] = tag;
+    }
+  }
+}
+
+// The first few differences between `want` and `got`, for a failure
+// message.
+inline std::string Describe(const Model& want, const Model& got) {
+  std::ostringstream out;
+  int shown = 0;
+  for (const auto& [id, tag] : want) {
+    auto it = got.find(id);
+    if (it == got.end() && shown++ < 5) out << " id " << id << " missing;";
+    if (it != got.end() && it->second != tag && shown++ < 5) {
+      out << " id " << id << " has tag " << it->second << " want " << tag
+          << ";";
+    }
+  }
+  for (const auto& [id, tag] : got) {
+    if (!want.contains(id) && shown++ < 5) out << " id " << id << " extra;";
+  }
+  return out.str();
+}
+
+// Checks a recovered store `got` against the acknowledged batches `*model`
+// and the batch in flight when the writer died (-1: none): `got` must be
+// exactly the acknowledged batches, or them plus the whole in-flight batch,
+// which *model then takes in. Returns what is wrong, or "".
+inline std::string CheckRecovered(const Model& got, int64_t in_flight,
+                                  Model* model) {
+  if (got == *model) return "";
+  if (in_flight < 0) {
+    return "recovered state differs from the acknowledged batches:" +
+           Describe(*model, got);
+  }
+  Model with = *model;
+  ApplyBatch(static_cast<uint64_t>(in_flight), &with);
+  if (got != with) {
+    return "recovered state is neither the acknowledged batches nor them "
+           "plus whole in-flight batch " +
+           std::to_string(in_flight) + ":" + Describe(with, got);
+  }
+  *model = std::move(with);
+  return "";
 }
 
 }  // namespace peakknn::crash

@@ -63,13 +63,10 @@ int main(int argc, char** argv) {
   if (!rows.ok()) return Fail(std::string(rows.status().message()));
   for (size_t i = 0; i < all.size(); ++i) {
     if (!(*rows)[i]) continue;
-    const std::vector<float>& v = *(*rows)[i];
-    const uint64_t tag = static_cast<uint64_t>(v[1]);
-    if (v[0] != static_cast<float>(all[i]) ||
-        v != crash::VectorOf(all[i], tag)) {
-      Say("BAD " + std::to_string(all[i]));
+    if (const auto tag = crash::TagOf(all[i], *(*rows)[i])) {
+      Say("HAVE " + std::to_string(all[i]) + " " + std::to_string(*tag));
     } else {
-      Say("HAVE " + std::to_string(all[i]) + " " + std::to_string(tag));
+      Say("BAD " + std::to_string(all[i]));
     }
   }
   Say("READY");

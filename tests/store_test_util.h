@@ -1,10 +1,12 @@
-// Test support for the store tests: temporary directories, small schemas
-// and DurableCollection options that keep blocks small and logs quiet.
+// Test support for the store tests: temporary directories, small schemas,
+// DurableCollection options that keep blocks small and logs quiet, and the
+// soak knobs (run counts read from the environment).
 #pragma once
 
 #include <stdlib.h>
 
 #include <cstdint>
+#include <cstdlib>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -20,6 +22,17 @@ inline std::string StoreTempDir(const std::string& prefix) {
   std::string path = "/tmp/peakknn-" + prefix + "-XXXXXX";
   EXPECT_NE(::mkdtemp(path.data()), nullptr);
   return path;
+}
+
+// The positive integer in environment variable `name`, else `fallback`:
+// how the crash and power-loss tests run longer than in CI
+// (tests/README.md).
+inline int64_t CountFromEnv(const char* name, int64_t fallback) {
+  const char* value = std::getenv(name);
+  if (value == nullptr) return fallback;
+  const long long n = std::atoll(value);
+  EXPECT_GT(n, 0) << name << "=" << value << " is not a positive count";
+  return n > 0 ? n : fallback;
 }
 
 // begin, begin + 1, ..., end - 1.
