@@ -51,7 +51,7 @@ class NatsStreamTest : public testing::NatsClusterTest {
   // Fetches until `count` messages came (or 10 s passed).
   std::vector<ConsumedMessage> FetchN(PullConsumer& consumer, int count) {
     std::vector<ConsumedMessage> out;
-    const absl::Time deadline = absl::Now() + absl::Seconds(10);
+    const absl::Time deadline = absl::Now() + absl::Seconds(30);
     while (static_cast<int>(out.size()) < count && absl::Now() < deadline) {
       absl::StatusOr<std::vector<ConsumedMessage>> batch = consumer.Fetch(
           count - static_cast<int>(out.size()), absl::Seconds(1));
@@ -336,9 +336,11 @@ TEST_F(NatsStreamTest, KillingTheStreamLeaderLosesNoAcknowledgedPublish) {
   std::set<uint64_t> sequences(acked.begin() + 1, acked.end());
   EXPECT_EQ(sequences.size(), static_cast<size_t>(kMessages));
   // A new consumer's Raft group forms on the two live servers; the request
-  // may time out while the cluster settles after the loss.
+  // may time out while the cluster settles after the loss, which took over
+  // 20 s in an ASan build on a loaded 2-core machine. The test is about what
+  // the stream holds, not how soon, so it waits generously.
   absl::StatusOr<std::unique_ptr<PullConsumer>> reader;
-  const absl::Time open_deadline = absl::Now() + absl::Seconds(20);
+  const absl::Time open_deadline = absl::Now() + absl::Seconds(90);
   do {
     reader = PullConsumer::Open(*conn_, ConsumerConfig("audit"), 1);
   } while (!reader.ok() && nats::IsTransient(reader.status()) &&
