@@ -68,6 +68,10 @@ ABSL_FLAG(double, drain_seconds, 30,
           "On SIGTERM, how long in-flight requests may take to finish (s)");
 ABSL_FLAG(int64_t, max_insert_streams, 256,
           "Most InsertStream calls open at once; more get RESOURCE_EXHAUSTED");
+ABSL_FLAG(int64_t, max_inflight_bytes, int64_t{1} << 30,
+          "Bytes of requests all calls together may hold at once (unary "
+          "requests and pipelined InsertStream batches, counted twice: wire "
+          "and parsed); beyond: RESOURCE_EXHAUSTED");
 ABSL_FLAG(double, insert_stream_idle_s, 300,
           "Close an InsertStream with every batch acknowledged that received "
           "nothing for this long, with UNAVAILABLE (s); 0 = never");
@@ -125,6 +129,7 @@ constexpr const char* kFlagNames[] = {
     "block_rows",
     "threads",
     "max_insert_streams",
+    "max_inflight_bytes",
     "insert_stream_idle_s",
     "max_streams_per_connection",
     "connection_idle_s",
@@ -218,12 +223,20 @@ absl::Status ValidateConfig(const ServerConfig& c) {
            CheckRange("block_rows", c.block_rows, 16, 1 << 24),
            CheckRange("threads", c.threads, 0, 4096),
            CheckRange("max_insert_streams", c.max_insert_streams, 1, 1 << 20),
+           CheckRange("max_inflight_bytes", c.max_inflight_bytes, 1 << 16,
+                      int64_t{1} << 50),
            CheckRange("max_streams_per_connection",
                       c.max_streams_per_connection, 1, (int64_t{1} << 31) - 1),
            // gRPC's certificate watcher takes whole seconds as unsigned int.
            CheckRange("tls_reload_s", c.tls_reload_s, 1, 86400),
        }) {
     PEAKKNN_RETURN_IF_ERROR(s);
+  }
+  if (c.max_inflight_bytes < 2 * c.max_message_bytes) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--max_inflight_bytes=", c.max_inflight_bytes,
+        ": must be >= 2 x --max_message_bytes=", c.max_message_bytes,
+        " (a request of the largest size, wire and parsed, must fit)"));
   }
   if (c.max_queue < c.max_queries_per_request) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -299,6 +312,7 @@ absl::StatusOr<ServerConfig> LoadConfig(int argc, char** argv) {
   c.block_rows = absl::GetFlag(FLAGS_block_rows);
   c.threads = absl::GetFlag(FLAGS_threads);
   c.max_insert_streams = absl::GetFlag(FLAGS_max_insert_streams);
+  c.max_inflight_bytes = absl::GetFlag(FLAGS_max_inflight_bytes);
   c.insert_stream_idle_s = absl::GetFlag(FLAGS_insert_stream_idle_s);
   c.max_streams_per_connection =
       absl::GetFlag(FLAGS_max_streams_per_connection);

@@ -61,6 +61,9 @@ struct ServerConfig {
   // with nothing in flight that received nothing for insert_stream_idle_s
   // is closed (server/insert_stream_registry.h). 0 s: no timeout.
   int64_t max_insert_streams = 256;
+  // Bytes of requests all calls together may hold at once
+  // (server/inflight_budget.h); beyond: RESOURCE_EXHAUSTED.
+  int64_t max_inflight_bytes = int64_t{1} << 30;
   double insert_stream_idle_s = 300;
   int64_t max_streams_per_connection = 1024;
   double connection_idle_s = 3600;

@@ -44,9 +44,12 @@ class InsertStreamReactor final
   static constexpr size_t kMaxPipelined = 64;
   static constexpr int64_t kMaxPipelinedBytes = int64_t{64} << 20;
 
-  InsertStreamReactor(const absl::Status& authorized, WriteAdmission* admission,
-                      Metrics* metrics, InsertStreamRegistry* streams)
-      : admission_(admission), metrics_(metrics), streams_(streams) {
+  InsertStreamReactor(const absl::Status& authorized,
+                      const InsertStreamServices& services)
+      : admission_(services.admission),
+        metrics_(services.metrics),
+        streams_(services.streams),
+        budget_(services.budget) {
     const absl::Status admitted =
         authorized.ok() ? streams_->Add(this) : authorized;
     if (!admitted.ok()) {
@@ -75,15 +78,21 @@ class InsertStreamReactor final
         return;
       }
     }
-    // A message that does not parse is acked with its error, like any
-    // failed batch, and the stream goes on.
-    const absl::Status parsed = ParseMessage(received_, request_.get());
+    // A message that does not fit the in-flight budget or does not parse
+    // is acked with its error, like any failed batch, and the stream goes
+    // on. The reservation (wire bytes and the parsed request) lasts until
+    // the batch's ack is sent.
+    absl::StatusOr<InflightBytes> held = budget_->Reserve(
+        2 * static_cast<int64_t>(received_.Length()), "InsertStream batch");
+    const absl::Status parsed =
+        held.ok() ? ParseMessage(received_, request_.get()) : held.status();
     received_.Clear();
     bool submitter = false;
     {
       std::unique_lock<std::mutex> lock(mu_);
       Slot* slot = &slots_.emplace_back();
       if (parsed.ok()) {
+        slot->held = *std::move(held);
         slot->ack.set_batch_tag(request_->batch_tag());
         slot->bytes = static_cast<int64_t>(request_->ids_size()) * 8 +
                       static_cast<int64_t>(request_->vectors_size()) * 4;
@@ -134,6 +143,7 @@ class InsertStreamReactor final
  private:
   struct Slot {
     v1::InsertAck ack;
+    InflightBytes held;  // released when the slot is (its ack is sent)
     int64_t bytes = 0;   // payload, counted in pipelined_bytes_
     bool ready = false;  // outcome known
   };
@@ -255,6 +265,7 @@ class InsertStreamReactor final
   WriteAdmission* const admission_;
   Metrics* const metrics_;
   InsertStreamRegistry* const streams_;
+  InflightBudget* const budget_;
   bool registered_ = false;  // in streams_; set before the first read
   const absl::Time start_ = absl::Now();
   std::string collection_;  // set by the first batch that names one; only
@@ -287,9 +298,8 @@ class InsertStreamReactor final
 
 grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>*
 NewInsertStreamReactor(const absl::Status& authorized,
-                       WriteAdmission* admission, Metrics* metrics,
-                       InsertStreamRegistry* streams) {
-  return new InsertStreamReactor(authorized, admission, metrics, streams);
+                       const InsertStreamServices& services) {
+  return new InsertStreamReactor(authorized, services);
 }
 
 }  // namespace peakknn::server

@@ -23,21 +23,30 @@
 #include "grpcpp/support/byte_buffer.h"
 #include "grpcpp/support/server_callback.h"
 #include "peakknn/v1/vector_search.pb.h"
+#include "server/inflight_budget.h"
 #include "server/insert_stream_registry.h"
 #include "server/metrics.h"
 #include "server/write_admission.h"
 
 namespace peakknn::server {
 
+// What an InsertStream uses of the server; each must outlive the call.
+struct InsertStreamServices {
+  WriteAdmission* admission;
+  Metrics* metrics;
+  InsertStreamRegistry* streams;
+  InflightBudget* budget;  // each pipelined batch reserves its bytes here
+};
+
 // The reactor of one InsertStream call, on wire bytes (unary_call.h says
 // why the server parses itself); it deletes itself when the call is done.
 // `authorized` is the caller's authorization (authorizer.h): a refused
 // call is finished with it at once, before it takes a place among
-// --max_insert_streams. `admission`, `metrics` and `streams` must outlive
-// the call.
+// --max_insert_streams. A batch that does not fit --max_inflight_bytes is
+// acked with RESOURCE_EXHAUSTED (batch_tag 0: it is refused unread) and the
+// stream goes on.
 grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>*
 NewInsertStreamReactor(const absl::Status& authorized,
-                       WriteAdmission* admission, Metrics* metrics,
-                       InsertStreamRegistry* streams);
+                       const InsertStreamServices& services);
 
 }  // namespace peakknn::server

@@ -78,6 +78,13 @@ Metrics::Metrics()
                     "workspaces (0 for the CPU backend)")
               .Register(*registry_)
               .Add({})),
+      inflight_bytes_(
+          BuildGauge()
+              .Name("peakknn_inflight_bytes")
+              .Help("Bytes of requests held by calls in flight, counted "
+                    "against --max_inflight_bytes")
+              .Register(*registry_)
+              .Add({})),
       searched_queries_(BuildCounter()
                             .Name("peakknn_search_queries_total")
                             .Help("Query vectors searched")
@@ -146,6 +153,10 @@ void Metrics::SetBackend(const std::string& name) {
       .Register(*registry_)
       .Add({{"backend", name}})
       .Set(1);
+}
+
+void Metrics::AddInflightBytes(int64_t delta) {
+  inflight_bytes_.Increment(static_cast<double>(delta));
 }
 
 void Metrics::WatchBackendDeviceMemory(std::function<int64_t()> bytes) {

@@ -49,6 +49,10 @@ class Metrics : public BatcherObserver {
   // called without any lock held. nullptr stops reading (the gauge keeps its
   // value).
   void WatchBackendDeviceMemory(std::function<int64_t()> bytes);
+  // peakknn_inflight_bytes: request bytes held by calls in flight
+  // (server/inflight_budget.h); `delta` is + on a reservation, - on its
+  // release.
+  void AddInflightBytes(int64_t delta);
   // Reads the watched device memory now (after writes: row mirrors grow as
   // rows reach the device).
   void RefreshBackendDeviceMemory();
@@ -99,6 +103,7 @@ class Metrics : public BatcherObserver {
   prometheus::Counter& engine_flops_total_;
   prometheus::Gauge& engine_flops_per_second_;
   prometheus::Gauge& backend_device_memory_bytes_;
+  prometheus::Gauge& inflight_bytes_;
   prometheus::Counter& searched_queries_;
   prometheus::Histogram& wal_fsync_seconds_;
   prometheus::Histogram& checkpoint_seconds_;

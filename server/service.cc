@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "base/status_macros.h"
+#include "base/string_view.h"
 #include "engine/recall_calculator.h"
 #include "engine/vector_checks.h"
 #include "server/convert.h"
@@ -47,6 +48,8 @@ VectorSearchService::VectorSearchService(const ServerConfig& config,
       core_(core),
       metrics_(metrics),
       authorizer_(authorizer),
+      inflight_(config.max_inflight_bytes,
+                [metrics](int64_t delta) { metrics->AddInflightBytes(delta); }),
       writes_(core, limits_, config.durability, metrics),
       batchers_(BatcherOptions(config), metrics),
       streams_(InsertStreamRegistry::Options{
@@ -82,7 +85,7 @@ grpc::ServerUnaryReactor* VectorSearchService::Start(
   const absl::Time start = absl::Now();
   auto* call = new UnaryCall<Request, Response>(request, response);
   absl::Status admitted = Authorize(ctx, method);
-  if (admitted.ok()) admitted = call->parsed();
+  if (admitted.ok()) admitted = call->Admit(&inflight_, SV(method));
   if (admitted.ok()) {
     serve(call, start);
   } else {
@@ -247,8 +250,11 @@ grpc::ServerUnaryReactor* VectorSearchService::Search(
 
 grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>*
 VectorSearchService::InsertStream(grpc::CallbackServerContext* ctx) {
-  return NewInsertStreamReactor(Authorize(ctx, "InsertStream"), &writes_,
-                                metrics_, &streams_);
+  return NewInsertStreamReactor(Authorize(ctx, "InsertStream"),
+                                {.admission = &writes_,
+                                 .metrics = metrics_,
+                                 .streams = &streams_,
+                                 .budget = &inflight_});
 }
 
 // Unary writes complete asynchronously: the handler admits the batch and

@@ -26,6 +26,7 @@
 #include "server/authorizer.h"
 #include "server/batcher_registry.h"
 #include "server/config.h"
+#include "server/inflight_budget.h"
 #include "server/insert_stream_registry.h"
 #include "server/metrics.h"
 #include "server/request_limits.h"
@@ -149,6 +150,8 @@ class VectorSearchService final : public RawVectorSearchService {
   const Authorizer* const authorizer_;  // null: no authentication
   const absl::Time started_ = absl::Now();
 
+  // Every call's request bytes (unary_call.h, insert_stream.h).
+  InflightBudget inflight_;
   WriteAdmission writes_;
   BatcherRegistry batchers_;
   InsertStreamRegistry streams_;

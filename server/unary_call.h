@@ -15,24 +15,36 @@
 // vectors in place for an asynchronous write.
 #pragma once
 
+#include <cstdint>
+#include <string_view>
+
 #include "absl/status/status.h"
+#include "base/status_macros.h"
 #include "grpcpp/support/byte_buffer.h"
 #include "grpcpp/support/server_callback.h"
 #include "server/convert.h"
+#include "server/inflight_budget.h"
 
 namespace peakknn::server {
 
 template <typename Request, typename Response>
 class UnaryCall final : public grpc::ServerUnaryReactor {
  public:
-  // Parses `raw_request` (see parsed()); the response is serialized into
-  // `raw_response` by Finish. Both are gRPC's, valid until OnDone.
+  // The response is serialized into `raw_response` by Finish. Both are
+  // gRPC's, valid until OnDone.
   UnaryCall(const grpc::ByteBuffer* raw_request, grpc::ByteBuffer* raw_response)
-      : raw_response_(raw_response),
-        parsed_(ParseMessage(*raw_request, &request_)) {}
+      : raw_request_(raw_request), raw_response_(raw_response) {}
 
-  // OK, or INVALID_ARGUMENT saying the bytes are not a Request.
-  const absl::Status& parsed() const { return parsed_; }
+  // Reserves the request's memory (its wire bytes and the parsed message)
+  // from `budget` until the call ends, then parses it: OK,
+  // RESOURCE_EXHAUSTED (nothing parsed), or INVALID_ARGUMENT saying the
+  // bytes are not a Request. Call once, before request().
+  absl::Status Admit(InflightBudget* budget, std::string_view method) {
+    PEAKKNN_ASSIGN_OR_RETURN(
+        held_, budget->Reserve(2 * static_cast<int64_t>(raw_request_->Length()),
+                               method));
+    return ParseMessage(*raw_request_, &request_);
+  }
   const Request* request() const { return &request_; }
   Response* response() { return &response_; }
 
@@ -46,10 +58,11 @@ class UnaryCall final : public grpc::ServerUnaryReactor {
   void OnDone() override { delete this; }
 
  private:
+  const grpc::ByteBuffer* const raw_request_;
   grpc::ByteBuffer* const raw_response_;
+  InflightBytes held_;  // the request's share of --max_inflight_bytes
   Request request_;
   Response response_;
-  const absl::Status parsed_;  // after request_, which it parses into
 };
 
 }  // namespace peakknn::server

@@ -195,11 +195,106 @@ TEST_F(StreamLimitsTest, AnIdleConnectionIsClosedByTheServer) {
   EXPECT_EQ(LiveRows(), 0);  // and the next call reconnects
 }
 
+// --max_inflight_bytes: a Search held in the batcher (a 3 s batching delay)
+// keeps its request's bytes reserved, so a write that does not fit beside
+// it is refused, unary or streamed, and everything fits again once the
+// search is answered. peakknn_inflight_bytes shows the reservations.
+TEST_F(StreamLimitsTest, RequestsBeyondTheInflightBudgetAreRefused) {
+  ASSERT_NO_FATAL_FAILURE(
+      Start({"--max_message_bytes=1048576", "--max_inflight_bytes=2097152",
+             "--max_delay_us=3000000", "--max_batch=4096"}));
+  constexpr int kBigDim = 128;
+  {
+    grpc::ClientContext ctx;
+    v1::CreateCollectionRequest create;
+    create.mutable_schema()->set_name("big");
+    create.mutable_schema()->set_dim(kBigDim);
+    create.mutable_schema()->set_metric(v1::METRIC_L2);
+    v1::CreateCollectionResponse created;
+    ASSERT_TRUE(stub_->CreateCollection(&ctx, create, &created).ok());
+  }
+  // 1500 rows: 768 KB on the wire, 1.5 MB reserved.
+  auto upsert = [&](uint64_t first_id) {
+    v1::UpsertRequest request;
+    request.set_collection("big");
+    for (uint64_t i = 0; i < 1500; ++i) request.add_ids(first_id + i);
+    for (int i = 0; i < 1500 * kBigDim; ++i) request.add_vectors(0.5f);
+    grpc::ClientContext ctx;
+    v1::UpsertResponse response;
+    return stub_->Upsert(&ctx, request, &response);
+  };
+  ASSERT_TRUE(upsert(0).ok());
+  auto inflight_bytes = [&]() -> double {
+    absl::StatusOr<std::string> page =
+        peakknn::testing::HttpGet(server_->metrics_port, "/metrics");
+    if (!page.ok()) return -1;
+    const size_t at = page->find("\npeakknn_inflight_bytes ");
+    if (at == std::string::npos) return -1;
+    return std::stod(page->substr(at + 24));
+  };
+  auto held_search = [&] {
+    // 1000 queries: 512 KB on the wire, 1 MB reserved while queued.
+    v1::SearchRequest request;
+    request.set_collection("big");
+    request.set_k(1);
+    for (int i = 0; i < 1000 * kBigDim; ++i) request.add_queries(0.5f);
+    grpc::ClientContext ctx;
+    v1::SearchResponse response;
+    grpc::Status status = stub_->Search(&ctx, request, &response);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+  };
+  auto wait_for_inflight = [&](auto done) {
+    for (int i = 0; i < 200 && !done(inflight_bytes()); ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(25));
+    }
+    return done(inflight_bytes());
+  };
+
+  std::thread search(held_search);
+  ASSERT_TRUE(wait_for_inflight([](double b) { return b > 1e6; }));
+  grpc::Status refused = upsert(10'000);
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_THAT(refused.error_message(),
+              HasSubstr("--max_inflight_bytes=2097152"));
+  search.join();
+  // The server releases a call's bytes when gRPC ends the call, just after
+  // the client has its answer.
+  EXPECT_TRUE(wait_for_inflight([](double b) { return b == 0; }));
+  grpc::Status retried = upsert(10'000);
+  EXPECT_TRUE(retried.ok()) << retried.error_message();
+  EXPECT_TRUE(wait_for_inflight([](double b) { return b == 0; }));
+
+  // A streamed batch that does not fit is acked with the error, unread, and
+  // the stream goes on.
+  std::thread search2(held_search);
+  ASSERT_TRUE(wait_for_inflight([](double b) { return b > 1e6; }));
+  grpc::ClientContext ctx;
+  std::unique_ptr<Stream> stream = stub_->InsertStream(&ctx);
+  v1::InsertRequest big;
+  big.set_collection("big");
+  for (uint64_t i = 0; i < 1500; ++i) big.add_ids(20'000 + i);
+  for (int i = 0; i < 1500 * kBigDim; ++i) big.add_vectors(0.5f);
+  ASSERT_TRUE(stream->Write(big));
+  v1::InsertAck ack;
+  ASSERT_TRUE(stream->Read(&ack));
+  EXPECT_EQ(ack.code(), static_cast<int>(grpc::StatusCode::RESOURCE_EXHAUSTED));
+  EXPECT_THAT(ack.error(), HasSubstr("--max_inflight_bytes"));
+  search2.join();
+  EXPECT_TRUE(wait_for_inflight([](double b) { return b == 0; }));
+  ASSERT_TRUE(stream->Write(big));
+  ASSERT_TRUE(stream->Read(&ack));
+  EXPECT_EQ(ack.code(), 0) << ack.error();
+  stream->WritesDone();
+  EXPECT_TRUE(stream->Finish().ok());
+  EXPECT_TRUE(wait_for_inflight([](double b) { return b == 0; }));
+}
+
 TEST(StreamLimitsStartupTest, BadLimitsExitTwoNamingTheFlag) {
   for (const std::string& flag : {std::string("--max_insert_streams=0"),
                                   std::string("--insert_stream_idle_s=-1"),
                                   std::string("--max_streams_per_connection=0"),
-                                  std::string("--connection_idle_s=1e12")}) {
+                                  std::string("--connection_idle_s=1e12"),
+                                  std::string("--max_inflight_bytes=65536")}) {
     auto bad = ServerProcess::Start({flag});
     ASSERT_FALSE(bad.ok()) << flag;
     EXPECT_THAT(std::string(bad.status().message()),
