@@ -32,13 +32,28 @@ absl::StatusOr<std::unique_ptr<NatsTestCluster>> NatsTestCluster::Start(
   if (ServerBinary().empty()) {
     return absl::FailedPreconditionError("nats-server is not installed");
   }
-  std::unique_ptr<NatsTestCluster> cluster(new NatsTestCluster());
-  cluster->dir_ = MakeTempDir("peakknn-nats");
-  if (cluster->dir_.empty()) {
+  // FreePort's ports are free only "a moment ago": another test running in
+  // parallel can take one before nats-server binds it, and that node then
+  // exits ("address already in use"). Such a start is retried on fresh
+  // ports; any other failure is returned as it is.
+  constexpr int kAttempts = 4;
+  absl::Status last;
+  for (int attempt = 0; attempt < kAttempts; ++attempt) {
+    std::unique_ptr<NatsTestCluster> cluster(new NatsTestCluster());
+    last = cluster->TryStart(size);
+    if (last.ok()) return cluster;
+    if (!cluster->AnyNodeLostItsPort()) return last;
+  }
+  return last;
+}
+
+absl::Status NatsTestCluster::TryStart(int size) {
+  dir_ = MakeTempDir("peakknn-nats");
+  if (dir_.empty()) {
     return absl::InternalError("cannot make a temporary directory");
   }
-  cluster->nodes_.resize(size);
-  for (Node& node : cluster->nodes_) {
+  nodes_.resize(size);
+  for (Node& node : nodes_) {
     for (int* port :
          {&node.client_port, &node.cluster_port, &node.monitor_port}) {
       absl::StatusOr<int> free = FreePort();
@@ -47,12 +62,16 @@ absl::StatusOr<std::unique_ptr<NatsTestCluster>> NatsTestCluster::Start(
     }
   }
   for (int i = 0; i < size; ++i) {
-    if (absl::Status s = cluster->Spawn(i); !s.ok()) return s;
+    if (absl::Status s = Spawn(i); !s.ok()) return s;
   }
-  if (absl::Status s = cluster->WaitForMetaLeader(absl::Seconds(30)); !s.ok()) {
-    return s;
+  return WaitForMetaLeader(absl::Seconds(30));
+}
+
+bool NatsTestCluster::AnyNodeLostItsPort() const {
+  for (int i = 0; i < size(); ++i) {
+    if (absl::StrContains(Log(i), "address already in use")) return true;
   }
-  return cluster;
+  return false;
 }
 
 NatsTestCluster::~NatsTestCluster() {
@@ -125,6 +144,9 @@ absl::Status NatsTestCluster::WaitForMetaLeader(absl::Duration timeout) {
       last = jsz.ok() ? *jsz : std::string(jsz.status().message());
     }
     if (all) return absl::OkStatus();
+    if (AnyNodeLostItsPort()) {
+      return absl::UnavailableError("a nats-server could not bind its port");
+    }
     absl::SleepFor(absl::Milliseconds(100));
   }
   return absl::DeadlineExceededError(absl::StrCat(

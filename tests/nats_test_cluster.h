@@ -46,6 +46,10 @@ class NatsTestCluster {
     ChildProcess process;
   };
   NatsTestCluster() = default;
+  // One try at Start on freshly picked ports.
+  absl::Status TryStart(int size);
+  // Whether a node failed to bind one of its ports (it then exits).
+  bool AnyNodeLostItsPort() const;
   absl::Status Spawn(int node);
   // Waits until every running server reports a JetStream meta leader.
   absl::Status WaitForMetaLeader(absl::Duration timeout);
