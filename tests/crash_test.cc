@@ -3,7 +3,11 @@
 // moments, again and again on the same directory. After every restart the
 // recovered rows must equal exactly the acknowledged batches, plus possibly
 // the one batch that was in flight, applied whole: acknowledged ids present
-// with their exact vectors, deleted ids gone, no batch half applied.
+// with their exact vectors, deleted ids gone, no batch half applied. The
+// child reports what it recovered as a digest (tests/crash_workload.h), so a
+// cycle's check costs one line however large the store has grown; when the
+// digest differs, the child is run once more to list every row and the
+// failure names the ids that differ.
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -26,11 +30,13 @@ namespace peakknn {
 namespace {
 
 using crash::ApplyBatch;
+using crash::Digest;
 using crash::Model;
 
 class Child {
  public:
-  Child(const std::string& dir, uint64_t start_tag) {
+  // `dump`: the child lists what it recovered and exits (crash_writer.cc).
+  Child(const std::string& dir, uint64_t start_tag, bool dump = false) {
     int fds[2];
     EXPECT_EQ(::pipe(fds), 0);
     pid_ = ::fork();
@@ -39,8 +45,9 @@ class Child {
       ::close(fds[0]);
       ::close(fds[1]);
       const std::string tag = std::to_string(start_tag);
+      const char* mode = dump ? "dump" : nullptr;  // nullptr ends the list
       ::execl(CRASH_WRITER_PATH, CRASH_WRITER_PATH, dir.c_str(), tag.c_str(),
-              static_cast<char*>(nullptr));
+              mode, static_cast<char*>(nullptr));
       std::_Exit(127);
     }
     ::close(fds[1]);
@@ -86,6 +93,41 @@ class Child {
   std::string buffer_;
 };
 
+// Applies batch `tag` to the model and keeps its digest in step.
+void Apply(uint64_t tag, Model* model, Digest* digest) {
+  *digest = crash::DigestWithBatch(*model, *digest, tag);
+  ApplyBatch(tag, model);
+}
+
+// What the child recovered (`got`) must be the acknowledged batches, or them
+// plus the whole in-flight batch (-1: none), which the model then takes in.
+// On a mismatch, lists the store's rows through a dump child (started at
+// `start_tag`, as the writer was) to name the ids that differ. Returns what
+// is wrong, or "".
+std::string CheckRecovered(const std::string& dir, uint64_t start_tag,
+                           const Digest& got, int64_t in_flight, Model* model,
+                           Digest* digest) {
+  if (got == *digest) return "";
+  if (in_flight >= 0 &&
+      got == crash::DigestWithBatch(*model, *digest, in_flight)) {
+    Apply(static_cast<uint64_t>(in_flight), model, digest);
+    return "";
+  }
+  Child child(dir, start_tag, /*dump=*/true);
+  Model rows;
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (auto line = child.ReadLine(deadline)) {
+    std::istringstream in(*line);
+    std::string word;
+    uint64_t id, tag;
+    if (in >> word >> id >> tag && word == "HAVE") rows[id] = tag;
+  }
+  const std::string wrong = crash::CheckRecovered(rows, in_flight, model);
+  return "recovered digest (" + std::to_string(got.rows) + " rows) differs: " +
+         (wrong.empty() ? "yet the rows listed again match" : wrong);
+}
+
 TEST(CrashTest, AcknowledgedWritesSurviveRepeatedSigkill) {
   char tmpl[] = "/tmp/peakknn-crash-XXXXXX";
   ASSERT_NE(::mkdtemp(tmpl), nullptr);
@@ -96,6 +138,7 @@ TEST(CrashTest, AcknowledgedWritesSurviveRepeatedSigkill) {
   std::uniform_int_distribution<int> run_ms(20, 400);
 
   Model model;
+  Digest digest;           // of `model`
   int64_t in_flight = -1;  // tag with BEGIN seen and no ACK, or -1
   uint64_t next_tag = 0;
   int64_t acked_total = 0;
@@ -106,9 +149,9 @@ TEST(CrashTest, AcknowledgedWritesSurviveRepeatedSigkill) {
     if (in_flight >= 0) next_tag = in_flight + 1;
     Child child(dir, next_tag);
     const auto start = std::chrono::steady_clock::now();
-    Model recovered;
+    std::optional<Digest> recovered;
     bool ready = false;
-    while (auto line = child.ReadLine(start + std::chrono::seconds(20))) {
+    while (auto line = child.ReadLine(start + std::chrono::seconds(60))) {
       std::istringstream in(*line);
       std::string word;
       in >> word;
@@ -116,14 +159,13 @@ TEST(CrashTest, AcknowledgedWritesSurviveRepeatedSigkill) {
         ready = true;
         break;
       }
-      ASSERT_EQ(word, "HAVE") << *line;
-      uint64_t id, tag;
-      in >> id >> tag;
-      recovered[id] = tag;
+      ASSERT_EQ(word, "DIGEST") << "child: " << *line;
+      recovered.emplace();
+      in >> recovered->rows >> recovered->sum;
     }
-    ASSERT_TRUE(ready) << "child did not recover within 20 s";
+    ASSERT_TRUE(ready && recovered) << "child did not recover within 60 s";
     const std::string wrong =
-        crash::CheckRecovered(recovered, in_flight, &model);
+        CheckRecovered(dir, next_tag, *recovered, in_flight, &model, &digest);
     ASSERT_TRUE(wrong.empty()) << wrong;
     in_flight = -1;
 
@@ -138,7 +180,7 @@ TEST(CrashTest, AcknowledgedWritesSurviveRepeatedSigkill) {
         in_flight = static_cast<int64_t>(tag);
       } else if (word == "ACK") {
         ASSERT_EQ(in_flight, static_cast<int64_t>(tag)) << *line;
-        ApplyBatch(tag, &model);
+        Apply(tag, &model, &digest);
         in_flight = -1;
         next_tag = tag + 1;
         ++acked_total;
@@ -156,7 +198,7 @@ TEST(CrashTest, AcknowledgedWritesSurviveRepeatedSigkill) {
       in >> word >> tag;
       if (word == "BEGIN") in_flight = static_cast<int64_t>(tag);
       if (word == "ACK" && in_flight == static_cast<int64_t>(tag)) {
-        ApplyBatch(tag, &model);
+        Apply(tag, &model, &digest);
         in_flight = -1;
         next_tag = tag + 1;
         ++acked_total;

@@ -1,14 +1,19 @@
 // Child process of tests/crash_test.cc: opens the store in argv[1], reports
 // what it recovered, then streams the batches of tests/crash_workload.h from
-// tag argv[2] on, printing each acknowledgement, until it is killed.
+// tag argv[2] on, printing each acknowledgement, until it is killed. With a
+// third argument "dump" it reports every recovered row and exits instead
+// (the parent's diagnosis when a digest differs).
 //
 // Output lines (each written with one write(2), so a kill never splits one):
-//   HAVE <id> <tag>   a recovered row whose vector is exactly VectorOf(id, tag)
-//   BAD <id> ...      a recovered row whose vector is not what any batch wrote
+//   BAD <id>              a recovered row whose vector is not what any batch
+//                         wrote
+//   DIGEST <rows> <sum>   crash::Digest of the recovered rows
+//   HAVE <id> <tag>       (dump only) a recovered row, vector exactly
+//                         VectorOf(id, tag)
 //   READY
-//   BEGIN <tag>       batch submitted
-//   ACK <tag> <seq>   batch acknowledged (fsynced and visible)
-//   ERR ...           anything else; exit status 1
+//   BEGIN <tag>           batch submitted
+//   ACK <tag> <seq>       batch acknowledged (fsynced and visible)
+//   ERR ...               anything else; exit status 1
 #include <unistd.h>
 
 #include <cstdio>
@@ -34,7 +39,10 @@ int Fail(const std::string& what) {
 
 int main(int argc, char** argv) {
   using namespace peakknn;
-  if (argc != 3) return Fail("usage: crash_writer DIR START_TAG");
+  const bool dump = argc == 4 && std::string(argv[3]) == "dump";
+  if (argc != 3 && !dump) {
+    return Fail("usage: crash_writer DIR START_TAG [dump]");
+  }
   const uint64_t start_tag = std::strtoull(argv[2], nullptr, 10);
   ManagerOptions options;
   options.data_dir = argv[1];
@@ -61,15 +69,22 @@ int main(int argc, char** argv) {
   for (size_t i = 0; i < all.size(); ++i) all[i] = i;
   auto rows = store.Get("crash", all);
   if (!rows.ok()) return Fail(std::string(rows.status().message()));
+  crash::Digest digest;
   for (size_t i = 0; i < all.size(); ++i) {
     if (!(*rows)[i]) continue;
     if (const auto tag = crash::TagOf(all[i], *(*rows)[i])) {
-      Say("HAVE " + std::to_string(all[i]) + " " + std::to_string(*tag));
+      crash::AddToDigest(all[i], *tag, &digest);
+      if (dump) {
+        Say("HAVE " + std::to_string(all[i]) + " " + std::to_string(*tag));
+      }
     } else {
       Say("BAD " + std::to_string(all[i]));
     }
   }
+  Say("DIGEST " + std::to_string(digest.rows) + " " +
+      std::to_string(digest.sum));
   Say("READY");
+  if (dump) return 0;
   for (uint64_t tag = start_tag;; ++tag) {
     const crash::Batch batch = crash::MakeBatch(tag);
     Say("BEGIN " + std::to_string(tag));
