@@ -71,7 +71,8 @@ ABSL_FLAG(int64_t, max_insert_streams, 256,
 ABSL_FLAG(int64_t, max_inflight_bytes, int64_t{1} << 30,
           "Bytes of requests all calls together may hold at once (unary "
           "requests and pipelined InsertStream batches, counted twice: wire "
-          "and parsed); beyond: RESOURCE_EXHAUSTED");
+          "and parsed); beyond: RESOURCE_EXHAUSTED. Also bounds gRPC's "
+          "transport buffers (its resource quota)");
 ABSL_FLAG(double, insert_stream_idle_s, 300,
           "Close an InsertStream with every batch acknowledged that received "
           "nothing for this long, with UNAVAILABLE (s); 0 = never");

@@ -235,6 +235,14 @@ int Run(int argc, char** argv) {
   int port = 0;
   builder.AddListeningPort(config->listen, *credentials, &port);
   builder.RegisterService(&service);
+  // gRPC's transport buffers (received bytes not yet read by a call,
+  // flow-control windows that BDP probing grows) are not in the in-flight
+  // budget; without a quota, clients that send and never read their acks
+  // grew the server to 14x the budget. Under pressure gRPC shrinks its
+  // windows, so senders slow down rather than the server growing.
+  grpc::ResourceQuota quota("peakknn-transport");
+  quota.Resize(static_cast<size_t>(config->max_inflight_bytes));
+  builder.SetResourceQuota(quota);
   builder.SetMaxReceiveMessageSize(static_cast<int>(config->max_message_bytes));
   builder.SetMaxSendMessageSize(static_cast<int>(config->max_message_bytes));
   builder.AddChannelArgument(

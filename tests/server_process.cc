@@ -18,8 +18,10 @@
 #include <sstream>
 #include <thread>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 
 extern char** environ;
 
@@ -203,6 +205,23 @@ std::vector<float> RandomVectors(int64_t n, int dim, uint64_t seed) {
   std::vector<float> v(static_cast<size_t>(n * dim));
   for (float& x : v) x = normal(rng);
   return v;
+}
+
+int64_t ProcessMemoryKb(pid_t pid, const std::string& field) {
+  std::ifstream in(absl::StrCat("/proc/", pid, "/status"));
+  std::string line;
+  while (std::getline(in, line)) {
+    // "VmRSS:\t  123456 kB"
+    if (line.starts_with(field + ":")) {
+      int64_t kb = -1;
+      return absl::SimpleAtoi(absl::StripAsciiWhitespace(absl::StripSuffix(
+                                  line.substr(field.size() + 1), "kB")),
+                              &kb)
+                 ? kb
+                 : -1;
+    }
+  }
+  return -1;
 }
 
 absl::StatusOr<int> FreePort() {

@@ -4,6 +4,7 @@
 
 #include <sys/types.h>
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -66,6 +67,10 @@ struct ServerProcess {
       const std::vector<std::string>& env = {}, const std::string& dir = "",
       const std::vector<std::string>& launcher = {});
 };
+
+// A memory figure of process `pid` from /proc/<pid>/status, in KiB: `field`
+// "VmRSS" (resident now) or "VmHWM" (peak resident); -1 if unreadable.
+int64_t ProcessMemoryKb(pid_t pid, const std::string& field);
 
 // A fresh directory under $TEST_TMPDIR or /tmp.
 std::string MakeTempDir(const std::string& prefix);

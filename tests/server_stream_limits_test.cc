@@ -3,6 +3,7 @@
 // idle-connection limits (server/insert_stream_registry.h, server/main.cc).
 #include <signal.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <memory>
@@ -35,13 +36,36 @@ class StreamLimitsTest : public ::testing::Test {
     server_ = std::make_unique<ServerProcess>(std::move(*server));
     channel_ = NewChannel();
     stub_ = v1::VectorSearch::NewStub(channel_);
+    ASSERT_NO_FATAL_FAILURE(CreateCollection("c", 2));
+  }
+
+  void CreateCollection(const std::string& name, int dim) {
     grpc::ClientContext ctx;
     v1::CreateCollectionRequest create;
-    create.mutable_schema()->set_name("c");
-    create.mutable_schema()->set_dim(2);
+    create.mutable_schema()->set_name(name);
+    create.mutable_schema()->set_dim(dim);
     create.mutable_schema()->set_metric(v1::METRIC_L2);
     v1::CreateCollectionResponse created;
     ASSERT_TRUE(stub_->CreateCollection(&ctx, create, &created).ok());
+  }
+
+  // The server's peakknn_inflight_bytes gauge, or -1 when unreadable.
+  double InflightBytes() const {
+    absl::StatusOr<std::string> page =
+        peakknn::testing::HttpGet(server_->metrics_port, "/metrics");
+    if (!page.ok()) return -1;
+    const size_t at = page->find("\npeakknn_inflight_bytes ");
+    if (at == std::string::npos) return -1;
+    return std::stod(page->substr(at + 24));
+  }
+
+  // Polls InflightBytes() for up to 5 s until `done` holds for it.
+  template <typename Done>
+  bool WaitForInflight(Done done) const {
+    for (int i = 0; i < 200 && !done(InflightBytes()); ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(25));
+    }
+    return done(InflightBytes());
   }
 
   // A channel of its own: a new connection to the server.
@@ -204,15 +228,7 @@ TEST_F(StreamLimitsTest, RequestsBeyondTheInflightBudgetAreRefused) {
       Start({"--max_message_bytes=1048576", "--max_inflight_bytes=2097152",
              "--max_delay_us=3000000", "--max_batch=4096"}));
   constexpr int kBigDim = 128;
-  {
-    grpc::ClientContext ctx;
-    v1::CreateCollectionRequest create;
-    create.mutable_schema()->set_name("big");
-    create.mutable_schema()->set_dim(kBigDim);
-    create.mutable_schema()->set_metric(v1::METRIC_L2);
-    v1::CreateCollectionResponse created;
-    ASSERT_TRUE(stub_->CreateCollection(&ctx, create, &created).ok());
-  }
+  ASSERT_NO_FATAL_FAILURE(CreateCollection("big", kBigDim));
   // 1500 rows: 768 KB on the wire, 1.5 MB reserved.
   auto upsert = [&](uint64_t first_id) {
     v1::UpsertRequest request;
@@ -224,14 +240,6 @@ TEST_F(StreamLimitsTest, RequestsBeyondTheInflightBudgetAreRefused) {
     return stub_->Upsert(&ctx, request, &response);
   };
   ASSERT_TRUE(upsert(0).ok());
-  auto inflight_bytes = [&]() -> double {
-    absl::StatusOr<std::string> page =
-        peakknn::testing::HttpGet(server_->metrics_port, "/metrics");
-    if (!page.ok()) return -1;
-    const size_t at = page->find("\npeakknn_inflight_bytes ");
-    if (at == std::string::npos) return -1;
-    return std::stod(page->substr(at + 24));
-  };
   auto held_search = [&] {
     // 1000 queries: 512 KB on the wire, 1 MB reserved while queued.
     v1::SearchRequest request;
@@ -243,15 +251,9 @@ TEST_F(StreamLimitsTest, RequestsBeyondTheInflightBudgetAreRefused) {
     grpc::Status status = stub_->Search(&ctx, request, &response);
     EXPECT_TRUE(status.ok()) << status.error_message();
   };
-  auto wait_for_inflight = [&](auto done) {
-    for (int i = 0; i < 200 && !done(inflight_bytes()); ++i) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(25));
-    }
-    return done(inflight_bytes());
-  };
 
   std::thread search(held_search);
-  ASSERT_TRUE(wait_for_inflight([](double b) { return b > 1e6; }));
+  ASSERT_TRUE(WaitForInflight([](double b) { return b > 1e6; }));
   grpc::Status refused = upsert(10'000);
   EXPECT_EQ(refused.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
   EXPECT_THAT(refused.error_message(),
@@ -259,15 +261,15 @@ TEST_F(StreamLimitsTest, RequestsBeyondTheInflightBudgetAreRefused) {
   search.join();
   // The server releases a call's bytes when gRPC ends the call, just after
   // the client has its answer.
-  EXPECT_TRUE(wait_for_inflight([](double b) { return b == 0; }));
+  EXPECT_TRUE(WaitForInflight([](double b) { return b == 0; }));
   grpc::Status retried = upsert(10'000);
   EXPECT_TRUE(retried.ok()) << retried.error_message();
-  EXPECT_TRUE(wait_for_inflight([](double b) { return b == 0; }));
+  EXPECT_TRUE(WaitForInflight([](double b) { return b == 0; }));
 
   // A streamed batch that does not fit is acked with the error, unread, and
   // the stream goes on.
   std::thread search2(held_search);
-  ASSERT_TRUE(wait_for_inflight([](double b) { return b > 1e6; }));
+  ASSERT_TRUE(WaitForInflight([](double b) { return b > 1e6; }));
   grpc::ClientContext ctx;
   std::unique_ptr<Stream> stream = stub_->InsertStream(&ctx);
   v1::InsertRequest big;
@@ -280,13 +282,130 @@ TEST_F(StreamLimitsTest, RequestsBeyondTheInflightBudgetAreRefused) {
   EXPECT_EQ(ack.code(), static_cast<int>(grpc::StatusCode::RESOURCE_EXHAUSTED));
   EXPECT_THAT(ack.error(), HasSubstr("--max_inflight_bytes"));
   search2.join();
-  EXPECT_TRUE(wait_for_inflight([](double b) { return b == 0; }));
+  EXPECT_TRUE(WaitForInflight([](double b) { return b == 0; }));
   ASSERT_TRUE(stream->Write(big));
   ASSERT_TRUE(stream->Read(&ack));
   EXPECT_EQ(ack.code(), 0) << ack.error();
   stream->WritesDone();
   EXPECT_TRUE(stream->Finish().ok());
-  EXPECT_TRUE(wait_for_inflight([](double b) { return b == 0; }));
+  EXPECT_TRUE(WaitForInflight([](double b) { return b == 0; }));
+}
+
+// Issue 15 item 4: hostile clients on 8 connections open 32 InsertStreams
+// and push max-size batches (4 MB each, 2 GB offered in all) without ever
+// reading an ack. The server must stay up with its memory bounded by the
+// in-flight budget and its per-stream pipelines (not by what the clients
+// send), refuse what does not fit, and serve normally once they are gone.
+TEST_F(StreamLimitsTest, HostileStreamsThatNeverReadAcksCannotExhaustMemory) {
+  constexpr int64_t kMessageBytes = 4 << 20;
+  constexpr int64_t kBudgetBytes = 32 << 20;
+  ASSERT_NO_FATAL_FAILURE(
+      Start({absl::StrCat("--max_message_bytes=", kMessageBytes),
+             absl::StrCat("--max_inflight_bytes=", kBudgetBytes)}));
+  constexpr int kDim = 128;
+  ASSERT_NO_FATAL_FAILURE(CreateCollection("big", kDim));
+  const int64_t rss_before =
+      peakknn::testing::ProcessMemoryKb(server_->process.pid(), "VmRSS");
+  ASSERT_GT(rss_before, 0);
+
+  constexpr int kConnections = 8;
+  constexpr int kStreamsPerConnection = 4;
+  constexpr int kBatchesPerStream = 16;
+  // 7800 rows x 128 floats: 4.0 MB on the wire, just under the limit.
+  v1::InsertRequest batch;
+  batch.set_collection("big");
+  for (uint64_t id = 0; id < 7800; ++id) batch.add_ids(id);
+  batch.mutable_vectors()->Resize(7800 * kDim, 0.25f);
+  ASSERT_LT(static_cast<int64_t>(batch.ByteSizeLong()), kMessageBytes);
+
+  struct Attacker {
+    std::unique_ptr<grpc::ClientContext> ctx =
+        std::make_unique<grpc::ClientContext>();
+    std::unique_ptr<Stream> stream;
+    std::thread thread;
+  };
+  std::vector<std::shared_ptr<grpc::Channel>> channels;
+  std::vector<Attacker> attackers(kConnections * kStreamsPerConnection);
+  std::atomic<int64_t> sent{0};
+  for (int c = 0; c < kConnections; ++c) channels.push_back(NewChannel());
+  for (size_t i = 0; i < attackers.size(); ++i) {
+    Attacker& a = attackers[i];
+    auto stub = v1::VectorSearch::NewStub(channels[i % kConnections]);
+    a.stream = stub->InsertStream(a.ctx.get());
+    a.thread = std::thread([&a, &batch, &sent] {
+      // Write blocks once flow control fills; a cancel ends it (false).
+      for (int b = 0; b < kBatchesPerStream && a.stream->Write(batch); ++b) {
+        ++sent;
+      }
+    });
+  }
+  // Let the attack run until the writers stall (the server stopped reading)
+  // or have sent everything, sampling the server's memory meanwhile.
+  int64_t rss_peak = rss_before;
+  int64_t last_sent = -1;
+  for (int i = 0; i < 300 && sent != last_sent; ++i) {
+    last_sent = sent;
+    for (int j = 0; j < 10; ++j) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      rss_peak = std::max(rss_peak, peakknn::testing::ProcessMemoryKb(
+                                        server_->process.pid(), "VmRSS"));
+    }
+  }
+  // A well-behaved client is answered meanwhile: a small search is served
+  // or, if the budget is full, refused with RESOURCE_EXHAUSTED; never an
+  // outage.
+  {
+    v1::SearchRequest request;
+    request.set_collection("big");
+    request.set_k(1);
+    request.mutable_queries()->Resize(kDim, 0.5f);
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() +
+                     std::chrono::seconds(30));
+    v1::SearchResponse response;
+    const grpc::Status status = stub_->Search(&ctx, request, &response);
+    EXPECT_TRUE(status.ok() ||
+                status.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED)
+        << status.error_code() << ": " << status.error_message();
+  }
+  for (Attacker& a : attackers) a.ctx->TryCancel();
+  for (Attacker& a : attackers) {
+    a.thread.join();
+    a.stream->Finish().IgnoreError();
+  }
+  const int64_t rss_hwm =
+      peakknn::testing::ProcessMemoryKb(server_->process.pid(), "VmHWM");
+  rss_peak = std::max(rss_peak, rss_hwm);
+  std::printf(
+      "hostile streams: %lld of %d batches (4 MB) sent before the writers "
+      "stalled; server RSS %lld MiB before, peak %lld MiB (budget %lld MiB, "
+      "%lld MiB offered)\n",
+      static_cast<long long>(sent.load()),
+      kConnections * kStreamsPerConnection * kBatchesPerStream,
+      static_cast<long long>(rss_before >> 10),
+      static_cast<long long>(rss_peak >> 10),
+      static_cast<long long>(kBudgetBytes >> 20),
+      static_cast<long long>(int64_t{kConnections} * kStreamsPerConnection *
+                                 kBatchesPerStream * kMessageBytes >>
+                             20));
+#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+  // ASan's quarantine and shadow memory make RSS meaningless there. The
+  // bound: the budget, gRPC's transport buffers (held to the same size by
+  // its resource quota) and allocator slack; measured about 3x the budget
+  // (about 14x without the quota).
+  EXPECT_LT(rss_peak - rss_before, 6 * (kBudgetBytes >> 10))
+      << "the server's memory grew with what the clients sent";
+#endif
+  EXPECT_TRUE(WaitForInflight([](double b) { return b == 0; }));
+  // Normal service once they are gone.
+  v1::UpsertRequest request;
+  request.set_collection("big");
+  request.add_ids(1'000'000);
+  request.mutable_vectors()->Resize(kDim, 1.0f);
+  grpc::ClientContext ctx;
+  v1::UpsertResponse response;
+  const grpc::Status upserted = stub_->Upsert(&ctx, request, &response);
+  EXPECT_TRUE(upserted.ok()) << upserted.error_message();
 }
 
 TEST(StreamLimitsStartupTest, BadLimitsExitTwoNamingTheFlag) {
