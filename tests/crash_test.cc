@@ -6,7 +6,7 @@
 // with their exact vectors, deleted ids gone, no batch half applied. The
 // child reports what it recovered as a digest (tests/crash_workload.h), so a
 // cycle's check costs one line however large the store has grown; when the
-// digest differs, the child is run once more to list every row and the
+// digest differs, the child lists every row instead of writing and the
 // failure names the ids that differ.
 #include <fcntl.h>
 #include <poll.h>
@@ -35,26 +35,35 @@ using crash::Model;
 
 class Child {
  public:
-  // `dump`: the child lists what it recovered and exits (crash_writer.cc).
-  Child(const std::string& dir, uint64_t start_tag, bool dump = false) {
-    int fds[2];
-    EXPECT_EQ(::pipe(fds), 0);
+  Child(const std::string& dir, uint64_t start_tag) {
+    int out[2], in[2];
+    EXPECT_EQ(::pipe(out), 0);
+    EXPECT_EQ(::pipe(in), 0);
     pid_ = ::fork();
     if (pid_ == 0) {
-      ::dup2(fds[1], STDOUT_FILENO);
-      ::close(fds[0]);
-      ::close(fds[1]);
+      ::dup2(out[1], STDOUT_FILENO);
+      ::dup2(in[0], STDIN_FILENO);
+      for (int fd : {out[0], out[1], in[0], in[1]}) ::close(fd);
       const std::string tag = std::to_string(start_tag);
-      const char* mode = dump ? "dump" : nullptr;  // nullptr ends the list
       ::execl(CRASH_WRITER_PATH, CRASH_WRITER_PATH, dir.c_str(), tag.c_str(),
-              mode, static_cast<char*>(nullptr));
+              static_cast<char*>(nullptr));
       std::_Exit(127);
     }
-    ::close(fds[1]);
-    fd_ = fds[0];
+    ::close(out[1]);
+    ::close(in[0]);
+    fd_ = out[0];
+    command_fd_ = in[1];
   }
   ~Child() {
     if (fd_ >= 0) ::close(fd_);
+    if (command_fd_ >= 0) ::close(command_fd_);
+  }
+
+  // Sends the child its command after READY: "GO" or "DUMP".
+  void Send(const std::string& command) {
+    const std::string line = command + "\n";
+    EXPECT_EQ(::write(command_fd_, line.data(), line.size()),
+              static_cast<ssize_t>(line.size()));
   }
 
   // The next complete line, or nullopt at EOF or when `deadline` passes.
@@ -89,7 +98,8 @@ class Child {
 
  private:
   pid_t pid_ = -1;
-  int fd_ = -1;
+  int fd_ = -1;          // the child's stdout
+  int command_fd_ = -1;  // the child's stdin
   std::string buffer_;
 };
 
@@ -101,23 +111,21 @@ void Apply(uint64_t tag, Model* model, Digest* digest) {
 
 // What the child recovered (`got`) must be the acknowledged batches, or them
 // plus the whole in-flight batch (-1: none), which the model then takes in.
-// On a mismatch, lists the store's rows through a dump child (started at
-// `start_tag`, as the writer was) to name the ids that differ. Returns what
-// is wrong, or "".
-std::string CheckRecovered(const std::string& dir, uint64_t start_tag,
-                           const Digest& got, int64_t in_flight, Model* model,
-                           Digest* digest) {
+// On a mismatch, has the child (waiting after READY) list its rows to name
+// the ids that differ. Returns what is wrong, or "".
+std::string CheckRecovered(Child* child, const Digest& got, int64_t in_flight,
+                           Model* model, Digest* digest) {
   if (got == *digest) return "";
   if (in_flight >= 0 &&
       got == crash::DigestWithBatch(*model, *digest, in_flight)) {
     Apply(static_cast<uint64_t>(in_flight), model, digest);
     return "";
   }
-  Child child(dir, start_tag, /*dump=*/true);
+  child->Send("DUMP");
   Model rows;
   const auto deadline =
       std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  while (auto line = child.ReadLine(deadline)) {
+  while (auto line = child->ReadLine(deadline)) {
     std::istringstream in(*line);
     std::string word;
     uint64_t id, tag;
@@ -125,7 +133,7 @@ std::string CheckRecovered(const std::string& dir, uint64_t start_tag,
   }
   const std::string wrong = crash::CheckRecovered(rows, in_flight, model);
   return "recovered digest (" + std::to_string(got.rows) + " rows) differs: " +
-         (wrong.empty() ? "yet the rows listed again match" : wrong);
+         (wrong.empty() ? "yet the rows listed match" : wrong);
 }
 
 TEST(CrashTest, AcknowledgedWritesSurviveRepeatedSigkill) {
@@ -165,8 +173,9 @@ TEST(CrashTest, AcknowledgedWritesSurviveRepeatedSigkill) {
     }
     ASSERT_TRUE(ready && recovered) << "child did not recover within 60 s";
     const std::string wrong =
-        CheckRecovered(dir, next_tag, *recovered, in_flight, &model, &digest);
+        CheckRecovered(&child, *recovered, in_flight, &model, &digest);
     ASSERT_TRUE(wrong.empty()) << wrong;
+    child.Send("GO");
     in_flight = -1;
 
     const auto kill_at = std::chrono::steady_clock::now() +

@@ -1,16 +1,18 @@
 // Child process of tests/crash_test.cc: opens the store in argv[1], reports
 // what it recovered, then streams the batches of tests/crash_workload.h from
-// tag argv[2] on, printing each acknowledgement, until it is killed. With a
-// third argument "dump" it reports every recovered row and exits instead
-// (the parent's diagnosis when a digest differs).
+// tag argv[2] on, printing each acknowledgement, until it is killed.
+//
+// After READY it waits for one line on stdin: "GO" starts the writes,
+// "DUMP" lists every recovered row and exits (the parent's diagnosis when
+// the digest differs from what it expects).
 //
 // Output lines (each written with one write(2), so a kill never splits one):
 //   BAD <id>              a recovered row whose vector is not what any batch
 //                         wrote
 //   DIGEST <rows> <sum>   crash::Digest of the recovered rows
-//   HAVE <id> <tag>       (dump only) a recovered row, vector exactly
-//                         VectorOf(id, tag)
 //   READY
+//   HAVE <id> <tag>       (after DUMP) a recovered row, vector exactly
+//                         VectorOf(id, tag)
 //   BEGIN <tag>           batch submitted
 //   ACK <tag> <seq>       batch acknowledged (fsynced and visible)
 //   ERR ...               anything else; exit status 1
@@ -18,6 +20,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <iostream>
 #include <string>
 
 #include "store/collection_manager.h"
@@ -39,10 +42,7 @@ int Fail(const std::string& what) {
 
 int main(int argc, char** argv) {
   using namespace peakknn;
-  const bool dump = argc == 4 && std::string(argv[3]) == "dump";
-  if (argc != 3 && !dump) {
-    return Fail("usage: crash_writer DIR START_TAG [dump]");
-  }
+  if (argc != 3) return Fail("usage: crash_writer DIR START_TAG");
   const uint64_t start_tag = std::strtoull(argv[2], nullptr, 10);
   ManagerOptions options;
   options.data_dir = argv[1];
@@ -74,9 +74,6 @@ int main(int argc, char** argv) {
     if (!(*rows)[i]) continue;
     if (const auto tag = crash::TagOf(all[i], *(*rows)[i])) {
       crash::AddToDigest(all[i], *tag, &digest);
-      if (dump) {
-        Say("HAVE " + std::to_string(all[i]) + " " + std::to_string(*tag));
-      }
     } else {
       Say("BAD " + std::to_string(all[i]));
     }
@@ -84,7 +81,18 @@ int main(int argc, char** argv) {
   Say("DIGEST " + std::to_string(digest.rows) + " " +
       std::to_string(digest.sum));
   Say("READY");
-  if (dump) return 0;
+  std::string command;
+  std::getline(std::cin, command);
+  if (command == "DUMP") {
+    for (size_t i = 0; i < all.size(); ++i) {
+      if (!(*rows)[i]) continue;
+      if (const auto tag = crash::TagOf(all[i], *(*rows)[i])) {
+        Say("HAVE " + std::to_string(all[i]) + " " + std::to_string(*tag));
+      }
+    }
+    return 0;
+  }
+  if (command != "GO") return Fail("expected GO or DUMP, got: " + command);
   for (uint64_t tag = start_tag;; ++tag) {
     const crash::Batch batch = crash::MakeBatch(tag);
     Say("BEGIN " + std::to_string(tag));
