@@ -21,6 +21,10 @@ ABSL_FLAG(std::string, listen, "127.0.0.1:50051",
           "gRPC listen address host:port (port 0 picks a free port)");
 ABSL_FLAG(std::string, metrics_listen, "127.0.0.1:9464",
           "Prometheus /metrics address host:port; empty disables it");
+ABSL_FLAG(std::string, health_listen, "",
+          "If set, a second, plaintext listen address host:port serving only "
+          "grpc.health.v1, for probes that cannot speak TLS (Kubernetes gRPC "
+          "probes); empty: health on --listen only");
 ABSL_FLAG(std::string, data_dir, "./peakknn-data",
           "Directory for collections (WAL and checkpoints)");
 ABSL_FLAG(std::string, durability, "fsync",
@@ -39,8 +43,9 @@ ABSL_FLAG(std::string, cuda_plugin, "",
 ABSL_FLAG(int32_t, cuda_device, 0,
           "CUDA device ordinal the CUDA backend uses (see nvidia-smi)");
 ABSL_FLAG(std::string, port_file, "",
-          "If set, write the chosen gRPC port (line 1) and metrics port "
-          "(line 2) here once listening");
+          "If set, write the chosen gRPC port (line 1), metrics port "
+          "(line 2) and health port (line 3, 0 without --health_listen) here "
+          "once listening");
 ABSL_FLAG(int64_t, max_batch, 256, "Most queries per engine batch");
 ABSL_FLAG(int64_t, max_delay_us, 1000,
           "Longest a queued query waits for others to batch with (us)");
@@ -111,6 +116,7 @@ namespace {
 constexpr const char* kFlagNames[] = {
     "listen",
     "metrics_listen",
+    "health_listen",
     "data_dir",
     "durability",
     "truncate_corrupt_wal",
@@ -292,6 +298,7 @@ absl::StatusOr<ServerConfig> LoadConfig(int argc, char** argv) {
   ServerConfig c;
   c.listen = absl::GetFlag(FLAGS_listen);
   c.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
+  c.health_listen = absl::GetFlag(FLAGS_health_listen);
   c.data_dir = absl::GetFlag(FLAGS_data_dir);
   PEAKKNN_ASSIGN_OR_RETURN(c.durability,
                            ParseDurability(absl::GetFlag(FLAGS_durability)));

@@ -17,6 +17,9 @@ enum class Backend { kAuto, kCpu, kCuda };
 struct ServerConfig {
   std::string listen = "127.0.0.1:50051";  // host:port; port 0 = ephemeral
   std::string metrics_listen = "127.0.0.1:9464";  // "" disables /metrics
+  // Plaintext grpc.health.v1 only, for probes that cannot speak TLS
+  // (server/health_endpoints.h); "" = none.
+  std::string health_listen;
   std::string data_dir = "./peakknn-data";
   // How every write is acknowledged: kFsync (after its log record is
   // fsynced) or kNone (after it reaches the OS; for bulk loads).
@@ -31,7 +34,8 @@ struct ServerConfig {
   // CUDA device ordinal for the CUDA backend.
   int cuda_device = 0;
   // When set, the server writes its chosen gRPC port there once listening
-  // (for --listen ...:0), then "metrics_port" on a second line.
+  // (for --listen ...:0), then the metrics port and the health port (0:
+  // none) on lines 2 and 3.
   std::string port_file;
 
   // Dynamic batcher (per collection).

@@ -1,5 +1,6 @@
 // peakknn-server: serves peakknn.v1.VectorSearch over gRPC, health and
-// reflection beside it, Prometheus metrics on their own port.
+// reflection beside it (and on --health_listen: server/health_endpoints.h),
+// Prometheus metrics on their own port.
 //
 // Lifecycle: listen (health NOT_SERVING, RPCs UNAVAILABLE) -> recover the
 // collections in --data_dir (checkpoint + WAL replay) -> SERVING -> on
@@ -30,10 +31,10 @@
 #include "engine/cuda/plugin_loader.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
-#include "grpcpp/health_check_service_interface.h"
 #include "server/authorizer.h"
 #include "server/config.h"
 #include "server/fd_limit.h"
+#include "server/health_endpoints.h"
 #include "server/listen_address.h"
 #include "server/metrics.h"
 #include "server/service.h"
@@ -42,8 +43,6 @@
 
 namespace peakknn::server {
 namespace {
-
-constexpr const char* kServiceName = "peakknn.v1.VectorSearch";
 
 void Log(const std::string& line) {
   const std::string now = absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", absl::Now(),
@@ -103,12 +102,12 @@ absl::StatusOr<ChosenBackend> ResolveBackend(const ServerConfig& config) {
 }
 
 // Written to a temporary name and renamed, so readers never see half.
-absl::Status WritePortFile(const std::string& path, int port,
-                           int metrics_port) {
+absl::Status WritePortFile(const std::string& path, int port, int metrics_port,
+                           int health_port) {
   const std::string tmp = path + ".tmp";
   {
     std::ofstream out(tmp, std::ios::trunc);
-    out << port << "\n" << metrics_port << "\n";
+    out << port << "\n" << metrics_port << "\n" << health_port << "\n";
     if (!out.good()) {
       return absl::InternalError(
           absl::StrCat("--port_file: cannot write ", tmp));
@@ -261,16 +260,25 @@ int Run(int argc, char** argv) {
                      ": cannot listen (address in use or invalid)"));
     return 1;
   }
-  grpc::HealthCheckServiceInterface* health = server->GetHealthCheckService();
-  health->SetServingStatus(false);
-  health->SetServingStatus(kServiceName, false);
-  Log(absl::StrCat("listening on ", config->listen, " (port ", port, ", ",
-                   TransportName(*config), ", ",
-                   authorizer != nullptr ? "role tokens" : "no authentication",
-                   "), metrics on port ", metrics_port, ", backend ",
-                   backend->name));
+  absl::StatusOr<std::unique_ptr<HealthEndpoints>> health =
+      HealthEndpoints::Start(server.get(), config->health_listen);
+  if (!health.ok()) {
+    Log(std::string(health.status().message()));
+    server->Shutdown();
+    return 1;
+  }
+  Log(absl::StrCat(
+      "listening on ", config->listen, " (port ", port, ", ",
+      TransportName(*config), ", ",
+      authorizer != nullptr ? "role tokens" : "no authentication",
+      "), metrics on port ", metrics_port,
+      (*health)->port() > 0
+          ? absl::StrCat(", plaintext health on port ", (*health)->port())
+          : std::string(),
+      ", backend ", backend->name));
   if (!config->port_file.empty()) {
-    if (absl::Status s = WritePortFile(config->port_file, port, metrics_port);
+    if (absl::Status s = WritePortFile(config->port_file, port, metrics_port,
+                                       (*health)->port());
         !s.ok()) {
       Log(std::string(s.message()));
       return 1;
@@ -294,16 +302,14 @@ int Run(int argc, char** argv) {
   Log(absl::StrCat("recovered ", recovered.ok() ? recovered->size() : 0,
                    " collections in ",
                    absl::FormatDuration(absl::Now() - recovery_start)));
-  health->SetServingStatus(true);
-  health->SetServingStatus(kServiceName, true);
+  (*health)->SetServing(true);
   Log("serving");
 
   int signal = 0;
   sigwait(&stop_signals, &signal);
   Log(absl::StrCat("received signal ", signal, ": draining (up to ",
                    config->drain_seconds, " s)"));
-  health->SetServingStatus(false);
-  health->SetServingStatus(kServiceName, false);
+  (*health)->SetServing(false);
   // Stops accepting; waits for in-flight calls (whose searches the batchers
   // keep running) until the deadline, then cancels the rest.
   server->Shutdown(

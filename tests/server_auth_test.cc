@@ -433,6 +433,28 @@ TEST_F(AuthTest, HealthNeedsNoToken) {
   EXPECT_EQ(*health, std::string("\x08\x01", 2));  // SERVING
 }
 
+// Kubernetes' gRPC probes cannot speak TLS: --health_listen gives them a
+// plaintext port that answers health and serves no data.
+TEST_F(AuthTest, PlaintextHealthPortAnswersProbesOfAMutualTlsServer) {
+  std::vector<std::string> flags = Flags(Transport::kMutualTls, true);
+  flags.push_back("--health_listen=127.0.0.1:0");
+  ASSERT_NO_FATAL_FAILURE(Start(flags));
+  ASSERT_GT(server_->health_port, 0) << server_->Log();
+  const std::string health_target =
+      absl::StrCat("127.0.0.1:", server_->health_port);
+  absl::StatusOr<std::string> health =
+      HealthCheck(health_target, grpc::InsecureChannelCredentials());
+  ASSERT_TRUE(health.ok()) << health.status();
+  EXPECT_EQ(*health, std::string("\x08\x01", 2));  // SERVING
+  // The main port still refuses a plaintext probe.
+  EXPECT_FALSE(
+      HealthCheck(server_->target(), grpc::InsecureChannelCredentials()).ok());
+  // No peakknn call is served on the health port, token or not.
+  ClientOptions options = Options(Transport::kPlaintext, kAdminToken);
+  options.target = health_target;
+  EXPECT_EQ(ConnectAndList(options).code(), absl::StatusCode::kUnimplemented);
+}
+
 // ---- Reloads
 
 // Polls `done` every 100 ms for up to `seconds`.

@@ -121,6 +121,7 @@ ServerProcess::ServerProcess(ServerProcess&& other) noexcept
     : process(std::move(other.process)),
       port(other.port),
       metrics_port(other.metrics_port),
+      health_port(other.health_port),
       dir(std::move(other.dir)),
       owns_dir(other.owns_dir) {
   other.owns_dir = false;
@@ -176,10 +177,12 @@ absl::StatusOr<ServerProcess> ServerProcess::Start(
   for (int i = 0; i < 3000; ++i) {  // up to 30 s
     if (!listening) {
       std::ifstream in(port_file);
-      std::string line1, line2;
+      std::string line1, line2, line3;
       listening = in && std::getline(in, line1) && std::getline(in, line2) &&
+                  std::getline(in, line3) &&
                   absl::SimpleAtoi(line1, &server.port) &&
-                  absl::SimpleAtoi(line2, &server.metrics_port);
+                  absl::SimpleAtoi(line2, &server.metrics_port) &&
+                  absl::SimpleAtoi(line3, &server.health_port);
     }
     if (listening && server.Log().find("peakknn-server: serving\n",
                                        log_start) != std::string::npos) {

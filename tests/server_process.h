@@ -54,7 +54,8 @@ struct ServerProcess {
   ChildProcess process;
   int port = 0;
   int metrics_port = 0;
-  std::string dir;  // holds server.log and data/
+  int health_port = 0;  // 0 without --health_listen
+  std::string dir;      // holds server.log and data/
   bool owns_dir = false;
   std::string target() const;
   std::string Log() const;  // the server's stderr so far

@@ -446,6 +446,13 @@ def server_containers(overlay, dockerfile=None):
     return found
 
 
+def secret_mounts(sc):
+    """The Secret volumes a server container mounts: {mount path: Secret
+    name}."""
+    secrets = {v["name"]: v["secret"]["secretName"] for v in sc.pod_spec.get("volumes", []) if "secret" in v}
+    return {m["mountPath"]: secrets[m["name"]] for m in sc.container.get("volumeMounts", []) if m["name"] in secrets}
+
+
 def check_config(binary, args, env):
     """Runs `binary --check_config ARGS` with exactly `env` (plus PATH);
     returns (exit code, {setting: value}, stderr)."""

@@ -278,6 +278,12 @@ class FlagsTest(unittest.TestCase):
         self.assertIn("terminationGracePeriodSeconds", problems)
         self.assertIn("PEAKKNN_NO_SUCH_SETTING", problems)
 
+    def test_the_checks_catch_tls_probed_on_the_grpc_port(self):
+        sc = dl.server_containers("standalone-secure")[0]
+        del sc.env["PEAKKNN_HEALTH_LISTEN"]
+        problems = "\n".join(server_container_problems(sc))
+        self.assertIn("cannot speak TLS", problems)
+
     def test_the_binary_rejects_bad_settings(self):
         sc = dl.server_containers("standalone")[0]
         rc, _, err = dl.check_config(sc.binary, ["--no_such_flag=1"], sc.env)
@@ -337,19 +343,28 @@ def server_container_problems(sc):
             )
     # Addresses: the pod's IP (not loopback) on the ports the manifests name.
     ports = {p["name"]: p["containerPort"] for p in container.get("ports", [])}
-    for setting, port_name in (("listen", "grpc"), ("metrics_listen", "metrics")):
+    addresses = [("listen", "grpc"), ("metrics_listen", "metrics")]
+    if settings.get("health_listen"):
+        addresses.append(("health_listen", "health"))
+    for setting, port_name in addresses:
         address = settings[setting]
         host = address.rsplit(":", 1)[0]
         if host not in ("0.0.0.0", "[::]", ""):
             problems.append(f"{where}: {setting}={address} is not reachable from outside the pod")
         if ports.get(port_name) != dl.port_of(address):
             problems.append(f"{where}: {setting} port {dl.port_of(address)} is not containerPort {port_name} ({ports.get(port_name)})")
+    # Probes ask the plaintext health port when there is one (a kubelet
+    # gRPC probe cannot speak TLS), else the gRPC port, which then must not
+    # require TLS.
+    probed = "health_listen" if settings.get("health_listen") else "listen"
+    if probed == "listen" and settings.get("tls_cert_file"):
+        problems.append(f"{where}: TLS on the gRPC port and no health_listen: the kubelet's gRPC probes cannot speak TLS")
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
         grpc = container.get(probe, {}).get("grpc")
         if grpc is None:
             problems.append(f"{where}: no gRPC {probe} (the server reports grpc.health.v1)")
-        elif grpc["port"] != dl.port_of(settings["listen"]):
-            problems.append(f"{where}: {probe} probes port {grpc['port']}, the server listens on {settings['listen']}")
+        elif grpc["port"] != dl.port_of(settings[probed]):
+            problems.append(f"{where}: {probe} probes port {grpc['port']}, the server's {probed} is {settings[probed]}")
     # The data directory is a writable volume (the root file system is not).
     data_dir = os.path.normpath(settings["data_dir"])
     mounts = sorted(
@@ -584,6 +599,9 @@ class LocalRunTest(unittest.TestCase):
                 server.start()
                 for service in sorted(server.probe_services()):
                     self.assertEqual(server.health(service), "SERVING", f"{sc.source}: health of {service!r}")
+                if server.client_flags():
+                    bare = dl.run([server.cli, f"--server=127.0.0.1:{server.port}", "list"], timeout=60)
+                    self.assertNotEqual(bare.returncode, 0, f"{sc.source}: answered a client without its TLS CA and token")
                 rows = 300
                 server.traffic(rows)
                 exported = dl.exposition_names(dl.http_get(f"http://127.0.0.1:{server.metrics_port}/metrics"))
@@ -613,6 +631,33 @@ class LocalRunTest(unittest.TestCase):
                 server.kill()
 
 
+def secret_fixture(secret, directory):
+    """Makes in `directory` the files the Secret `secret` holds in a real
+    deployment (deploy/components/*), and returns `directory`:
+      peakknn-tls     tls.crt, tls.key (for 127.0.0.1 and localhost) and
+                      ca.crt, from a fresh CA made with openssl
+      peakknn-tokens  tokens: one admin, one read token"""
+    os.makedirs(directory)
+    if secret == "peakknn-tls":
+        def openssl(*args):
+            p = dl.run(["openssl"] + list(args), cwd=directory)
+            if p.returncode != 0:
+                raise dl.CheckError(f"openssl {' '.join(args)}: {p.stderr}")
+        openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=peakknn test CA",
+                "-keyout", "ca.key", "-out", "ca.crt")
+        openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=peakknn", "-keyout", "tls.key", "-out", "tls.csr")
+        with open(os.path.join(directory, "san.ext"), "w") as f:
+            f.write("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+        openssl("x509", "-req", "-in", "tls.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+                "-days", "2", "-extfile", "san.ext", "-out", "tls.crt")
+    elif secret == "peakknn-tokens":
+        with open(os.path.join(directory, "tokens"), "w") as f:
+            f.write(f"admin {os.urandom(16).hex()}\nread {os.urandom(16).hex()}\n")
+    else:
+        raise dl.CheckError(f"Secret {secret}: the local run has no fixture for it (add one to secret_fixture)")
+    return directory
+
+
 class LocalServer:
     """A server container's process on loopback (see LocalRunTest)."""
 
@@ -622,6 +667,12 @@ class LocalServer:
         self.sc, self.tmp = sc, tmp
         self.process = None
         self.cli = os.environ.get("PEAKKNN_CLI_BIN", os.path.join(dl.BUILD_DIR, "client", "peakknn"))
+        # Secret volumes: mount path -> a local directory holding the files
+        # a real Secret of that name would (secret_fixture).
+        self.secret_dirs = {
+            mount: secret_fixture(secret, os.path.join(tmp, "secrets", secret))
+            for mount, secret in dl.secret_mounts(sc).items()
+        }
 
     def start(self):
         ports = os.path.join(self.tmp, "ports")
@@ -637,6 +688,8 @@ class LocalServer:
             f"--data_dir={self.tmp}/data",
             f"--port_file={ports}",
         ]
+        if self.sc.env.get("PEAKKNN_HEALTH_LISTEN"):
+            argv.append("--health_listen=127.0.0.1:0")
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
         env.update({k: self.local_setting(v) for k, v in self.sc.env.items()})
         with open(os.path.join(self.tmp, "server.log"), "a") as log:
@@ -647,7 +700,7 @@ class LocalServer:
                 raise dl.CheckError(f"{self.sc.source}: the server did not start:\n{self.log()}")
             time.sleep(0.05)
         with open(ports) as f:
-            self.port, self.metrics_port = (int(x) for x in f.read().split())
+            self.port, self.metrics_port, self.health_port = (int(x) for x in f.read().split())
         # Serving = recovery done: poll the readiness probe's service.
         while self.health(self.readiness_service()) != "SERVING":
             if time.monotonic() > deadline:
@@ -656,8 +709,30 @@ class LocalServer:
 
     def local_setting(self, value):
         flag, eq, path = value.partition("=") if value.startswith("--") else ("", "", value)
-        local = self.sc.image.local(path) if path.startswith("/") else None
+        local = self.local_path(path) if path.startswith("/") else None
         return f"{flag}{eq}{local}" if local else value
+
+    def local_path(self, path):
+        """Where a path in the container is here: a file the image copies
+        in, or one in a mounted Secret's fixture; None otherwise."""
+        for mount, local in self.secret_dirs.items():
+            if path.startswith(mount.rstrip("/") + "/"):
+                return os.path.join(local, os.path.relpath(path, mount))
+        return self.sc.image.local(path)
+
+    def client_flags(self):
+        """What the CLI needs to talk to this server: the CA of its TLS
+        certificate, an admin token."""
+        flags = []
+        cert = self.sc.env.get("PEAKKNN_TLS_CERT_FILE")
+        if cert:
+            flags.append(f"--tls_ca={os.path.join(os.path.dirname(self.local_path(cert)), 'ca.crt')}")
+        tokens = self.sc.env.get("PEAKKNN_AUTH_TOKENS_FILE")
+        if tokens:
+            with open(self.local_path(tokens)) as f:
+                admin = next(line.split()[1] for line in f if line.split()[:1] == ["admin"])
+            flags.append(f"--token={admin}")
+        return flags
 
     def probe_services(self):
         return {self.sc.container[p]["grpc"].get("service", "") for p in ("startupProbe", "readinessProbe", "livenessProbe")}
@@ -670,7 +745,8 @@ class LocalServer:
         import grpc  # python3-grpcio; the messages are encoded by hand
 
         request = b"" if not service else b"\x0a" + bytes([len(service)]) + service.encode()
-        with grpc.insecure_channel(f"127.0.0.1:{self.port}", options=[("grpc.enable_http_proxy", 0)]) as channel:
+        port = self.health_port or self.port  # where the probes ask
+        with grpc.insecure_channel(f"127.0.0.1:{port}", options=[("grpc.enable_http_proxy", 0)]) as channel:
             check = channel.unary_unary("/grpc.health.v1.Health/Check")
             try:
                 response = check(request, timeout=5)
@@ -679,7 +755,7 @@ class LocalServer:
         return {b"\x08\x01": "SERVING", b"\x08\x02": "NOT_SERVING"}.get(response, f"status bytes {response!r}")
 
     def peakknn(self, *args):
-        p = dl.run([self.cli, f"--server=127.0.0.1:{self.port}"] + list(args), timeout=60)
+        p = dl.run([self.cli, f"--server=127.0.0.1:{self.port}"] + self.client_flags() + list(args), timeout=60)
         if p.returncode != 0:
             raise dl.CheckError(f"peakknn {' '.join(args)}: exit {p.returncode}\n{p.stdout}{p.stderr}")
         return p.stdout
