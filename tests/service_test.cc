@@ -33,8 +33,8 @@ namespace {
 
 using server::ServerConfig;
 using testing::CoreCall;
-using testing::FakeCore;
 using testing::Eventually;
+using testing::FakeCore;
 using ::testing::HasSubstr;
 using testing::Iota;
 using testing::MetricValue;
