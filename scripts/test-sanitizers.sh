@@ -60,7 +60,7 @@ run_mode() {
     # and any suppression broad enough to hide them would also hide races in
     # server/ handlers (their stacks run through the same gRPC frames). The
     # server's own concurrency (batcher, registry, collections) is covered
-    # in-process by batcher_test, collection_test and store_test; ASan runs
+    # in-process by batcher_test, collection_test and store_concurrency_test; ASan runs
     # the gRPC tests too.
     select=(-LE grpc)
     # GCC 12's TSan runtime cannot map its shadow memory when the kernel
