@@ -24,6 +24,14 @@ using testing::VersionedRow;
 using testing::VersionedRows;
 using testing::VersionedSchema;
 
+// Inserts VersionedRows of ids [begin, end) into `c`, failing the test on
+// an error.
+void InsertRange(DurableCollection* c, uint64_t begin, uint64_t end) {
+  const auto ack = c->Write(WriteMode::kInsert, IdRange(begin, end),
+                            VersionedRows(IdRange(begin, end)));
+  ASSERT_TRUE(ack.ok()) << ack.status();
+}
+
 enum class Fault { kSync, kShortWrite, kNoSpace };
 
 class FaultTest : public ::testing::TestWithParam<Fault> {};
@@ -35,9 +43,7 @@ TEST_P(FaultTest, FailedWriteIsReportedAndAcknowledgedDataSurvives) {
   {
     auto c = *DurableCollection::Create(dir, VersionedSchema(),
                                         Durability::kFsync, QuietOptions(&env));
-    ASSERT_TRUE(c->Write(WriteMode::kInsert, IdRange(0, 10),
-                         VersionedRows(IdRange(0, 10)))
-                    .ok());
+    ASSERT_NO_FATAL_FAILURE(InsertRange(c.get(), 0, 10));
     switch (GetParam()) {
       case Fault::kSync:
         env.InjectSyncFailure();
@@ -116,13 +122,9 @@ TEST(FaultTest, FailedCheckpointRenameKeepsThePreviousCheckpoint) {
   {
     auto c = *DurableCollection::Create(dir, VersionedSchema(),
                                         Durability::kFsync, QuietOptions(&env));
-    ASSERT_TRUE(c->Write(WriteMode::kInsert, IdRange(0, 10),
-                         VersionedRows(IdRange(0, 10)))
-                    .ok());
+    ASSERT_NO_FATAL_FAILURE(InsertRange(c.get(), 0, 10));
     ASSERT_TRUE(c->Checkpoint().ok());
-    ASSERT_TRUE(c->Write(WriteMode::kInsert, IdRange(10, 20),
-                         VersionedRows(IdRange(10, 20)))
-                    .ok());
+    ASSERT_NO_FATAL_FAILURE(InsertRange(c.get(), 10, 20));
     env.InjectRenameFailure();
     const absl::Status s = c->Checkpoint();
     EXPECT_FALSE(s.ok());
@@ -130,9 +132,7 @@ TEST(FaultTest, FailedCheckpointRenameKeepsThePreviousCheckpoint) {
         << s;
     EXPECT_NE(s.message().find("injected"), std::string::npos) << s;
     // Writes and reads go on.
-    ASSERT_TRUE(c->Write(WriteMode::kInsert, IdRange(20, 25),
-                         VersionedRows(IdRange(20, 25)))
-                    .ok());
+    ASSERT_NO_FATAL_FAILURE(InsertRange(c.get(), 20, 25));
     want = VersionedContents(c->collection(), 30);
   }
   auto c = DurableCollection::Open(dir, QuietOptions());
