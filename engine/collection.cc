@@ -264,6 +264,11 @@ absl::StatusOr<SearchResults> Collection::SearchChecked(
     return absl::InvalidArgumentError(
         absl::StrCat("k must be in [1, ", kMaxK, "], got ", params.k));
   }
+  if (params.bins < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "bins must be >= 0 (0 = plan from the recall target), got ",
+        params.bins));
+  }
   if (!(params.recall_target >= 0 && params.recall_target <= 1)) {
     return absl::InvalidArgumentError(absl::StrCat(
         "recall_target must be in (0, 1] (0 = the collection default ",
@@ -276,7 +281,8 @@ absl::StatusOr<SearchResults> Collection::SearchChecked(
 
   const std::shared_ptr<const Snapshot> snap = snapshot();
   absl::StatusOr<RecallPlan> plan =
-      PlanRecall(snap->live_rows, params.k, target);
+      params.bins > 0 ? PlanForBins(snap->live_rows, params.k, params.bins)
+                      : PlanRecall(snap->live_rows, params.k, target);
   if (!plan.ok()) return plan.status();
 
   // Prepare queries: normalise (COSINE), round to bf16 for bf16 rows.

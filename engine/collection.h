@@ -54,11 +54,18 @@ struct SearchParams {
   int64_t k = 10;
   // 0: the collection's default; 1: exact search.
   double recall_target = 0;
+  // > 0: scan with this many bins (rounded up to a multiple of 16; exact
+  // when that reaches the live rows) instead of planning from
+  // recall_target: a shard's share of a cluster plan
+  // (router/sharded_search.h). The results report the recall of the bins
+  // used over this collection's rows.
+  int64_t bins = 0;
 };
 
 // Results of a batch, query-major: query q's results are
 // ids[q*k .. q*k + counts[q]), best first. counts[q] < k only when fewer than
-// k live rows exist.
+// k live rows exist, or when SearchParams::bins asked for fewer than k bins
+// (a shard's share; the router merges the shards' candidates).
 struct SearchResults {
   // The snapshot searched: slots scanned (tombstoned ones included) and the
   // live rows among them (the n of the recall estimate).

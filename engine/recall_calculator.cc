@@ -184,4 +184,26 @@ absl::StatusOr<RecallPlan> PlanRecall(int64_t n, int64_t k,
   return plan;
 }
 
+absl::StatusOr<RecallPlan> PlanForBins(int64_t n, int64_t k, int64_t bins) {
+  if (n < 0 || k < 1 || bins < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("a plan for bins needs n >= 0, k >= 1 and bins >= 1; got "
+                     "n=",
+                     n, ", k=", k, ", bins=", bins));
+  }
+  RecallPlan plan;
+  plan.bins = kernels::RoundUpBins(std::min(bins, std::max<int64_t>(n, 1)));
+  plan.bins_per_shard = plan.bins;
+  plan.conservative_bins = plan.bins;
+  if (plan.bins >= n) {
+    plan.exact = true;
+    plan.bins = n;
+    plan.bins_per_shard = n;
+    return plan;
+  }
+  plan.expected_recall = ExpectedRecall(n, k, plan.bins);
+  plan.worst_rank_recall = WorstRankRecall(n, k, plan.bins);
+  return plan;
+}
+
 }  // namespace peakknn

@@ -44,6 +44,12 @@ absl::StatusOr<RecallPlan> PlanRecall(int64_t n, int64_t k,
                                       double recall_target, int per_bin = 1,
                                       int shards = 1);
 
+// The plan for scanning n rows with `bins` bins (rounded up to a multiple of
+// 16), one kept per bin: exact when that reaches n. What a shard runs for
+// its share of a cluster plan (router/sharded_search.h). INVALID_ARGUMENT
+// for n < 0, k < 1 or bins < 1.
+absl::StatusOr<RecallPlan> PlanForBins(int64_t n, int64_t k, int64_t bins);
+
 // E[recall@k] for L bins keeping per_bin per bin (the inverse of PlanRecall).
 double ExpectedRecall(int64_t n, int64_t k, int64_t bins, int per_bin = 1);
 
