@@ -122,21 +122,38 @@ void Batcher::RunBatch(std::deque<Queued>& batch) {
   }
   if (live.empty()) return;
 
+  // Jobs with a bin count (a router's share of a cluster plan) and jobs
+  // with a recall target are searched as two batches: each batch takes the
+  // most demanding plan of its jobs (the largest k, and the highest target
+  // or the most bins), which meets every job's promise.
+  std::vector<SearchJob*> by_target;
+  std::vector<SearchJob*> by_bins;
+  for (SearchJob* job : live)
+    (job->bins > 0 ? by_bins : by_target).push_back(job);
+  if (!by_target.empty()) SearchTogether(by_target);
+  if (!by_bins.empty()) SearchTogether(by_bins);
+}
+
+void Batcher::SearchTogether(const std::vector<SearchJob*>& jobs) {
   SearchParams params;
   params.k = 0;
   params.recall_target = 0;
   int64_t total = 0;
-  for (const SearchJob* job : live) {
+  for (const SearchJob* job : jobs) {
     params.k = std::max(params.k, job->k);
-    params.recall_target = std::max(params.recall_target, job->recall_target);
+    if (job->bins > 0) {
+      params.bins = std::max(params.bins, job->bins);
+    } else {
+      params.recall_target = std::max(params.recall_target, job->recall_target);
+    }
     total += job->num_queries;
   }
   // One request alone is searched in place; several are packed together.
   std::vector<float> packed;
-  std::span<const float> queries = live.front()->queries;
-  if (live.size() > 1) {
+  std::span<const float> queries = jobs.front()->queries;
+  if (jobs.size() > 1) {
     packed.reserve(static_cast<size_t>(total) * dim_);
-    for (const SearchJob* job : live) {
+    for (const SearchJob* job : jobs) {
       packed.insert(packed.end(), job->queries.begin(), job->queries.end());
     }
     queries = packed;
@@ -146,12 +163,12 @@ void Batcher::RunBatch(std::deque<Queued>& batch) {
   absl::StatusOr<SearchResults> outcome = search_(queries, params);
   const double seconds = absl::ToDoubleSeconds(absl::Now() - start);
   if (!outcome.ok()) {
-    for (SearchJob* job : live) job->done(outcome.status(), nullptr, 0);
+    for (SearchJob* job : jobs) job->done(outcome.status(), nullptr, 0);
     return;
   }
   if (observer_ != nullptr) {
     BatchStats stats;
-    stats.requests = static_cast<int64_t>(live.size());
+    stats.requests = static_cast<int64_t>(jobs.size());
     stats.queries = total;
     stats.rows_scanned = outcome->rows_scanned;
     stats.dim = dim_;
@@ -160,7 +177,7 @@ void Batcher::RunBatch(std::deque<Queued>& batch) {
     observer_->OnBatch(collection_, stats);
   }
   int64_t first = 0;
-  for (SearchJob* job : live) {
+  for (SearchJob* job : jobs) {
     job->done(absl::OkStatus(), &*outcome, first);
     first += job->num_queries;
   }

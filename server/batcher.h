@@ -65,6 +65,9 @@ struct SearchJob {
   int64_t num_queries = 0;
   int64_t k = 10;
   double recall_target = 0.95;  // resolved: in (0, 1], 1 = exact
+  // > 0: scan with this many bins instead of planning from recall_target
+  // (SearchParams::bins). Such jobs batch only with each other.
+  int64_t bins = 0;
   absl::Time deadline = absl::InfiniteFuture();
   // Polled when the batch forms; true drops the job with CANCELLED.
   std::function<bool()> cancelled;
@@ -114,7 +117,12 @@ class Batcher {
   };
   // The thread's body: runs until stopping and drained, or idle.
   void Loop();
+  // Answers a batch: drops the expired and cancelled jobs, then searches
+  // the rest (SearchTogether).
   void RunBatch(std::deque<Queued>& batch);
+  // One engine search for `jobs` with the most demanding of their plans,
+  // then each job's done.
+  void SearchTogether(const std::vector<SearchJob*>& jobs);
 
   const std::string collection_;
   const int dim_;

@@ -49,6 +49,20 @@ absl::Status RequestLimits::CheckRecallTarget(double target) const {
   return absl::OkStatus();
 }
 
+absl::Status RequestLimits::CheckBins(int64_t bins,
+                                      double recall_target) const {
+  if (bins < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "bins=", bins, ": must be 0 (plan from recall_target) or positive"));
+  }
+  if (bins > 0 && recall_target != 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "bins=", bins, " and recall_target=", ExactDouble(recall_target),
+        ": set at most one of them"));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status RequestLimits::CheckPlan(double recall_target, int64_t per_bin,
                                       int64_t shards) const {
   if (!(recall_target > 0 && recall_target <= 1)) {

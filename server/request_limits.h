@@ -32,6 +32,9 @@ struct RequestLimits {
   absl::Status CheckK(int64_t k) const;
   // 0 (collection default) or in (0, 1].
   absl::Status CheckRecallTarget(double target) const;
+  // A search's bins: 0 (plan from the recall target) or positive, and not
+  // with a recall target.
+  absl::Status CheckBins(int64_t bins, double recall_target) const;
   // PlanRecall's arguments besides k: recall_target in (0, 1]; per_bin 0
   // (meaning 1) to --max_k (a bin that keeps k rows already makes the plan
   // exact, and bounding it bounds the calculator's work); shards 0

@@ -199,6 +199,7 @@ absl::Status VectorSearchService::QueueSearch(
   PEAKKNN_RETURN_IF_ERROR(limits_.CheckName("collection", req->collection()));
   PEAKKNN_RETURN_IF_ERROR(limits_.CheckK(req->k()));
   PEAKKNN_RETURN_IF_ERROR(limits_.CheckRecallTarget(req->recall_target()));
+  PEAKKNN_RETURN_IF_ERROR(limits_.CheckBins(req->bins(), req->recall_target()));
   PEAKKNN_ASSIGN_OR_RETURN(std::shared_ptr<ServedCollection> collection,
                            core_->OpenCollection(req->collection()));
   const CollectionSchema& schema = collection->schema();
@@ -218,6 +219,7 @@ absl::Status VectorSearchService::QueueSearch(
   job.k = req->k();
   job.recall_target = req->recall_target() == 0 ? schema.default_recall_target
                                                 : req->recall_target();
+  job.bins = req->bins();
   job.deadline = DeadlineOf(ctx);
   job.cancelled = [ctx] { return ctx->IsCancelled(); };
   job.done = [this, call, start, k = job.k, num_queries](

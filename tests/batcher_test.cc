@@ -46,6 +46,7 @@ class BatcherTest : public ::testing::Test {
           calls_.fetch_add(1);
           last_k_ = p.k;
           last_target_ = p.recall_target;
+          params_.push_back(p);  // one batcher thread: no race
           return collection_->SearchChecked(q, p);
         },
         nullptr);
@@ -78,6 +79,7 @@ class BatcherTest : public ::testing::Test {
   std::atomic<int> calls_{0};
   int64_t last_k_ = 0;
   double last_target_ = 0;
+  std::vector<SearchParams> params_;  // of every engine call, in order
 };
 
 TEST_F(BatcherTest, ConcurrentJobsShareOneBatchWithMaxKAndStrictestTarget) {
@@ -105,6 +107,40 @@ TEST_F(BatcherTest, ConcurrentJobsShareOneBatchWithMaxKAndStrictestTarget) {
   EXPECT_EQ(ids[0].size(), 3u);
   EXPECT_EQ(ids[1].size(), 7u);
   EXPECT_EQ(ids[2].size(), 1u);
+}
+
+// Jobs that name a bin count (a router's share of a cluster plan) and jobs
+// with a recall target that arrive together are searched as two batches,
+// each with the most demanding plan of its own jobs.
+TEST_F(BatcherTest, BinJobsAndTargetJobsAreSearchedApart) {
+  Batcher::Options options;
+  options.max_batch = 16;
+  options.max_delay = absl::Milliseconds(200);
+  auto batcher = Make(options);
+  Notification done[4];
+  absl::Status status[4];
+  std::vector<uint64_t> ids[4];
+  SearchJob bins_small = Job(1, 3, 0.9, &done[0], &status[0], &ids[0]);
+  bins_small.bins = 32;
+  SearchJob bins_large = Job(2, 5, 0.9, &done[1], &status[1], &ids[1]);
+  bins_large.bins = 64;
+  ASSERT_TRUE(batcher->Submit(std::move(bins_small)).ok());
+  ASSERT_TRUE(
+      batcher->Submit(Job(3, 2, 0.8, &done[2], &status[2], &ids[2])).ok());
+  ASSERT_TRUE(batcher->Submit(std::move(bins_large)).ok());
+  ASSERT_TRUE(
+      batcher->Submit(Job(4, 4, 0.95, &done[3], &status[3], &ids[3])).ok());
+  for (auto& d : done) d.WaitForNotification();
+  for (int i = 0; i < 4; ++i) {
+    EXPECT_TRUE(status[i].ok()) << status[i];
+    EXPECT_EQ(ids[i].front(), static_cast<uint64_t>(i + 1));  // itself first
+  }
+  ASSERT_EQ(params_.size(), 2u);
+  EXPECT_EQ(params_[0].bins, 0);
+  EXPECT_EQ(params_[0].k, 4);
+  EXPECT_EQ(params_[0].recall_target, 0.95);
+  EXPECT_EQ(params_[1].bins, 64);
+  EXPECT_EQ(params_[1].k, 5);
 }
 
 TEST_F(BatcherTest, FullBatchDispatchesWithoutWaitingAndSplitsAtMaxBatch) {

@@ -184,6 +184,27 @@ TEST_F(ServerTest, MessageSizeLimitIsEnforced) {
             absl::StatusCode::kResourceExhausted);
 }
 
+// A search with a bin count (what a router sends a shard) scans that many
+// bins and reports their recall over the server's rows.
+TEST_F(ServerTest, SearchWithABinCountReportsItsRecall) {
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+  ASSERT_NO_FATAL_FAILURE(CreateAndFill("v", 2000));
+  v1::SearchRequest req;
+  req.set_collection("v");
+  req.set_k(10);
+  req.set_bins(100);
+  req.mutable_queries()->Add(data_.begin(), data_.begin() + kDim);
+  grpc::ClientContext ctx;
+  v1::SearchResponse response;
+  const grpc::Status status = client_->stub().Search(&ctx, req, &response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_FALSE(response.exact());
+  EXPECT_EQ(response.bins(), 112);  // a multiple of 16
+  EXPECT_DOUBLE_EQ(response.expected_recall(), ExpectedRecall(2000, 10, 112));
+  ASSERT_EQ(response.results_size(), 1);
+  EXPECT_EQ(response.results(0).ids(0), 0u);  // the query is row 0
+}
+
 TEST_F(ServerTest, PlanRecallMatchesTheCalculator) {
   ASSERT_NO_FATAL_FAILURE(StartServer());
   ASSERT_NO_FATAL_FAILURE(CreateAndFill("v", 1000));

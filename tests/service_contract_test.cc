@@ -208,6 +208,35 @@ TEST_F(ServiceTest, PlanRecallBoundsKAndPerBin) {
   EXPECT_EQ(plan->expected_recall(), 1.0);  // every bin keeps all k
 }
 
+// A search names its plan one way, bins or recall_target, and a bin count
+// is not negative; the message says which and what was sent.
+TEST_F(ServiceTest, SearchBinsAreCheckedAndNotMixedWithATarget) {
+  ASSERT_NO_FATAL_FAILURE(StartReady());
+  ASSERT_NO_FATAL_FAILURE(Create("b"));
+  v1::SearchRequest req;
+  req.set_collection("b");
+  req.set_k(1);
+  for (int i = 0; i < kDim; ++i) req.add_queries(1.0f);
+  auto search = [&] {
+    grpc::ClientContext ctx;
+    v1::SearchResponse response;
+    return client_->stub().Search(&ctx, req, &response);
+  };
+  req.set_bins(-1);
+  grpc::Status status = search();
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), HasSubstr("bins=-1"));
+  req.set_bins(32);
+  req.set_recall_target(0.9);
+  status = search();
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(),
+              HasSubstr("bins=32 and recall_target=0.9: set at most one"));
+  req.set_recall_target(0);
+  status = search();
+  EXPECT_TRUE(status.ok()) << status.error_message();
+}
+
 // Writes raw messages on one InsertStream and reads every ack (the C++
 // client can only send well-formed InsertRequests).
 class RawInsertStream
