@@ -61,7 +61,7 @@ for target in "${targets[@]}"; do
       name="${entry#*:}"
       if wait "${entry%%:*}"; then
         # The closing stats: execs, execs/s, coverage, corpus.
-        grep -E "^(stat::number_of_executed_units|stat::average_exec_per_sec)|^#[0-9]+ +DONE" \
+        grep -E "^(stat::number_of_executed_units|stat::average_exec_per_sec)|^#[0-9]+[[:space:]]+DONE" \
           "${work}/${name}.log" | tr '\n' ' ' | sed "s/^/test-fuzz: ${name}: /"
         echo
       else
