@@ -64,15 +64,21 @@ int64_t ThreadPool::Drain(Loop* loop) {
 void ThreadPool::WorkerMain() {
   std::unique_lock lock(mu_);
   while (true) {
-    auto has_work = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    // The loop is picked by the same scan that found work: `next` moves
+    // outside mu_ (Drain), so a second scan could find the loop exhausted
+    // and no loop at all (the fuzzer's find: end() was dereferenced).
+    Loop* loop = nullptr;
+    auto has_work = [this, &loop]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
       if (stopping_) return true;
-      return std::any_of(loops_.begin(), loops_.end(),
-                         [](Loop* l) { return l->Claimable(); });
+      auto it = std::find_if(loops_.begin(), loops_.end(),
+                             [](Loop* l) { return l->Claimable(); });
+      loop = it == loops_.end() ? nullptr : *it;
+      return loop != nullptr;
     };
     work_cv_.wait(lock, has_work);
     if (stopping_) return;
-    Loop* loop = *std::find_if(loops_.begin(), loops_.end(),
-                               [](Loop* l) { return l->Claimable(); });
+    // Still in loops_ (its owner removes it under mu_), so alive; Drain runs
+    // nothing if it was exhausted meanwhile.
     ++loop->active;
     lock.unlock();
     const int64_t ran = Drain(loop);

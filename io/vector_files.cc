@@ -158,9 +158,13 @@ std::string NpyField(std::string_view header, std::string_view key) {
 
 template <typename Elem>
 absl::Status ReadNpyData(std::FILE* f, const std::string& path, int64_t offset,
-                         FloatMatrix& m) {
+                         int64_t file_size, FloatMatrix& m) {
   std::vector<Elem> buffer(m.dim);
-  m.values.reserve(m.rows * m.dim);
+  // The shape is the header's claim: reserve no more rows than the file
+  // holds (a corrupt shape would ask for terabytes).
+  const int64_t whole_rows =
+      (file_size - offset) / (m.dim * static_cast<int64_t>(sizeof(Elem)));
+  m.values.reserve(std::min(m.rows, whole_rows) * m.dim);
   for (int64_t r = 0; r < m.rows; ++r) {
     if (std::fread(buffer.data(), sizeof(Elem), m.dim, f) !=
         static_cast<size_t>(m.dim)) {
@@ -248,6 +252,8 @@ absl::StatusOr<FloatMatrix> ReadNpy(const std::string& path,
   absl::StatusOr<File> file = Open(path, "rb");
   if (!file.ok()) return file.status();
   std::FILE* f = file->get();
+  absl::StatusOr<int64_t> size = FileSize(f, path);
+  if (!size.ok()) return size.status();
   unsigned char preamble[8];
   if (std::fread(preamble, 1, 8, f) != 8 ||
       std::memcmp(preamble, "\x93NUMPY", 6) != 0) {
@@ -269,8 +275,10 @@ absl::StatusOr<FloatMatrix> ReadNpy(const std::string& path,
   for (int i = len_size - 1; i >= 0; --i) {
     header_len = header_len << 8 | len_bytes[i];
   }
-  std::string header(header_len, '\0');
-  if (std::fread(header.data(), 1, header_len, f) != header_len) {
+  // Checked against the file before it sizes the buffer.
+  const bool fits = header_len <= *size - 8 - len_size;
+  std::string header(fits ? header_len : 0, '\0');
+  if (!fits || std::fread(header.data(), 1, header_len, f) != header_len) {
     return absl::DataLossError(absl::StrCat(path, ": truncated .npy header (",
                                             header_len, " bytes at offset ",
                                             8 + len_size, ")"));
@@ -296,11 +304,11 @@ absl::StatusOr<FloatMatrix> ReadNpy(const std::string& path,
   if (options.max_rows >= 0) m.rows = std::min(m.rows, options.max_rows);
   absl::Status status;
   if (descr == "'<f4'") {
-    status = ReadNpyData<float>(f, path, data_offset, m);
+    status = ReadNpyData<float>(f, path, data_offset, *size, m);
   } else if (descr == "'<f8'") {
-    status = ReadNpyData<double>(f, path, data_offset, m);
+    status = ReadNpyData<double>(f, path, data_offset, *size, m);
   } else if (descr == "'|u1'" || descr == "'<u1'") {
-    status = ReadNpyData<uint8_t>(f, path, data_offset, m);
+    status = ReadNpyData<uint8_t>(f, path, data_offset, *size, m);
   } else {
     return absl::UnimplementedError(
         absl::StrCat(path, ": unsupported .npy dtype ", descr,
@@ -403,8 +411,12 @@ absl::StatusOr<FloatMatrix> ReadIdx(const std::string& path,
     const int64_t d = int64_t{b[0]} << 24 | b[1] << 16 | b[2] << 8 | b[3];
     if (i == 0) {
       m.rows = d;
+    } else if (d > kMaxFileDim) {
+      m.dim = d;  // refused below; multiplying on could overflow
+      break;
     } else {
-      m.dim *= d;
+      m.dim *= d;  // both factors <= kMaxFileDim: no overflow
+      if (m.dim > kMaxFileDim) break;
     }
   }
   if (m.dim < 1 || m.dim > kMaxFileDim) {
@@ -414,7 +426,9 @@ absl::StatusOr<FloatMatrix> ReadIdx(const std::string& path,
   if (options.max_rows >= 0) m.rows = std::min(m.rows, options.max_rows);
   const int64_t data_offset = 4 + 4 * ndims;
   std::vector<unsigned char> buffer(m.dim);
-  m.values.reserve(m.rows * m.dim);
+  // No reserve from the header's row count: the size of a gzipped file's
+  // data is not known up front, and a corrupt count would allocate
+  // terabytes. The rows read make the vector grow.
   for (int64_t r = 0; r < m.rows; ++r) {
     if (!read(buffer.data(), static_cast<unsigned>(m.dim))) {
       return absl::DataLossError(

@@ -152,6 +152,16 @@ absl::Status ReadCheckpointRows(
                absl::StrCat("header says dim ", file_dim, " rows ", file_rows,
                             ", manifest dim ", dim, " rows ", manifest.rows));
   }
+  // Every row takes its id and vector in the file: a row count the file
+  // cannot hold is corruption, caught before it sizes any allocation.
+  auto file_bytes = env->GetFileSize(path);
+  if (!file_bytes.ok()) return file_bytes.status();
+  const uint64_t row_bytes = sizeof(uint64_t) + dim * sizeof(float);
+  if (file_rows > (*file_bytes - kDataHeaderBytes) / row_bytes) {
+    return bad(0,
+               absl::StrCat("header says ", file_rows, " rows of ", row_bytes,
+                            " bytes; the file has ", *file_bytes, " bytes"));
+  }
   uint64_t offset = kDataHeaderBytes;
   int64_t rows = 0;
   std::vector<uint64_t> ids;

@@ -79,7 +79,8 @@ template <std::endian kHost, typename T>
 void EncodeArray(std::span<const T> values, char* dst) {
   static_assert(sizeof(T) == 4 || sizeof(T) == 8);
   if constexpr (kHost == std::endian::little) {
-    std::memcpy(dst, values.data(), values.size_bytes());
+    // An empty span may have a null data(), which memcpy must not get.
+    if (!values.empty()) std::memcpy(dst, values.data(), values.size_bytes());
   } else {
     for (const T value : values) {
       if constexpr (sizeof(T) == 4) {
@@ -96,7 +97,8 @@ template <std::endian kHost, typename T>
 void DecodeArray(const char* src, std::span<T> out) {
   static_assert(sizeof(T) == 4 || sizeof(T) == 8);
   if constexpr (kHost == std::endian::little) {
-    std::memcpy(out.data(), src, out.size_bytes());
+    // An empty span may have a null data(), which memcpy must not get.
+    if (!out.empty()) std::memcpy(out.data(), src, out.size_bytes());
   } else {
     for (T& value : out) {
       if constexpr (sizeof(T) == 4) {

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -223,14 +224,19 @@ absl::StatusOr<std::string> ReadFileToString(Env* env,
   auto file = env->NewSequentialFile(path);
   if (!file.ok()) return file.status();
   std::string data;
-  constexpr size_t kChunk = 1 << 20;
+  // Most files read whole are small (a MANIFEST is a few hundred bytes):
+  // the chunk starts at 4 KiB and doubles up to 1 MiB, so they do not pay
+  // for zeroing a megabyte.
+  constexpr size_t kMaxChunk = 1 << 20;
+  size_t chunk = 4096;
   while (true) {
     const size_t old = data.size();
-    data.resize(old + kChunk);
-    auto n = (*file)->Read(kChunk, data.data() + old);
+    data.resize(old + chunk);
+    auto n = (*file)->Read(chunk, data.data() + old);
     if (!n.ok()) return n.status();
     data.resize(old + *n);
     if (*n == 0) break;
+    chunk = std::min(2 * chunk, kMaxChunk);
   }
   return data;
 }

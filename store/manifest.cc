@@ -110,6 +110,7 @@ absl::StatusOr<CheckpointManifest> ParseManifest(std::string_view text,
         "missing or unreadable dim, recall, sequence, rows, data or "
         "data_bytes");
   }
+  if (m.rows < 0) return bad(absl::StrCat("rows ", m.rows, " is negative"));
   if (field("data") != "-") m.data_file = std::string(field("data"));
   if (absl::Status s = ValidateSchema(m.schema); !s.ok()) {
     return bad(s.message());

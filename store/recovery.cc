@@ -60,10 +60,17 @@ absl::Status Recovery::LoadCheckpoint() {
   const CheckpointManifest& manifest = out_.manifest;
   Collection& collection = *out_.collection;
   // The row count is known: one id-map allocation, blocks that fit it.
-  CollectionMaintenance::ReserveRows(collection, manifest.rows);
+  // Reserved at the first chunk, once ReadCheckpointRows has checked the
+  // count against the data file: a count only the MANIFEST states could
+  // ask for any amount of memory.
+  bool reserved = false;
   absl::Status s = ReadCheckpointRows(
       env_, dir_, manifest,
       [&](std::span<const uint64_t> ids, std::span<const float> vectors) {
+        if (!reserved) {
+          CollectionMaintenance::ReserveRows(collection, manifest.rows);
+          reserved = true;
+        }
         return CollectionMaintenance::RestoreRows(collection, ids, vectors);
       });
   if (!s.ok()) return s;

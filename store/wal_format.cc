@@ -79,13 +79,20 @@ absl::StatusOr<WalBatch> DecodeWalRecord(const WalRecord& record) {
     if (mode > 1) return bad(absl::StrCat("unknown write mode ", mode));
     batch.mode = mode == 0 ? WriteMode::kInsert : WriteMode::kUpsert;
     const uint32_t count = DecodeFixed32(p.data() + 1);
-    batch.dim = static_cast<int>(DecodeFixed32(p.data() + 5));
+    const uint32_t dim = DecodeFixed32(p.data() + 5);
+    // Bounded by the payload first, so the product below cannot wrap (a
+    // wrapped size could match a short payload) and dim fits an int.
+    if (count > p.size() / 8 || dim > p.size() / 4) {
+      return bad(absl::StrCat("write of ", count, " x ", dim,
+                              " does not fit its ", p.size(),
+                              " payload bytes"));
+    }
+    batch.dim = static_cast<int>(dim);
     const uint64_t want =
-        kFixed + uint64_t{count} * 8 +
-        uint64_t{count} * static_cast<uint64_t>(batch.dim) * 4;
+        kFixed + uint64_t{count} * 8 + uint64_t{count} * uint64_t{dim} * 4;
     if (want != p.size()) {
-      return bad(absl::StrCat("write of ", count, " x ", batch.dim, " needs ",
-                              want, " payload bytes, has ", p.size()));
+      return bad(absl::StrCat("write of ", count, " x ", dim, " needs ", want,
+                              " payload bytes, has ", p.size()));
     }
     batch.ids.resize(count);
     DecodeFixed64Array(p.data() + kFixed, batch.ids);

@@ -38,8 +38,12 @@ class SegmentWindow {
     }
     while (start_ + buffer_.size() < pos + n) {
       const size_t have = buffer_.size();
-      const size_t want = static_cast<size_t>(
-          std::max<uint64_t>(pos + n - start_ - have, kWalReadChunkBytes));
+      // A chunk at a time, but never past the end of the file: a small
+      // segment does not pay for zeroing a whole chunk. (pos + n <=
+      // file_bytes_, so `want` > 0.)
+      const size_t want = static_cast<size_t>(std::min(
+          std::max<uint64_t>(pos + n - start_ - have, kWalReadChunkBytes),
+          file_bytes_ - start_ - have));
       buffer_.resize(have + want);
       absl::StatusOr<size_t> got = file_->Read(want, buffer_.data() + have);
       if (!got.ok()) return got.status();
