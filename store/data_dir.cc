@@ -32,6 +32,23 @@ bool IsCheckpointFileName(std::string_view name) {
   return name.starts_with(kCheckpointPrefix);
 }
 
+std::optional<uint64_t> ParseCheckpointFileName(std::string_view name) {
+  constexpr std::string_view kSuffix = ".dat";
+  if (!name.starts_with(kCheckpointPrefix) || !name.ends_with(kSuffix)) {
+    return std::nullopt;
+  }
+  std::string_view digits = name;
+  digits.remove_prefix(kCheckpointPrefix.size());
+  digits.remove_suffix(kSuffix.size());
+  uint64_t sequence;
+  // Round trip: only the writer's own spelling (no sign, spaces or path).
+  if (!absl::SimpleAtoi(AV(digits), &sequence) ||
+      CheckpointFileName(sequence) != name) {
+    return std::nullopt;
+  }
+  return sequence;
+}
+
 std::string WalSegmentName(uint64_t number) {
   char name[32];
   std::snprintf(name, sizeof(name), "wal-%08llu.log",

@@ -37,6 +37,10 @@ inline constexpr char kManifestName[] = "MANIFEST";
 // "ckpt-00000000000000000042.dat" for sequence 42.
 std::string CheckpointFileName(uint64_t sequence);
 bool IsCheckpointFileName(std::string_view name);
+// The sequence of a name CheckpointFileName makes, exactly (20 digits); nullopt
+// for any other name. A MANIFEST naming anything else (a path, "../x") is
+// corrupt.
+std::optional<uint64_t> ParseCheckpointFileName(std::string_view name);
 
 // "wal-00000042.log" <-> 42.
 std::string WalSegmentName(uint64_t number);

@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
+#include "base/echo.h"
 #include "base/string_view.h"
 #include "store/crc32c.h"
 #include "store/data_dir.h"
@@ -111,7 +112,14 @@ absl::StatusOr<CheckpointManifest> ParseManifest(std::string_view text,
         "data_bytes");
   }
   if (m.rows < 0) return bad(absl::StrCat("rows ", m.rows, " is negative"));
-  if (field("data") != "-") m.data_file = std::string(field("data"));
+  if (field("data") != "-") {
+    if (!ParseCheckpointFileName(SV(field("data")))) {
+      return bad(absl::StrCat("data ", QuoteInput(SV(field("data"))),
+                              " is not a checkpoint file name "
+                              "(ckpt-<20 digits>.dat)"));
+    }
+    m.data_file = std::string(field("data"));
+  }
   if (absl::Status s = ValidateSchema(m.schema); !s.ok()) {
     return bad(s.message());
   }

@@ -7,6 +7,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "engine/collection.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "store/checkpoint.h"
 #include "store/coding.h"
@@ -239,7 +240,7 @@ TEST(CheckpointTest, ManifestRoundTripsAndDetectsCorruption) {
   m.schema = Schema();
   m.default_durability = Durability::kNone;
   m.sequence = 77;
-  m.data_file = "ckpt-x.dat";
+  m.data_file = CheckpointFileName(76);
   m.rows = 5;
   m.data_bytes = 123;
   const std::string text = SerializeManifest(m);
@@ -250,11 +251,36 @@ TEST(CheckpointTest, ManifestRoundTripsAndDetectsCorruption) {
   EXPECT_EQ(back->schema.default_recall_target, 0.9);
   EXPECT_EQ(back->default_durability, Durability::kNone);
   EXPECT_EQ(back->sequence, 77u);
-  EXPECT_EQ(back->data_file, "ckpt-x.dat");
+  EXPECT_EQ(back->data_file, CheckpointFileName(76));
   std::string bad = text;
   bad[text.find("77")] = '8';
   EXPECT_EQ(ParseManifest(bad, "M").status().code(),
             absl::StatusCode::kDataLoss);
+}
+
+// The data line names a checkpoint file in the collection's directory, in
+// the writer's own spelling; anything else (a path out of the directory)
+// is corruption, not a file to open.
+TEST(CheckpointTest, ManifestNamingAnythingButACheckpointFileIsCorrupt) {
+  CheckpointManifest m;
+  m.schema = Schema();
+  m.sequence = 7;
+  m.rows = 1;
+  m.data_bytes = 10;
+  for (const std::string name :
+       {"../../etc/passwd", "ckpt-7.dat", "ckpt-+0000000000000000007.dat",
+        "/ckpt-00000000000000000007.dat", "ckpt-00000000000000000007.dat/x"}) {
+    m.data_file = name;
+    absl::StatusOr<CheckpointManifest> parsed =
+        ParseManifest(SerializeManifest(m), "M");
+    EXPECT_EQ(parsed.status().code(), absl::StatusCode::kDataLoss) << name;
+    EXPECT_THAT(std::string(parsed.status().message()),
+                ::testing::HasSubstr("is not a checkpoint file name"))
+        << name;
+  }
+  m.data_file = CheckpointFileName(7);
+  EXPECT_TRUE(ParseManifest(SerializeManifest(m), "M").ok());
+  EXPECT_EQ(ParseCheckpointFileName(CheckpointFileName(123)), 123u);
 }
 
 // `text` (a serialized manifest) with its first line replaced and the
