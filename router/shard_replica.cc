@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "base/status_macros.h"
+#include "router/cluster_layout.h"
 #include "router/shard_hash.h"
 #include "server/convert.h"
 
@@ -17,9 +18,14 @@ absl::StatusOr<std::unique_ptr<ShardReplica>> ShardReplica::Start(
     return absl::InvalidArgumentError(absl::StrCat(
         "shard ", options.shard, " is not in [0, ", kMaxShards, ")"));
   }
-  if (options.replica.empty() || options.state_dir.empty()) {
+  if (!IsNameToken(options.replica)) {
     return absl::InvalidArgumentError(
-        "a shard replica needs a replica name and a state directory");
+        absl::StrCat("replica name \"", options.replica,
+                     "\" is not 1+ characters of [A-Za-z0-9_-]"));
+  }
+  if (options.state_dir.empty()) {
+    return absl::InvalidArgumentError(
+        "a shard replica needs a state directory");
   }
   Env* env = options.env != nullptr ? options.env : Env::Default();
   std::unique_ptr<ShardReplica> replica(

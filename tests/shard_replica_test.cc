@@ -17,21 +17,20 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "router/cluster_layout.h"
-#include "router/nats/publish.h"
-#include "router/nats/stream.h"
-#include "router/shard_hash.h"
 #include "router/shard_write_batch.h"
 #include "store/collection_manager.h"
 #include "tests/nats_test_cluster.h"
+#include "tests/shard_test_util.h"
 #include "tests/store_test_util.h"
 
 namespace peakknn {
 namespace {
 
+using ::peakknn::testing::Batch;
+using ::peakknn::testing::VectorOf;
 using ::testing::HasSubstr;
 
-constexpr int kDim = 4;
+constexpr int kDim = testing::kShardTestDim;
 constexpr int kShard = 1;
 // Everything that waits on the replica: generous for a loaded 2-core
 // machine under sanitizers.
@@ -44,44 +43,6 @@ CollectionSchema Schema(const std::string& name) {
   schema.metric = Metric::kL2;
   return schema;
 }
-
-// Distinct per (id, version), so a stale or doubled write shows.
-std::vector<float> VectorOf(uint64_t id, int version) {
-  std::vector<float> v(kDim);
-  for (int d = 0; d < kDim; ++d) {
-    v[d] = static_cast<float>(id) + 0.25f * static_cast<float>(version) +
-           0.01f * static_cast<float>(d);
-  }
-  return v;
-}
-
-// A batch of writes and the rows it leaves, as the test's model.
-struct Batch {
-  v1::ShardWriteBatch::Mode mode;
-  std::vector<uint64_t> ids;
-  int version = 0;  // of the vectors written (VectorOf)
-
-  std::string Encode() const {
-    std::vector<float> vectors;
-    if (mode != v1::ShardWriteBatch::MODE_DELETE) {
-      for (uint64_t id : ids) {
-        const std::vector<float> v = VectorOf(id, version);
-        vectors.insert(vectors.end(), v.begin(), v.end());
-      }
-    }
-    return EncodeShardWriteBatch(mode, ids, vectors);
-  }
-
-  void ApplyTo(std::map<uint64_t, std::vector<float>>& rows) const {
-    for (uint64_t id : ids) {
-      if (mode == v1::ShardWriteBatch::MODE_DELETE) {
-        rows.erase(id);
-      } else {
-        rows[id] = VectorOf(id, version);
-      }
-    }
-  }
-};
 
 TEST(ShardWriteBatchTest, RoundTripsAndNamesWhatIsWrong) {
   const CollectionSchema schema = Schema("docs");
@@ -151,24 +112,19 @@ TEST(AppliedPositionsTest, WritesReadsDeletesAndRefusesGarbage) {
   EXPECT_THAT(bad.message(), HasSubstr(dir + "/bad"));
 }
 
-class ShardReplicaTest : public testing::NatsClusterTest {
+class ShardReplicaTest : public testing::ShardClusterTest {
  protected:
   void SetUp() override {
-    NatsClusterTest::SetUp();
+    ShardClusterTest::SetUp();
     if (IsSkipped() || HasFatalFailure()) return;
-    absl::StatusOr<std::unique_ptr<ClusterMetadata>> metadata =
-        ClusterMetadata::Open(*conn_, {.replicas = 3});
-    ASSERT_TRUE(metadata.ok()) << metadata.status();
-    metadata_ = *std::move(metadata);
     dir_ = testing::StoreTempDir("shard-replica");
-    OpenLocal();
+    ASSERT_NO_FATAL_FAILURE(OpenLocal());
   }
 
   void TearDown() override {
     replica_.reset();
     local_.reset();
-    metadata_.reset();
-    NatsClusterTest::TearDown();
+    ShardClusterTest::TearDown();
   }
 
   void OpenLocal() {
@@ -199,37 +155,20 @@ class ShardReplicaTest : public testing::NatsClusterTest {
     replica_ = *std::move(replica);
   }
 
-  // A collection in the metadata and its shard's stream (what the router
-  // will do on CreateCollection). Returns the creation revision.
   uint64_t CreateCollection(const std::string& name, int shards,
                             int64_t max_bytes = int64_t{1} << 30) {
-    v1::ClusterCollection collection;
-    collection.mutable_schema()->set_name(name);
-    collection.mutable_schema()->set_dim(kDim);
-    collection.mutable_schema()->set_metric(v1::METRIC_L2);
-    collection.set_shard_count(shards);
-    collection.set_stream_replicas(3);
-    for (int shard = 0; shard < shards; ++shard) {
-      ShardStreamSettings settings;
-      settings.max_bytes = max_bytes;
-      const absl::StatusOr<nats::StreamInfo> stream =
-          nats::CreateOrUpdateStream(*conn_,
-                                     ShardStreamConfig(name, shard, settings));
-      EXPECT_TRUE(stream.ok()) << stream.status();
-    }
-    absl::StatusOr<uint64_t> revision = metadata_->CreateCollection(collection);
+    absl::StatusOr<uint64_t> revision = testing::CreateClusterCollection(
+        *conn_, *metadata_, name, shards, max_bytes);
     EXPECT_TRUE(revision.ok()) << revision.status();
     return revision.value_or(0);
   }
 
-  // Publishes one message to the shard's stream; returns its sequence.
   uint64_t PublishRaw(const std::string& collection, std::string_view payload) {
-    absl::StatusOr<nats::PublishAck> ack =
-        nats::Publish(*conn_, ShardSubject(collection, kShard),
-                      absl::StrCat(collection, "-", ++published_), payload,
-                      {.expected_stream = ShardStreamName(collection, kShard)});
-    EXPECT_TRUE(ack.ok()) << ack.status();
-    return ack.ok() ? ack->sequence : 0;
+    absl::StatusOr<uint64_t> sequence = testing::PublishToShard(
+        *conn_, collection, kShard, absl::StrCat(collection, "-", ++published_),
+        payload);
+    EXPECT_TRUE(sequence.ok()) << sequence.status();
+    return sequence.value_or(0);
   }
 
   uint64_t Publish(const std::string& collection, const Batch& batch) {
@@ -304,11 +243,10 @@ class ShardReplicaTest : public testing::NatsClusterTest {
     return local_->DescribeCollection(name).ok();
   }
 
-  std::unique_ptr<ClusterMetadata> metadata_;
   std::string dir_;
   std::unique_ptr<CollectionManager> local_;
   std::unique_ptr<ShardReplica> replica_;
-  std::map<uint64_t, std::vector<float>> expected_;
+  testing::RowModel expected_;
   int published_ = 0;
   std::mutex log_mu_;
   std::vector<std::string> log_ ABSL_GUARDED_BY(log_mu_);
@@ -316,7 +254,7 @@ class ShardReplicaTest : public testing::NatsClusterTest {
 
 TEST_F(ShardReplicaTest, AppliesInsertsUpsertsAndDeletesInOrder) {
   CreateCollection("docs", 2);
-  StartReplica();
+  ASSERT_NO_FATAL_FAILURE(StartReplica());
   Publish("docs", {v1::ShardWriteBatch::MODE_INSERT, {1, 2, 3}, 0});
   Publish("docs", {v1::ShardWriteBatch::MODE_UPSERT, {2, 4}, 1});
   Publish("docs", {v1::ShardWriteBatch::MODE_DELETE, {1, 63}, 0});
@@ -354,7 +292,7 @@ TEST_F(ShardReplicaTest, ResumesAfterARestartWhereItStopped) {
                      {static_cast<uint64_t>(i % 20), 40},
                      i});
   }
-  StartReplica();
+  ASSERT_NO_FATAL_FAILURE(StartReplica());
   std::optional<ReplicaCollection> docs = WaitForApplied("docs", 10);
   ASSERT_TRUE(docs.has_value());
 
@@ -375,8 +313,8 @@ TEST_F(ShardReplicaTest, ResumesAfterARestartWhereItStopped) {
                                  : v1::ShardWriteBatch::MODE_UPSERT;
     last = Publish("docs", {mode, {static_cast<uint64_t>(i % 25)}, i});
   }
-  OpenLocal();
-  StartReplica();
+  ASSERT_NO_FATAL_FAILURE(OpenLocal());
+  ASSERT_NO_FATAL_FAILURE(StartReplica());
   docs = WaitForApplied("docs", last);
   ASSERT_TRUE(docs.has_value()) << "not applied within the deadline";
   EXPECT_EQ(docs->progress.applied_sequence, last);
@@ -400,7 +338,7 @@ TEST_F(ShardReplicaTest, ReplayingBatchesAlreadyAppliedChangesNothing) {
                              static_cast<uint64_t>(3 * i % 10 + 10)},
                             i});
   }
-  StartReplica();
+  ASSERT_NO_FATAL_FAILURE(StartReplica());
   ASSERT_TRUE(WaitForApplied("docs", last).has_value());
   replica_.reset();
   AppliedPositions positions(Env::Default(), dir_ + "/applied");
@@ -408,7 +346,7 @@ TEST_F(ShardReplicaTest, ReplayingBatchesAlreadyAppliedChangesNothing) {
       positions.Write("docs", {.creation_revision = revision, .sequence = 2})
           .ok());
 
-  StartReplica();
+  ASSERT_NO_FATAL_FAILURE(StartReplica());
   const std::optional<ReplicaCollection> docs = WaitForApplied("docs", last);
   ASSERT_TRUE(docs.has_value());
   EXPECT_TRUE(docs->progress.status.ok()) << docs->progress.status;
@@ -421,7 +359,7 @@ TEST_F(ShardReplicaTest, AMalformedMessageStopsTheReplicaWithDataLoss) {
   Publish("docs", {v1::ShardWriteBatch::MODE_INSERT, {1}, 0});
   ASSERT_EQ(PublishRaw("docs", "\x08\x63 garbage"), 2u);
   Publish("docs", {v1::ShardWriteBatch::MODE_INSERT, {2}, 0});
-  StartReplica();
+  ASSERT_NO_FATAL_FAILURE(StartReplica());
   // Everything before it applied, nothing after.
   ExpectHalts("docs", absl::StatusCode::kDataLoss,
               "stream peakknn_docs_1 sequence 2: ShardWriteBatch", 1);
@@ -437,13 +375,13 @@ TEST_F(ShardReplicaTest, AnAgedOutStreamSaysBootstrapIsNotBuiltYet) {
     for (size_t j = 0; j < ids.size(); ++j) ids[j] = 100 * i + j;
     Publish("docs", {v1::ShardWriteBatch::MODE_UPSERT, ids, i});
   }
-  StartReplica();
+  ASSERT_NO_FATAL_FAILURE(StartReplica());
   ExpectHalts("docs", absl::StatusCode::kOutOfRange,
               "bootstrap from a peer's checkpoint is not built yet", 0);
 }
 
 TEST_F(ShardReplicaTest, CollectionsFollowTheMetadata) {
-  StartReplica();
+  ASSERT_NO_FATAL_FAILURE(StartReplica());
   EXPECT_TRUE(replica_->Collections().empty());
   CreateCollection("alpha", 2);
   CreateCollection("solo", 1);  // no shard 1: not this replica's
@@ -473,7 +411,7 @@ TEST_F(ShardReplicaTest, CollectionsFollowTheMetadata) {
               }).has_value());
   replica_.reset();
   ASSERT_TRUE(metadata_->DeleteCollection("beta").ok());
-  StartReplica();
+  ASSERT_NO_FATAL_FAILURE(StartReplica());
   EXPECT_FALSE(LocalHas("beta"));
 }
 
