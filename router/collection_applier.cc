@@ -20,6 +20,7 @@ using server::SpanOf;
 // How often the thread looks again after a step: short, since a step that
 // found nothing has already waited fetch_wait inside Fetch.
 constexpr absl::Duration kStepInterval = absl::Milliseconds(2);
+constexpr absl::Duration kRetryLogInterval = absl::Seconds(30);
 
 // Waits for a group of asynchronous writes; keeps the first error.
 class PendingWrites {
@@ -69,7 +70,8 @@ CollectionApplier::CollectionApplier(nats::NatsConnection& conn,
       positions_(positions),
       config_(std::move(config)),
       stream_(ShardStreamName(config_.schema.name, config_.shard)),
-      subject_(ShardSubject(config_.schema.name, config_.shard)) {
+      subject_(ShardSubject(config_.schema.name, config_.shard)),
+      retry_log_(kRetryLogInterval, config_.log) {
   progress_.applied_sequence = applied_sequence;
   task_ = std::make_unique<PeriodicTask>(kStepInterval, [this] { Run(); });
 }
@@ -109,10 +111,15 @@ void CollectionApplier::Run() {
                      "; bootstrap from a peer's checkpoint is not built yet"));
   }
   const bool halted = Halts(status.code());
-  config_.log(absl::StrCat(
+  const std::string line = absl::StrCat(
       "collection ", config_.schema.name, " shard ", config_.shard, " replica ",
       config_.replica,
-      halted ? ": stopped applying: " : ": will retry: ", status.ToString()));
+      halted ? ": stopped applying: " : ": will retry: ", status.ToString());
+  if (halted) {
+    config_.log(line);
+  } else {
+    retry_log_.Log(line);
+  }
   std::lock_guard lock(mu_);
   progress_.status = std::move(status);
   progress_.halted = halted;

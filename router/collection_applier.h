@@ -115,6 +115,10 @@ class CollectionApplier {
   std::shared_ptr<ServedCollection> collection_;
   absl::Time retry_after_ = absl::InfinitePast();
 
+  // Retried errors (NATS down, the stream not created yet) repeat every
+  // retry_interval: logged once per interval of this, with a count.
+  LogThrottle retry_log_;
+
   mutable std::mutex mu_;
   ApplierProgress progress_ ABSL_GUARDED_BY(mu_);
 
