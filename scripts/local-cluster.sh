@@ -101,6 +101,26 @@ nats_has_leader() {
   curl -sf "http://127.0.0.1:$1/jsz" 2>/dev/null | grep -q '"leader": "'
 }
 
+# await NAME DEADLINE WHAT CHECK...: runs CHECK until it succeeds; fails
+# with NAME's log when the process exits, or saying WHAT once SECONDS passes
+# DEADLINE.
+await() {
+  local name="$1" deadline="$2" what="$3"
+  shift 3
+  until "$@"; do
+    if [ -z "$(live_pid "${name}")" ]; then
+      echo "local-cluster: ${name} exited; last lines of ${dir}/${name}.log:" >&2
+      tail -n 20 "${dir}/${name}.log" >&2
+      exit 1
+    fi
+    if ((SECONDS > deadline)); then
+      echo "local-cluster: ${name} ${what}" >&2
+      exit 1
+    fi
+    sleep 0.2
+  done
+}
+
 up() {
   mkdir -p "${dir}"
   echo '*' >"${dir}/.gitignore"  # never committed
@@ -113,40 +133,18 @@ up() {
     fi
     "start_${role}" "${name}" "${port}" "${cluster_port}" "${monitor_port}"
   done
-  local deadline=$((SECONDS + 30))
+  # NATS first (the table's order), then the replicas, which join it.
+  local start=${SECONDS}
   for p in "${PROCESSES[@]}"; do
     read -r role name port cluster_port monitor_port <<<"${p}"
-    [ "${role}" = nats ] || continue
-    until nats_has_leader "${monitor_port}"; do
-      if [ -z "$(live_pid "${name}")" ]; then
-        echo "local-cluster: ${name} exited; last lines of ${dir}/${name}.log:" >&2
-        tail -n 20 "${dir}/${name}.log" >&2
-        exit 1
-      fi
-      if ((SECONDS > deadline)); then
-        echo "local-cluster: ${name} sees no JetStream meta leader after 30 s" >&2
-        exit 1
-      fi
-      sleep 0.2
-    done
+    case "${role}" in
+      nats) await "${name}" $((start + 30)) "sees no JetStream meta leader after 30 s" \
+        nats_has_leader "${monitor_port}" ;;
+      shard) await "${name}" $((start + 90)) "is not serving after 90 s" \
+        shard_serving "${name}" ;;
+    esac
   done
-  echo "local-cluster: up; NATS JetStream cluster has a meta leader"
-  for p in "${PROCESSES[@]}"; do
-    read -r role name port cluster_port monitor_port <<<"${p}"
-    [ "${role}" = shard ] || continue
-    until shard_serving "${name}"; do
-      if [ -z "$(live_pid "${name}")" ]; then
-        echo "local-cluster: ${name} exited; last lines of ${dir}/${name}.log:" >&2
-        tail -n 20 "${dir}/${name}.log" >&2
-        exit 1
-      fi
-      if ((SECONDS > deadline + 60)); then
-        echo "local-cluster: ${name} is not serving after 90 s" >&2
-        exit 1
-      fi
-      sleep 0.2
-    done
-  done
+  echo "local-cluster: up; NATS JetStream cluster has a meta leader, replicas serve"
   status
 }
 
