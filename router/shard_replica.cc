@@ -11,6 +11,10 @@
 
 namespace peakknn {
 
+// Reconcile and heartbeat failures repeat every poll while NATS is away:
+// logged once per this, with a count.
+constexpr absl::Duration kPollLogInterval = absl::Seconds(30);
+
 absl::StatusOr<std::unique_ptr<ShardReplica>> ShardReplica::Start(
     nats::NatsConnection& conn, ClusterMetadata& metadata, ServiceCore& local,
     const ShardReplicaOptions& options) {
@@ -45,6 +49,7 @@ ShardReplica::ShardReplica(nats::NatsConnection& conn,
       local_(local),
       options_(options),
       log_(LogOrStderr(options.log)),
+      poll_log_(kPollLogInterval, log_),
       positions_(env, options.state_dir) {}
 
 ShardReplica::~ShardReplica() { Stop(); }
@@ -73,14 +78,15 @@ std::vector<ReplicaCollection> ShardReplica::Collections() const {
 
 void ShardReplica::Poll() {
   if (absl::Status s = Reconcile(); !s.ok()) {
-    log_(absl::StrCat("shard ", options_.shard, " replica ", options_.replica,
-                      ": reconcile failed (retried in ",
-                      absl::FormatDuration(options_.poll_interval),
-                      "): ", s.ToString()));
+    poll_log_.Log(absl::StrCat(
+        "shard ", options_.shard, " replica ", options_.replica,
+        ": reconcile failed (retried in ",
+        absl::FormatDuration(options_.poll_interval), "): ", s.ToString()));
   }
   if (absl::Status s = Heartbeat(); !s.ok()) {
-    log_(absl::StrCat("shard ", options_.shard, " replica ", options_.replica,
-                      ": heartbeat failed: ", s.ToString()));
+    poll_log_.Log(absl::StrCat("shard ", options_.shard, " replica ",
+                               options_.replica,
+                               ": heartbeat failed: ", s.ToString()));
   }
 }
 

@@ -116,6 +116,7 @@ class ShardReplica {
   ServiceCore& local_;
   const ShardReplicaOptions options_;
   const LogFunction log_;
+  LogThrottle poll_log_;  // for failures that repeat every poll
   AppliedPositions positions_;
 
   mutable std::mutex mu_;
