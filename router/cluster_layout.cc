@@ -1,9 +1,19 @@
 #include "router/cluster_layout.h"
 
+#include <algorithm>
+
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "base/string_view.h"
 
 namespace peakknn {
+
+bool IsNameToken(std::string_view name) {
+  return !name.empty() && std::all_of(name.begin(), name.end(), [](char c) {
+    return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '_' ||
+           c == '-';
+  });
+}
 
 std::string CollectionKey(std::string_view collection) {
   return absl::StrCat("collections.", AV(collection));

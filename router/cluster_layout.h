@@ -36,6 +36,10 @@ namespace peakknn {
 inline constexpr std::string_view kMetadataBucket = "peakknn-meta";
 inline constexpr std::string_view kMembersBucket = "peakknn-members";
 
+// Whether `name` (a collection or replica name) can go into the names above
+// as one token: 1+ characters of [A-Za-z0-9_-].
+bool IsNameToken(std::string_view name);
+
 std::string CollectionKey(std::string_view collection);
 std::string MemberKey(int shard, std::string_view replica);
 

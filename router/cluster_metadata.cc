@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <utility>
 
-#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "base/status_macros.h"
 #include "base/string_view.h"
@@ -12,14 +11,6 @@
 
 namespace peakknn {
 namespace {
-
-// Names that go into keys, stream and consumer names as one token.
-bool IsNameToken(std::string_view name) {
-  return !name.empty() && std::all_of(name.begin(), name.end(), [](char c) {
-    return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '_' ||
-           c == '-';
-  });
-}
 
 absl::Status CheckCollection(const v1::ClusterCollection& collection) {
   const std::string& name = collection.schema().name();

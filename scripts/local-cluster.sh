@@ -12,16 +12,20 @@
 #
 # Processes and fixed ports (the PROCESSES table below):
 #
-#   role  name    address (clients)  cluster routes   monitoring
-#   nats  nats-1  127.0.0.1:4231     127.0.0.1:6231   127.0.0.1:8231
-#   nats  nats-2  127.0.0.1:4232     127.0.0.1:6232   127.0.0.1:8232
-#   nats  nats-3  127.0.0.1:4233     127.0.0.1:6233   127.0.0.1:8233
+#   role   name    address (clients)  cluster routes   monitoring
+#   nats   nats-1  127.0.0.1:4231     127.0.0.1:6231   127.0.0.1:8231
+#   nats   nats-2  127.0.0.1:4232     127.0.0.1:6232   127.0.0.1:8232
+#   nats   nats-3  127.0.0.1:4233     127.0.0.1:6233   127.0.0.1:8233
+#   shard  s0-r0   127.0.0.1:50071    (shard 0)        127.0.0.1:9471
+#   shard  s0-r1   127.0.0.1:50072    (shard 0)        127.0.0.1:9472
+#   shard  s1-r0   127.0.0.1:50073    (shard 1)        127.0.0.1:9473
+#   shard  s1-r1   127.0.0.1:50074    (shard 1)        127.0.0.1:9474
 #
 # A 3-node NATS cluster with JetStream (file storage in nats-N/), so that
-# streams and buckets with 3 replicas survive one node's loss. Still to be
-# added (router/README.md): shard replicas s0-r0, s0-r1, s1-r0, s1-r1 (2
-# shards x 2 replicas, gRPC 127.0.0.1:50071-50074) and the router on
-# 127.0.0.1:50061.
+# streams and buckets with 3 replicas survive one node's loss, and 2 shards
+# x 2 replicas (peakknn-server --role=shard, data in sN-rM/; the binary is
+# $PEAKKNN_SERVER_BIN or build/server/peakknn-server). Still to be added
+# (router/README.md): the router on 127.0.0.1:50061.
 #
 # Each process runs in the background with its log in <name>.log and its pid
 # in <name>.pid. Not started here: nats-server must be installed
@@ -30,13 +34,18 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 dir="${PEAKKNN_CLUSTER_DIR:-./peakknn-cluster}"
 
-# role name client-port cluster-port monitor-port
+# role name client-port cluster-port-or-shard monitor-port
 PROCESSES=(
   "nats nats-1 4231 6231 8231"
   "nats nats-2 4232 6232 8232"
   "nats nats-3 4233 6233 8233"
+  "shard s0-r0 50071 0 9471"
+  "shard s0-r1 50072 0 9472"
+  "shard s1-r0 50073 1 9473"
+  "shard s1-r1 50074 1 9474"
 )
 routes="nats://127.0.0.1:6231,nats://127.0.0.1:6232,nats://127.0.0.1:6233"
+nats_urls="nats://127.0.0.1:4231,nats://127.0.0.1:4232,nats://127.0.0.1:4233"
 
 nats_server() {
   command -v nats-server || { [ -x /usr/sbin/nats-server ] && echo /usr/sbin/nats-server; } ||
@@ -68,10 +77,48 @@ start_nats() {
   echo $! >"${dir}/${name}.pid"
 }
 
+server_binary() {
+  local bin="${PEAKKNN_SERVER_BIN:-build/server/peakknn-server}"
+  [ -x "${bin}" ] || { echo "local-cluster: no peakknn-server at ${bin} (scripts/build.sh peakknn-server, or set PEAKKNN_SERVER_BIN)" >&2; exit 1; }
+  echo "${bin}"
+}
+
+# A shard replica; it joins NATS itself (retrying for 60 s), so it may start
+# before the NATS cluster has a leader.
+start_shard() {
+  local name="$1" port="$2" shard="$3" metrics_port="$4"
+  setsid "$(server_binary)" --role=shard --nats_urls="${nats_urls}" \
+    --shard="${shard}" --replica_name="${name}" \
+    --listen="127.0.0.1:${port}" --metrics_listen="127.0.0.1:${metrics_port}" \
+    --data_dir="$(realpath "${dir}")/${name}" \
+    >>"${dir}/${name}.log" 2>&1 </dev/null &
+  echo $! >"${dir}/${name}.pid"
+}
+
 # Whether the NATS server answering on monitor_port knows a JetStream meta
 # leader.
 nats_has_leader() {
   curl -sf "http://127.0.0.1:$1/jsz" 2>/dev/null | grep -q '"leader": "'
+}
+
+# await NAME DEADLINE WHAT CHECK...: runs CHECK until it succeeds; fails
+# with NAME's log when the process exits, or saying WHAT once SECONDS passes
+# DEADLINE.
+await() {
+  local name="$1" deadline="$2" what="$3"
+  shift 3
+  until "$@"; do
+    if [ -z "$(live_pid "${name}")" ]; then
+      echo "local-cluster: ${name} exited; last lines of ${dir}/${name}.log:" >&2
+      tail -n 20 "${dir}/${name}.log" >&2
+      exit 1
+    fi
+    if ((SECONDS > deadline)); then
+      echo "local-cluster: ${name} ${what}" >&2
+      exit 1
+    fi
+    sleep 0.2
+  done
 }
 
 up() {
@@ -86,25 +133,26 @@ up() {
     fi
     "start_${role}" "${name}" "${port}" "${cluster_port}" "${monitor_port}"
   done
-  local deadline=$((SECONDS + 30))
+  # NATS first (the table's order), then the replicas, which join it.
+  local start=${SECONDS}
   for p in "${PROCESSES[@]}"; do
     read -r role name port cluster_port monitor_port <<<"${p}"
-    [ "${role}" = nats ] || continue
-    until nats_has_leader "${monitor_port}"; do
-      if [ -z "$(live_pid "${name}")" ]; then
-        echo "local-cluster: ${name} exited; last lines of ${dir}/${name}.log:" >&2
-        tail -n 20 "${dir}/${name}.log" >&2
-        exit 1
-      fi
-      if ((SECONDS > deadline)); then
-        echo "local-cluster: ${name} sees no JetStream meta leader after 30 s" >&2
-        exit 1
-      fi
-      sleep 0.2
-    done
+    case "${role}" in
+      nats) await "${name}" $((start + 30)) "sees no JetStream meta leader after 30 s" \
+        nats_has_leader "${monitor_port}" ;;
+      shard) await "${name}" $((start + 90)) "is not serving after 90 s" \
+        shard_serving "${name}" ;;
+    esac
   done
-  echo "local-cluster: up; NATS JetStream cluster has a meta leader"
+  echo "local-cluster: up; NATS JetStream cluster has a meta leader, replicas serve"
   status
+}
+
+# Whether the shard replica's current run logged "serving" (after it joined
+# NATS), not an earlier run's.
+shard_serving() {
+  grep -E 'peakknn-server: (serving|listening on)' "${dir}/$1.log" 2>/dev/null |
+    tail -n 1 | grep -q 'serving$'
 }
 
 status() {
@@ -116,6 +164,8 @@ status() {
       state=stopped
     elif [ "${role}" = nats ] && ! nats_has_leader "${monitor_port}"; then
       state="running, no JetStream leader"
+    elif [ "${role}" = shard ] && ! shard_serving "${name}"; then
+      state="running, not serving yet"
     else
       state=running
     fi
@@ -125,8 +175,10 @@ status() {
 }
 
 down() {
-  local role name rest pid
-  for p in "${PROCESSES[@]}"; do
+  local role name rest pid i
+  # Last first: the shard replicas before the NATS cluster they use.
+  for ((i = ${#PROCESSES[@]} - 1; i >= 0; i--)); do
+    p="${PROCESSES[i]}"
     read -r role name rest <<<"${p}"
     pid="$(live_pid "${name}")"
     if [ -n "${pid}" ]; then

@@ -14,9 +14,28 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "base/status_macros.h"
 #include "engine/schema.h"
 
+ABSL_FLAG(std::string, role, "standalone",
+          "standalone (collections in --data_dir, read and written here) or "
+          "shard (a replica of shard --shard of every collection of the "
+          "cluster at --nats_urls: applies the shard's write streams, serves "
+          "searches; writes go through the router)");
+ABSL_FLAG(std::string, nats_urls, "",
+          "--role=shard: the NATS servers, comma-separated "
+          "(nats://host:port,...)");
+ABSL_FLAG(int32_t, shard, 0, "--role=shard: the shard this replica holds");
+ABSL_FLAG(std::string, replica_name, "",
+          "--role=shard: this replica's name, unique per shard, "
+          "[A-Za-z0-9_-] (its member record and NATS consumers)");
+ABSL_FLAG(int32_t, nats_replicas, 3,
+          "--role=shard: copies of the cluster's metadata buckets in NATS, as "
+          "the cluster was created with (1..5)");
+ABSL_FLAG(std::string, advertise_address, "",
+          "--role=shard: the host:port routers reach this replica's gRPC "
+          "service at; empty: --listen with the port chosen");
 ABSL_FLAG(std::string, listen, "127.0.0.1:50051",
           "gRPC listen address host:port (port 0 picks a free port)");
 ABSL_FLAG(std::string, metrics_listen, "127.0.0.1:9464",
@@ -114,6 +133,12 @@ namespace {
 
 // Every flag above; each is also read from PEAKKNN_<NAME in upper case>.
 constexpr const char* kFlagNames[] = {
+    "role",
+    "nats_urls",
+    "shard",
+    "replica_name",
+    "nats_replicas",
+    "advertise_address",
     "listen",
     "metrics_listen",
     "health_listen",
@@ -173,6 +198,16 @@ absl::StatusOr<Backend> ParseBackend(const std::string& text) {
       absl::StrCat("--backend=\"", text, "\": must be one of auto, cpu, cuda"));
 }
 
+absl::StatusOr<ServerRole> ParseRole(const std::string& text) {
+  const std::string lower = absl::AsciiStrToLower(text);
+  if (lower == "standalone") return ServerRole::kStandalone;
+  if (lower == "shard") return ServerRole::kShard;
+  return absl::InvalidArgumentError(
+      absl::StrCat("--role=\"", text,
+                   "\": must be standalone or shard (router: not built "
+                   "yet)"));
+}
+
 absl::StatusOr<Durability> ParseDurability(const std::string& text) {
   const std::string lower = absl::AsciiStrToLower(text);
   if (lower == "fsync") return Durability::kFsync;
@@ -204,6 +239,25 @@ absl::Status ValidateTls(const ServerConfig& c) {
         "--tls_key_file too");
   }
   return absl::OkStatus();
+}
+
+// --role=shard needs a cluster to join and a name in it (whose spelling,
+// like the shard's upper bound, ShardReplica::Start checks).
+absl::Status ValidateShardRole(const ServerConfig& c) {
+  if (c.role != ServerRole::kShard) return absl::OkStatus();
+  if (c.nats_urls.empty()) {
+    return absl::InvalidArgumentError(
+        "--role=shard: --nats_urls must name at least one NATS server");
+  }
+  if (c.replica_name.empty()) {
+    return absl::InvalidArgumentError(
+        "--role=shard: --replica_name must be set (unique per shard)");
+  }
+  if (c.shard < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--shard=", c.shard, ": must be >= 0"));
+  }
+  return CheckRange("nats_replicas", c.nats_replicas, 1, 5);
 }
 
 }  // namespace
@@ -259,6 +313,7 @@ absl::Status ValidateConfig(const ServerConfig& c) {
         "--block_rows=", c.block_rows, ": must be a multiple of 16"));
   }
   PEAKKNN_RETURN_IF_ERROR(ValidateTls(c));
+  PEAKKNN_RETURN_IF_ERROR(ValidateShardRole(c));
   for (const auto& [flag, seconds] : {
            std::pair{"drain_seconds", c.drain_seconds},
            std::pair{"insert_stream_idle_s", c.insert_stream_idle_s},
@@ -296,6 +351,13 @@ absl::StatusOr<ServerConfig> LoadConfig(int argc, char** argv) {
   }
 
   ServerConfig c;
+  PEAKKNN_ASSIGN_OR_RETURN(c.role, ParseRole(absl::GetFlag(FLAGS_role)));
+  c.nats_urls = absl::StrSplit(absl::GetFlag(FLAGS_nats_urls), ',',
+                               absl::SkipWhitespace());
+  c.shard = absl::GetFlag(FLAGS_shard);
+  c.replica_name = absl::GetFlag(FLAGS_replica_name);
+  c.nats_replicas = absl::GetFlag(FLAGS_nats_replicas);
+  c.advertise_address = absl::GetFlag(FLAGS_advertise_address);
   c.listen = absl::GetFlag(FLAGS_listen);
   c.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
   c.health_listen = absl::GetFlag(FLAGS_health_listen);

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "store/durability.h"
@@ -14,7 +15,12 @@ namespace peakknn::server {
 
 enum class Backend { kAuto, kCpu, kCuda };
 
+// What the process is (issue 13): a standalone server, or a replica of one
+// shard of every collection of a cluster (router/shard_replica.h).
+enum class ServerRole { kStandalone, kShard };
+
 struct ServerConfig {
+  ServerRole role = ServerRole::kStandalone;
   std::string listen = "127.0.0.1:50051";  // host:port; port 0 = ephemeral
   std::string metrics_listen = "127.0.0.1:9464";  // "" disables /metrics
   // Plaintext grpc.health.v1 only, for probes that cannot speak TLS
@@ -84,6 +90,18 @@ struct ServerConfig {
   int64_t tls_reload_s = 60;
   // Role tokens (server/auth_tokens.h); "" serves every caller.
   std::string auth_tokens_file;
+
+  // Cluster mode (--role=shard). The NATS servers ("nats://host:port",
+  // comma-separated on the command line), the shard this replica holds,
+  // its name (unique per shard, [A-Za-z0-9_-]), the copies of the metadata
+  // buckets in NATS (must match what the cluster was created with), and the
+  // gRPC address it announces to routers ("": --listen with the port
+  // chosen).
+  std::vector<std::string> nats_urls;
+  int shard = 0;
+  std::string replica_name;
+  int nats_replicas = 3;
+  std::string advertise_address;
 
   // Seconds SIGTERM waits for in-flight requests before cancelling them.
   double drain_seconds = 30;

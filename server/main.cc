@@ -12,10 +12,20 @@
 // (server/fd_limit.h; checked under --check_config too), and so do TLS files
 // or a tokens file that cannot be used (server/tls_credentials.h,
 // server/auth_tokens.h).
+//
+// --role=shard (router/shard_replica.h): after recovery the server joins the
+// NATS cluster at --nats_urls and starts applying shard --shard of every
+// collection in the cluster's metadata to collections in
+// <data_dir>/collections (how far, in <data_dir>/applied:
+// router/applied_position.h); its gRPC API serves
+// searches and reads, and refuses writes and DDL (router/replica_core.h).
+// A NATS cluster that cannot be reached, or whose metadata buckets cannot
+// be opened, within 60 s of start-up exits 1; later outages are retried.
 #include <csignal>
 #include <cstdio>
 #include <fstream>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -31,6 +41,10 @@
 #include "engine/cuda/plugin_loader.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
+#include "router/cluster_metadata.h"
+#include "router/nats/connection.h"
+#include "router/replica_core.h"
+#include "router/shard_replica.h"
 #include "server/authorizer.h"
 #include "server/config.h"
 #include "server/fd_limit.h"
@@ -120,6 +134,68 @@ absl::Status WritePortFile(const std::string& path, int port, int metrics_port,
   return absl::OkStatus();
 }
 
+// --role=shard: the replica and what it stands on, destroyed in reverse
+// order (replica first), before the store closes.
+struct ShardRole {
+  std::unique_ptr<nats::NatsConnection> conn;
+  std::unique_ptr<ClusterMetadata> metadata;
+  std::unique_ptr<ShardReplica> replica;
+};
+
+// The gRPC address routers reach this replica at: --advertise_address, or
+// --listen's host with the port chosen.
+std::string AdvertisedAddress(const ServerConfig& config, int port) {
+  if (!config.advertise_address.empty()) return config.advertise_address;
+  const size_t colon = config.listen.rfind(':');
+  return absl::StrCat(config.listen.substr(0, colon), ":", port);
+}
+
+// How long start-up keeps trying to reach NATS and open the metadata
+// buckets (a NATS cluster starting beside the replica, or busy electing
+// leaders) before it exits 1.
+constexpr absl::Duration kJoinTimeout = absl::Seconds(60);
+
+// One try at the connection (kept once made) and the metadata buckets.
+absl::Status TryJoin(const ServerConfig& config, ShardRole& role) {
+  if (role.conn == nullptr) {
+    PEAKKNN_ASSIGN_OR_RETURN(
+        role.conn,
+        nats::NatsConnection::Connect(
+            {.servers = config.nats_urls,
+             .name = absl::StrCat("peakknn shard ", config.shard, " replica ",
+                                  config.replica_name)}));
+  }
+  PEAKKNN_ASSIGN_OR_RETURN(
+      role.metadata,
+      ClusterMetadata::Open(*role.conn, {.replicas = config.nats_replicas}));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<ShardRole> StartShardRole(const ServerConfig& config,
+                                         ServiceCore& local, int port) {
+  ShardRole role;
+  const absl::Time deadline = absl::Now() + kJoinTimeout;
+  for (absl::Status joined = TryJoin(config, role); !joined.ok();
+       joined = TryJoin(config, role)) {
+    if (absl::Now() >= deadline) return joined;
+    Log(absl::StrCat(
+        "--role=shard: cannot join the cluster yet (retrying "
+        "for up to ",
+        absl::FormatDuration(kJoinTimeout), "): ", joined.ToString()));
+    absl::SleepFor(absl::Seconds(1));
+  }
+  PEAKKNN_ASSIGN_OR_RETURN(
+      role.replica,
+      ShardReplica::Start(
+          *role.conn, *role.metadata, local,
+          {.shard = config.shard,
+           .replica = config.replica_name,
+           .address = AdvertisedAddress(config, port),
+           .state_dir = absl::StrCat(config.data_dir, "/applied"),
+           .log = [](std::string_view line) { Log(std::string(line)); }}));
+  return role;
+}
+
 int Run(int argc, char** argv) {
   // Block the stop signals in every thread (threads inherit the mask) so
   // that only sigwait below receives them.
@@ -207,8 +283,12 @@ int Run(int argc, char** argv) {
   std::unique_ptr<ThreadPool> pool;
   if (config->threads > 0) pool = std::make_unique<ThreadPool>(config->threads);
 
+  const bool shard = config->role == ServerRole::kShard;
   ManagerOptions options;
-  options.data_dir = config->data_dir;
+  // A replica keeps its applied positions beside the store's directory,
+  // not in it (where recovery would log them as strays).
+  options.data_dir =
+      shard ? absl::StrCat(config->data_dir, "/collections") : config->data_dir;
   options.pool = pool.get();
   options.backend = backend->backend.get();
   options.block_rows = config->block_rows;
@@ -226,8 +306,12 @@ int Run(int argc, char** argv) {
   std::unique_ptr<CollectionManager> manager =
       CollectionManager::Create(options);
 
-  VectorSearchService service(*config, manager.get(), &metrics,
-                              authorizer.get());
+  // A shard replica serves its store read-only: its collections change only
+  // through its shard's write streams.
+  ReplicaCore replica_core(manager.get());
+  VectorSearchService service(
+      *config, shard ? static_cast<ServiceCore*>(&replica_core) : manager.get(),
+      &metrics, authorizer.get());
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
@@ -285,14 +369,19 @@ int Run(int argc, char** argv) {
     }
   }
 
-  // Recovery while health says NOT_SERVING.
-  Log(absl::StrCat("recovering collections in ", config->data_dir,
+  // Recovery while health says NOT_SERVING. A replica's store is one level
+  // down (made here: the store creates only its own directory).
+  Log(absl::StrCat("recovering collections in ", options.data_dir,
                    " (writes acknowledged with durability ",
                    AV(DurabilityName(config->durability)), ")"));
   const absl::Time recovery_start = absl::Now();
-  if (absl::Status s = manager->Recover(); !s.ok()) {
-    Log(absl::StrCat("cannot open collections in ", config->data_dir, ": ",
-                     absl::StatusCodeToString(s.code()), ": ", s.message()));
+  absl::Status recovery =
+      shard ? Env::Default()->CreateDir(config->data_dir) : absl::OkStatus();
+  if (recovery.ok()) recovery = manager->Recover();
+  if (!recovery.ok()) {
+    Log(absl::StrCat("cannot open collections in ", options.data_dir, ": ",
+                     absl::StatusCodeToString(recovery.code()), ": ",
+                     recovery.message()));
     server->Shutdown();
     return 1;
   }
@@ -302,6 +391,19 @@ int Run(int argc, char** argv) {
   Log(absl::StrCat("recovered ", recovered.ok() ? recovered->size() : 0,
                    " collections in ",
                    absl::FormatDuration(absl::Now() - recovery_start)));
+  std::optional<ShardRole> shard_role;
+  if (shard) {
+    absl::StatusOr<ShardRole> started = StartShardRole(*config, *manager, port);
+    if (!started.ok()) {
+      Log(absl::StrCat("--role=shard: cannot join the cluster at --nats_urls: ",
+                       started.status().ToString()));
+      server->Shutdown();
+      return 1;
+    }
+    shard_role = *std::move(started);
+    Log(absl::StrCat("shard ", config->shard, " replica ", config->replica_name,
+                     " applying its write streams"));
+  }
   (*health)->SetServing(true);
   Log("serving");
 
@@ -315,6 +417,8 @@ int Run(int argc, char** argv) {
   server->Shutdown(
       absl::ToChronoTime(absl::Now() + absl::Seconds(config->drain_seconds)));
   service.StopBatchers();
+  // No more writes from the streams; the positions recorded stay valid.
+  shard_role.reset();
   // Drains the writes still queued and checkpoints every collection, so
   // the next start replays no log.
   if (absl::Status s = manager->Close(); !s.ok()) {
