@@ -4,13 +4,15 @@
 # on free loopback ports (plaintext, and TLS with that certificate), loads
 # the same generated rows into each, then runs peakknn-loadgen's search
 # mode against them alternately (plaintext, TLS, plaintext, TLS, ...) and
-# prints each run's service QPS and the ratio TLS / plaintext of their
-# sums. Stops the servers and removes every file (keys included) on exit.
+# prints each run's service QPS (and, from round 2, the server's CPU time
+# per query) and the ratio TLS / plaintext of their sums. Stops the
+# servers and removes every file (keys included) on exit.
 #
 #   bench/tls_cost.sh [BUILD_DIR] [ROUNDS] [extra peakknn-loadgen flags...]
 #
-# Defaults: build, 2 rounds, --rows=200000 --dim=128 --clients=64
-# --duration_s=10 (later flags win). Needs: ninja -C BUILD_DIR
+# Defaults: build, 2 rounds, --rows=200000 --dim=128 --clients=64, runs of
+# DURATION_S (10) seconds (later flags win, but set the run length with
+# DURATION_S: the CPU per query divides by it). Needs: ninja -C BUILD_DIR
 # peakknn-server peakknn-loadgen, and openssl.
 set -euo pipefail
 build=${1:-build}
@@ -59,19 +61,34 @@ start() {
 start plain
 start tls --tls_cert_file="$dir/server.pem" --tls_key_file="$dir/server.key"
 
+# CPU time (user + system) a process has used, in clock ticks.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+
 echo "machine: $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)"
-declare -A total=([plain]=0 [tls]=0)
+declare -A total=([plain]=0 [tls]=0) pid_of=([plain]=${pids[0]} [tls]=${pids[1]})
+ticks=$(getconf CLK_TCK)
+duration=${DURATION_S:-10}
 for round in $(seq "$rounds"); do
   for name in plain tls; do
     port=$(head -n 1 "$dir/$name.port")
     flags=(--server="127.0.0.1:$port" --rows=200000 --dim=128 --clients=64
-      --duration_s=10)
+      --duration_s="$duration")
     [[ $name == tls ]] && flags+=(--tls_ca="$dir/ca.pem")
     [[ $round -gt 1 ]] && flags+=(--skip_load)
+    before=$(cpu_ticks "${pid_of[$name]}")
     line=$("$build/bench/peakknn-loadgen" "${flags[@]}" "$@" | grep 'service:')
+    used=$(($(cpu_ticks "${pid_of[$name]}") - before))
     qps=$(sed -E 's/.*Search: ([0-9]+) QPS.*/\1/' <<<"$line")
     total[$name]=$((total[$name] + qps))
-    echo "round $round $name:$line"
+    # The server's own CPU per query (round 1 also loads the rows, so only
+    # later rounds say what a search costs): the share of the TLS cost the
+    # server pays, apart from the clients' on this same machine.
+    cpu=""
+    if ((round > 1)); then
+      cpu=$(awk -v u="$used" -v t="$ticks" -v q="$qps" -v d="$duration" \
+        'BEGIN { printf ", server CPU %.0f us/query", 1e6 * u / t / (q * d) }')
+    fi
+    echo "round $round $name:$line$cpu"
   done
 done
 awk -v p="${total[plain]}" -v t="${total[tls]}" 'BEGIN {
