@@ -240,6 +240,9 @@ TEST_F(StreamLimitsTest, RequestsBeyondTheInflightBudgetAreRefused) {
     return stub_->Upsert(&ctx, request, &response);
   };
   ASSERT_TRUE(upsert(0).ok());
+  // The server releases a call's bytes when gRPC ends the call, just after
+  // the client has its answer: wait for that before holding a search.
+  ASSERT_TRUE(WaitForInflight([](double b) { return b == 0; }));
   auto held_search = [&] {
     // 1000 queries: 512 KB on the wire, 1 MB reserved while queued.
     v1::SearchRequest request;
@@ -253,7 +256,8 @@ TEST_F(StreamLimitsTest, RequestsBeyondTheInflightBudgetAreRefused) {
   };
 
   std::thread search(held_search);
-  ASSERT_TRUE(WaitForInflight([](double b) { return b > 1e6; }));
+  // EXPECT, not ASSERT: the thread must be joined either way.
+  EXPECT_TRUE(WaitForInflight([](double b) { return b > 1e6; }));
   grpc::Status refused = upsert(10'000);
   EXPECT_EQ(refused.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
   EXPECT_THAT(refused.error_message(),
@@ -269,16 +273,17 @@ TEST_F(StreamLimitsTest, RequestsBeyondTheInflightBudgetAreRefused) {
   // A streamed batch that does not fit is acked with the error, unread, and
   // the stream goes on.
   std::thread search2(held_search);
-  ASSERT_TRUE(WaitForInflight([](double b) { return b > 1e6; }));
+  // EXPECTs until the join: the thread must be joined either way.
+  EXPECT_TRUE(WaitForInflight([](double b) { return b > 1e6; }));
   grpc::ClientContext ctx;
   std::unique_ptr<Stream> stream = stub_->InsertStream(&ctx);
   v1::InsertRequest big;
   big.set_collection("big");
   for (uint64_t i = 0; i < 1500; ++i) big.add_ids(20'000 + i);
   for (int i = 0; i < 1500 * kBigDim; ++i) big.add_vectors(0.5f);
-  ASSERT_TRUE(stream->Write(big));
+  EXPECT_TRUE(stream->Write(big));
   v1::InsertAck ack;
-  ASSERT_TRUE(stream->Read(&ack));
+  EXPECT_TRUE(stream->Read(&ack));
   EXPECT_EQ(ack.code(), static_cast<int>(grpc::StatusCode::RESOURCE_EXHAUSTED));
   EXPECT_THAT(ack.error(), HasSubstr("--max_inflight_bytes"));
   search2.join();
