@@ -209,6 +209,10 @@ absl::Status ShardReplica::Heartbeat() {
   member.set_address(options_.address);
   for (const ReplicaCollection& c : Collections()) {
     (*member.mutable_applied_sequence())[c.name] = c.progress.applied_sequence;
+    if (absl::StatusOr<CollectionInfo> info = local_.DescribeCollection(c.name);
+        info.ok()) {
+      (*member.mutable_live_rows())[c.name] = info->live_rows;
+    }
   }
   member.set_heartbeat_unix_ms(absl::ToUnixMillis(absl::Now()));
   return metadata_.Heartbeat(member);

@@ -20,12 +20,14 @@
 #   shard  s0-r1   127.0.0.1:50072    (shard 0)        127.0.0.1:9472
 #   shard  s1-r0   127.0.0.1:50073    (shard 1)        127.0.0.1:9473
 #   shard  s1-r1   127.0.0.1:50074    (shard 1)        127.0.0.1:9474
+#   router router  127.0.0.1:50061    (2 shards)       127.0.0.1:9461
 #
 # A 3-node NATS cluster with JetStream (file storage in nats-N/), so that
-# streams and buckets with 3 replicas survive one node's loss, and 2 shards
-# x 2 replicas (peakknn-server --role=shard, data in sN-rM/; the binary is
-# $PEAKKNN_SERVER_BIN or build/server/peakknn-server). Still to be added
-# (router/README.md): the router on 127.0.0.1:50061.
+# streams and buckets with 3 replicas survive one node's loss, 2 shards
+# x 2 replicas (peakknn-server --role=shard, data in sN-rM/) and the router
+# (peakknn-server --role=router --shards=2, no data): clients talk to
+# 127.0.0.1:50061, e.g. `peakknn --target 127.0.0.1:50061 demo`. The
+# binary is $PEAKKNN_SERVER_BIN or build/server/peakknn-server.
 #
 # Each process runs in the background with its log in <name>.log and its pid
 # in <name>.pid. Not started here: nats-server must be installed
@@ -43,6 +45,7 @@ PROCESSES=(
   "shard s0-r1 50072 0 9472"
   "shard s1-r0 50073 1 9473"
   "shard s1-r1 50074 1 9474"
+  "router router 50061 2 9461"
 )
 routes="nats://127.0.0.1:6231,nats://127.0.0.1:6232,nats://127.0.0.1:6233"
 nats_urls="nats://127.0.0.1:4231,nats://127.0.0.1:4232,nats://127.0.0.1:4233"
@@ -95,6 +98,19 @@ start_shard() {
   echo $! >"${dir}/${name}.pid"
 }
 
+# The router; it joins NATS itself (retrying for 60 s) and creates
+# collections with `shards` shards. It keeps no data; its port file names
+# our directory on its command line (live_pid).
+start_router() {
+  local name="$1" port="$2" shards="$3" metrics_port="$4"
+  setsid "$(server_binary)" --role=router --nats_urls="${nats_urls}" \
+    --shards="${shards}" --listen="127.0.0.1:${port}" \
+    --metrics_listen="127.0.0.1:${metrics_port}" \
+    --port_file="$(realpath "${dir}")/${name}.port" \
+    >>"${dir}/${name}.log" 2>&1 </dev/null &
+  echo $! >"${dir}/${name}.pid"
+}
+
 # Whether the NATS server answering on monitor_port knows a JetStream meta
 # leader.
 nats_has_leader() {
@@ -140,17 +156,17 @@ up() {
     case "${role}" in
       nats) await "${name}" $((start + 30)) "sees no JetStream meta leader after 30 s" \
         nats_has_leader "${monitor_port}" ;;
-      shard) await "${name}" $((start + 90)) "is not serving after 90 s" \
-        shard_serving "${name}" ;;
+      shard | router) await "${name}" $((start + 90)) "is not serving after 90 s" \
+        serving "${name}" ;;
     esac
   done
-  echo "local-cluster: up; NATS JetStream cluster has a meta leader, replicas serve"
+  echo "local-cluster: up; NATS JetStream cluster has a meta leader, replicas and router serve (router on 127.0.0.1:50061)"
   status
 }
 
-# Whether the shard replica's current run logged "serving" (after it joined
-# NATS), not an earlier run's.
-shard_serving() {
+# Whether the server's current run logged "serving" (after it joined NATS),
+# not an earlier run's.
+serving() {
   grep -E 'peakknn-server: (serving|listening on)' "${dir}/$1.log" 2>/dev/null |
     tail -n 1 | grep -q 'serving$'
 }
@@ -164,7 +180,7 @@ status() {
       state=stopped
     elif [ "${role}" = nats ] && ! nats_has_leader "${monitor_port}"; then
       state="running, no JetStream leader"
-    elif [ "${role}" = shard ] && ! shard_serving "${name}"; then
+    elif [ "${role}" != nats ] && ! serving "${name}"; then
       state="running, not serving yet"
     else
       state=running
@@ -176,7 +192,8 @@ status() {
 
 down() {
   local role name rest pid i
-  # Last first: the shard replicas before the NATS cluster they use.
+  # Last first: the router, then the shard replicas, then the NATS cluster
+  # they use.
   for ((i = ${#PROCESSES[@]} - 1; i >= 0; i--)); do
     p="${PROCESSES[i]}"
     read -r role name rest <<<"${p}"

@@ -22,17 +22,23 @@ ABSL_FLAG(std::string, role, "standalone",
           "standalone (collections in --data_dir, read and written here) or "
           "shard (a replica of shard --shard of every collection of the "
           "cluster at --nats_urls: applies the shard's write streams, serves "
-          "searches; writes go through the router)");
+          "searches; writes go through the router) or router (serves the "
+          "cluster at --nats_urls through the same API: writes to the shards' "
+          "streams, searches fanned out to one replica of every shard)");
 ABSL_FLAG(std::string, nats_urls, "",
-          "--role=shard: the NATS servers, comma-separated "
+          "--role=shard|router: the NATS servers, comma-separated "
           "(nats://host:port,...)");
 ABSL_FLAG(int32_t, shard, 0, "--role=shard: the shard this replica holds");
+ABSL_FLAG(int32_t, shards, 1,
+          "--role=router: shards of each collection this router creates "
+          "(1..1024; fixed for the collection's life)");
 ABSL_FLAG(std::string, replica_name, "",
           "--role=shard: this replica's name, unique per shard, "
           "[A-Za-z0-9_-] (its member record and NATS consumers)");
 ABSL_FLAG(int32_t, nats_replicas, 3,
-          "--role=shard: copies of the cluster's metadata buckets in NATS, as "
-          "the cluster was created with (1..5)");
+          "--role=shard|router: copies of the cluster's metadata buckets in "
+          "NATS, as the cluster was created with, and (router) of each new "
+          "shard stream (1..5)");
 ABSL_FLAG(std::string, advertise_address, "",
           "--role=shard: the host:port routers reach this replica's gRPC "
           "service at; empty: --listen with the port chosen");
@@ -136,6 +142,7 @@ constexpr const char* kFlagNames[] = {
     "role",
     "nats_urls",
     "shard",
+    "shards",
     "replica_name",
     "nats_replicas",
     "advertise_address",
@@ -202,10 +209,9 @@ absl::StatusOr<ServerRole> ParseRole(const std::string& text) {
   const std::string lower = absl::AsciiStrToLower(text);
   if (lower == "standalone") return ServerRole::kStandalone;
   if (lower == "shard") return ServerRole::kShard;
-  return absl::InvalidArgumentError(
-      absl::StrCat("--role=\"", text,
-                   "\": must be standalone or shard (router: not built "
-                   "yet)"));
+  if (lower == "router") return ServerRole::kRouter;
+  return absl::InvalidArgumentError(absl::StrCat(
+      "--role=\"", text, "\": must be standalone, shard or router"));
 }
 
 absl::StatusOr<Durability> ParseDurability(const std::string& text) {
@@ -244,6 +250,14 @@ absl::Status ValidateTls(const ServerConfig& c) {
 // --role=shard needs a cluster to join and a name in it (whose spelling,
 // like the shard's upper bound, ShardReplica::Start checks).
 absl::Status ValidateShardRole(const ServerConfig& c) {
+  if (c.role == ServerRole::kRouter) {
+    if (c.nats_urls.empty()) {
+      return absl::InvalidArgumentError(
+          "--role=router: --nats_urls must name at least one NATS server");
+    }
+    PEAKKNN_RETURN_IF_ERROR(CheckRange("shards", c.shards, 1, 1024));
+    return CheckRange("nats_replicas", c.nats_replicas, 1, 5);
+  }
   if (c.role != ServerRole::kShard) return absl::OkStatus();
   if (c.nats_urls.empty()) {
     return absl::InvalidArgumentError(
@@ -355,6 +369,7 @@ absl::StatusOr<ServerConfig> LoadConfig(int argc, char** argv) {
   c.nats_urls = absl::StrSplit(absl::GetFlag(FLAGS_nats_urls), ',',
                                absl::SkipWhitespace());
   c.shard = absl::GetFlag(FLAGS_shard);
+  c.shards = absl::GetFlag(FLAGS_shards);
   c.replica_name = absl::GetFlag(FLAGS_replica_name);
   c.nats_replicas = absl::GetFlag(FLAGS_nats_replicas);
   c.advertise_address = absl::GetFlag(FLAGS_advertise_address);

@@ -15,9 +15,10 @@ namespace peakknn::server {
 
 enum class Backend { kAuto, kCpu, kCuda };
 
-// What the process is (issue 13): a standalone server, or a replica of one
-// shard of every collection of a cluster (router/shard_replica.h).
-enum class ServerRole { kStandalone, kShard };
+// What the process is (issue 13): a standalone server, a replica of one
+// shard of every collection of a cluster (router/shard_replica.h), or the
+// cluster's router (router/router_core.h).
+enum class ServerRole { kStandalone, kShard, kRouter };
 
 struct ServerConfig {
   ServerRole role = ServerRole::kStandalone;
@@ -99,6 +100,7 @@ struct ServerConfig {
   // chosen).
   std::vector<std::string> nats_urls;
   int shard = 0;
+  int shards = 1;  // --role=router: of each collection it creates
   std::string replica_name;
   int nats_replicas = 3;
   std::string advertise_address;

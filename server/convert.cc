@@ -144,6 +144,7 @@ void SearchResultsToProto(const SearchResults& batch, int64_t first, int64_t n,
   }
   p->set_exact(batch.exact);
   p->set_bins(batch.bins);
+  p->set_live_rows(batch.live_rows);
   p->set_expected_recall(
       batch.exact ? 1.0 : ExpectedRecall(batch.live_rows, k, batch.bins));
   p->set_worst_rank_recall(

@@ -21,6 +21,11 @@
 // searches and reads, and refuses writes and DDL (router/replica_core.h).
 // A NATS cluster that cannot be reached, or whose metadata buckets cannot
 // be opened, within 60 s of start-up exits 1; later outages are retried.
+//
+// --role=router (router/router_core.h): joins the NATS cluster at
+// --nats_urls first (the same 60 s), then serves the cluster through the
+// same API: no data directory, no store; SIGTERM drains in-flight calls
+// and exits 0.
 #include <csignal>
 #include <cstdio>
 #include <fstream>
@@ -44,6 +49,7 @@
 #include "router/cluster_metadata.h"
 #include "router/nats/connection.h"
 #include "router/replica_core.h"
+#include "router/router_core.h"
 #include "router/shard_replica.h"
 #include "server/authorizer.h"
 #include "server/config.h"
@@ -156,34 +162,43 @@ std::string AdvertisedAddress(const ServerConfig& config, int port) {
 constexpr absl::Duration kJoinTimeout = absl::Seconds(60);
 
 // One try at the connection (kept once made) and the metadata buckets.
-absl::Status TryJoin(const ServerConfig& config, ShardRole& role) {
-  if (role.conn == nullptr) {
+absl::Status TryJoin(const ServerConfig& config, std::string_view name,
+                     std::unique_ptr<nats::NatsConnection>& conn,
+                     std::unique_ptr<ClusterMetadata>& metadata) {
+  if (conn == nullptr) {
     PEAKKNN_ASSIGN_OR_RETURN(
-        role.conn,
-        nats::NatsConnection::Connect(
-            {.servers = config.nats_urls,
-             .name = absl::StrCat("peakknn shard ", config.shard, " replica ",
-                                  config.replica_name)}));
+        conn, nats::NatsConnection::Connect(
+                  {.servers = config.nats_urls, .name = std::string(name)}));
   }
   PEAKKNN_ASSIGN_OR_RETURN(
-      role.metadata,
-      ClusterMetadata::Open(*role.conn, {.replicas = config.nats_replicas}));
+      metadata,
+      ClusterMetadata::Open(*conn, {.replicas = config.nats_replicas}));
+  return absl::OkStatus();
+}
+
+// TryJoin until it works or kJoinTimeout has passed.
+absl::Status Join(const ServerConfig& config, std::string_view name,
+                  std::unique_ptr<nats::NatsConnection>& conn,
+                  std::unique_ptr<ClusterMetadata>& metadata) {
+  const absl::Time deadline = absl::Now() + kJoinTimeout;
+  for (absl::Status joined = TryJoin(config, name, conn, metadata);
+       !joined.ok(); joined = TryJoin(config, name, conn, metadata)) {
+    if (absl::Now() >= deadline) return joined;
+    Log(absl::StrCat(
+        AV(name), ": cannot join the cluster yet (retrying for up to ",
+        absl::FormatDuration(kJoinTimeout), "): ", joined.ToString()));
+    absl::SleepFor(absl::Seconds(1));
+  }
   return absl::OkStatus();
 }
 
 absl::StatusOr<ShardRole> StartShardRole(const ServerConfig& config,
                                          ServiceCore& local, int port) {
   ShardRole role;
-  const absl::Time deadline = absl::Now() + kJoinTimeout;
-  for (absl::Status joined = TryJoin(config, role); !joined.ok();
-       joined = TryJoin(config, role)) {
-    if (absl::Now() >= deadline) return joined;
-    Log(absl::StrCat(
-        "--role=shard: cannot join the cluster yet (retrying "
-        "for up to ",
-        absl::FormatDuration(kJoinTimeout), "): ", joined.ToString()));
-    absl::SleepFor(absl::Seconds(1));
-  }
+  PEAKKNN_RETURN_IF_ERROR(Join(config,
+                               absl::StrCat("peakknn shard ", config.shard,
+                                            " replica ", config.replica_name),
+                               role.conn, role.metadata));
   PEAKKNN_ASSIGN_OR_RETURN(
       role.replica,
       ShardReplica::Start(
@@ -193,6 +208,27 @@ absl::StatusOr<ShardRole> StartShardRole(const ServerConfig& config,
            .address = AdvertisedAddress(config, port),
            .state_dir = absl::StrCat(config.data_dir, "/applied"),
            .log = [](std::string_view line) { Log(std::string(line)); }}));
+  return role;
+}
+
+// --role=router: the core and what it stands on, destroyed in reverse
+// order.
+struct RouterRole {
+  std::unique_ptr<nats::NatsConnection> conn;
+  std::unique_ptr<ClusterMetadata> metadata;
+  std::unique_ptr<RouterCore> core;
+};
+
+absl::StatusOr<RouterRole> StartRouterRole(const ServerConfig& config) {
+  RouterRole role;
+  PEAKKNN_RETURN_IF_ERROR(
+      Join(config, "peakknn router", role.conn, role.metadata));
+  RouterOptions options;
+  options.shards = config.shards;
+  options.streams.replicas = config.nats_replicas;
+  options.view.log = [](std::string_view line) { Log(std::string(line)); };
+  role.core = std::make_unique<RouterCore>(*role.conn, *role.metadata,
+                                           std::move(options));
   return role;
 }
 
@@ -284,6 +320,20 @@ int Run(int argc, char** argv) {
   if (config->threads > 0) pool = std::make_unique<ThreadPool>(config->threads);
 
   const bool shard = config->role == ServerRole::kShard;
+  const bool router = config->role == ServerRole::kRouter;
+  std::optional<RouterRole> router_role;
+  if (router) {
+    absl::StatusOr<RouterRole> started = StartRouterRole(*config);
+    if (!started.ok()) {
+      Log(
+          absl::StrCat("--role=router: cannot join the cluster at "
+                       "--nats_urls: ",
+                       started.status().ToString()));
+      return 1;
+    }
+    router_role = *std::move(started);
+    metrics.SetBackend("router");
+  }
   ManagerOptions options;
   // A replica keeps its applied positions beside the store's directory,
   // not in it (where recovery would log them as strays).
@@ -302,16 +352,20 @@ int Run(int argc, char** argv) {
   options.on_checkpoint = [&metrics](absl::Duration d) {
     metrics.ObserveCheckpoint(absl::ToDoubleSeconds(d));
   };
-  // Answers UNAVAILABLE until Recover below; outlives the service.
+  // Answers UNAVAILABLE until Recover below; outlives the service. A
+  // router has no store.
   std::unique_ptr<CollectionManager> manager =
-      CollectionManager::Create(options);
+      router ? nullptr : CollectionManager::Create(options);
 
   // A shard replica serves its store read-only: its collections change only
   // through its shard's write streams.
-  ReplicaCore replica_core(manager.get());
-  VectorSearchService service(
-      *config, shard ? static_cast<ServiceCore*>(&replica_core) : manager.get(),
-      &metrics, authorizer.get());
+  std::optional<ReplicaCore> replica_core;
+  if (shard) replica_core.emplace(manager.get());
+  ServiceCore* core = router
+                          ? static_cast<ServiceCore*>(router_role->core.get())
+                      : shard ? static_cast<ServiceCore*>(&*replica_core)
+                              : manager.get();
+  VectorSearchService service(*config, core, &metrics, authorizer.get());
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
@@ -359,7 +413,7 @@ int Run(int argc, char** argv) {
       (*health)->port() > 0
           ? absl::StrCat(", plaintext health on port ", (*health)->port())
           : std::string(),
-      ", backend ", backend->name));
+      ", backend ", router ? "router" : backend->name));
   if (!config->port_file.empty()) {
     if (absl::Status s = WritePortFile(config->port_file, port, metrics_port,
                                        (*health)->port());
@@ -369,28 +423,32 @@ int Run(int argc, char** argv) {
     }
   }
 
-  // Recovery while health says NOT_SERVING. A replica's store is one level
-  // down (made here: the store creates only its own directory).
-  Log(absl::StrCat("recovering collections in ", options.data_dir,
-                   " (writes acknowledged with durability ",
-                   AV(DurabilityName(config->durability)), ")"));
-  const absl::Time recovery_start = absl::Now();
-  absl::Status recovery =
-      shard ? Env::Default()->CreateDir(config->data_dir) : absl::OkStatus();
-  if (recovery.ok()) recovery = manager->Recover();
-  if (!recovery.ok()) {
-    Log(absl::StrCat("cannot open collections in ", options.data_dir, ": ",
-                     absl::StatusCodeToString(recovery.code()), ": ",
-                     recovery.message()));
-    server->Shutdown();
-    return 1;
+  // Recovery while health says NOT_SERVING (a router has nothing to
+  // recover).
+  if (!router) {
+    // A replica's store is one level down (made here: the store creates
+    // only its own directory).
+    Log(absl::StrCat("recovering collections in ", options.data_dir,
+                     " (writes acknowledged with durability ",
+                     AV(DurabilityName(config->durability)), ")"));
+    const absl::Time recovery_start = absl::Now();
+    absl::Status recovery =
+        shard ? Env::Default()->CreateDir(config->data_dir) : absl::OkStatus();
+    if (recovery.ok()) recovery = manager->Recover();
+    if (!recovery.ok()) {
+      Log(absl::StrCat("cannot open collections in ", options.data_dir, ": ",
+                       absl::StatusCodeToString(recovery.code()), ": ",
+                       recovery.message()));
+      server->Shutdown();
+      return 1;
+    }
+    service.PublishCollectionRows();
+    const absl::StatusOr<std::vector<CollectionInfo>> recovered =
+        manager->ListCollections();
+    Log(absl::StrCat("recovered ", recovered.ok() ? recovered->size() : 0,
+                     " collections in ",
+                     absl::FormatDuration(absl::Now() - recovery_start)));
   }
-  service.PublishCollectionRows();
-  const absl::StatusOr<std::vector<CollectionInfo>> recovered =
-      manager->ListCollections();
-  Log(absl::StrCat("recovered ", recovered.ok() ? recovered->size() : 0,
-                   " collections in ",
-                   absl::FormatDuration(absl::Now() - recovery_start)));
   std::optional<ShardRole> shard_role;
   if (shard) {
     absl::StatusOr<ShardRole> started = StartShardRole(*config, *manager, port);
@@ -421,6 +479,11 @@ int Run(int argc, char** argv) {
   shard_role.reset();
   // Drains the writes still queued and checkpoints every collection, so
   // the next start replays no log.
+  if (manager == nullptr) {
+    server->Wait();
+    Log("stopped");
+    return 0;
+  }
   if (absl::Status s = manager->Close(); !s.ok()) {
     Log(absl::StrCat("checkpoint at shutdown failed: ", s.message()));
     return 1;
