@@ -59,6 +59,18 @@ absl::StatusOr<std::unique_ptr<Client>> Client::Connect(
   return std::unique_ptr<Client>(new Client(options, std::move(channel)));
 }
 
+v1::ConsistencyToken MergeTokens(const v1::ConsistencyToken& a,
+                                 const v1::ConsistencyToken& b) {
+  const bool a_longer = a.shard_sequences_size() >= b.shard_sequences_size();
+  v1::ConsistencyToken merged = a_longer ? a : b;
+  const v1::ConsistencyToken& shorter = a_longer ? b : a;
+  for (int i = 0; i < shorter.shard_sequences_size(); ++i) {
+    merged.set_shard_sequences(
+        i, std::max(merged.shard_sequences(i), shorter.shard_sequences(i)));
+  }
+  return merged;
+}
+
 void Client::Authenticate(grpc::ClientContext* ctx) const {
   if (!options_.token.empty()) {
     ctx->AddMetadata("authorization", absl::StrCat("Bearer ", options_.token));

@@ -57,6 +57,12 @@ struct InsertSummary {
   uint64_t last_sequence = 0;
 };
 
+// A token for a read that must see the writes of both `a` and `b` (tokens
+// from write acknowledgements, or merges of them): the larger sequence at
+// each position. Pass it as SearchRequest.after with CONSISTENCY_SESSION.
+v1::ConsistencyToken MergeTokens(const v1::ConsistencyToken& a,
+                                 const v1::ConsistencyToken& b);
+
 // Called after each ack with the rows acknowledged so far and the total.
 using ProgressFn = std::function<void(int64_t acked_rows, int64_t total_rows)>;
 

@@ -6,11 +6,20 @@
 // its shard's write stream (shard_replica.h): a write taken here would
 // exist on this replica alone and be overwritten or lost.
 //
+// Reads at a stream position: a router that needs a read to see a write
+// (session and strong consistency, router/routed_collection.h) sends
+// min_applied_sequence; the handle's AwaitApplied waits until the replica's
+// applier has applied its shard's stream that far (SetAppliedSequence
+// connects it once the replica has joined its cluster).
+//
 // Thread-safety: as ServiceCore.
 #pragma once
 
+#include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -46,8 +55,18 @@ class ReplicaCore final : public ServiceCore {
       std::string_view name) const override;
   CoreStats Stats() const override { return local_->Stats(); }
 
+  // The stream sequence `collection` has applied (0 when it has not
+  // started); set once the replica runs (ShardReplica::AppliedSequence).
+  using AppliedSequenceFn =
+      std::function<uint64_t(const std::string& collection)>;
+  void SetAppliedSequence(AppliedSequenceFn applied);
+  // nullopt until SetAppliedSequence.
+  std::optional<uint64_t> AppliedSequence(const std::string& collection) const;
+
  private:
   ServiceCore* const local_;
+  mutable std::mutex applied_mu_;
+  AppliedSequenceFn applied_ ABSL_GUARDED_BY(applied_mu_);
 
   struct Wrapped {
     // The local handle `wrapper` wraps; valid while `wrapper` lives (it

@@ -12,6 +12,7 @@
 #include "engine/vector_checks.h"
 #include "router/cluster_layout.h"
 #include "router/nats/publish.h"
+#include "router/nats/stream.h"
 #include "router/shard_hash.h"
 #include "router/shard_write_batch.h"
 #include "router/sharded_search.h"
@@ -63,7 +64,32 @@ RoutedCollection::RoutedCollection(const RouterContext& context,
       record_(std::move(record)),
       shard_count_(static_cast<int>(record_.collection.shard_count())) {}
 
-std::vector<ShardTargets> RoutedCollection::Targets() const {
+absl::StatusOr<std::vector<uint64_t>> RoutedCollection::ReadFloors(
+    const ReadConsistency& consistency) const {
+  std::vector<uint64_t> floors(shard_count_, 0);
+  if (!consistency.after.empty()) {
+    if (consistency.after.size() != static_cast<size_t>(shard_count_)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "after: a token of ", consistency.after.size(),
+          " shard sequences, but collection ", schema_.name, " has ",
+          shard_count_, " shards (a token of another collection?)"));
+    }
+    floors = consistency.after;
+  }
+  if (consistency.strong) {
+    for (int shard = 0; shard < shard_count_; ++shard) {
+      PEAKKNN_ASSIGN_OR_RETURN(
+          nats::StreamInfo stream,
+          nats::GetStreamInfo(*context_.conn,
+                              ShardStreamName(schema_.name, shard)));
+      floors[shard] = std::max(floors[shard], stream.state.last_sequence);
+    }
+  }
+  return floors;
+}
+
+std::vector<ShardTargets> RoutedCollection::Targets(
+    const std::vector<uint64_t>& floors) const {
   const std::shared_ptr<const ClusterSnapshot> snapshot =
       context_.view->Snapshot();
   const uint64_t turn = rotation_.fetch_add(1, std::memory_order_relaxed);
@@ -73,19 +99,28 @@ std::vector<ShardTargets> RoutedCollection::Targets() const {
     std::vector<ShardTarget>& list = targets[shard].replicas;
     for (const v1::ClusterMember& member : snapshot->MembersOf(shard)) {
       // Members that have not created the collection yet cannot answer.
-      if (!member.applied_sequence().contains(schema_.name)) continue;
-      list.push_back({member.replica(), member.address()});
+      const auto it = member.applied_sequence().find(schema_.name);
+      if (it == member.applied_sequence().end()) continue;
+      list.push_back({member.replica(), member.address(), it->second});
     }
     if (!list.empty()) {
       std::rotate(list.begin(), list.begin() + (turn % list.size()),
                   list.end());
+      // Those known to be far enough first (they will not wait).
+      std::stable_partition(list.begin(), list.end(),
+                            [floor = floors[shard]](const ShardTarget& t) {
+                              return t.applied >= floor;
+                            });
     }
   }
   return targets;
 }
 
 absl::StatusOr<SearchResults> RoutedCollection::Search(
-    std::span<const float> queries, const SearchParams& params) const {
+    std::span<const float> queries, const SearchParams& params,
+    const ReadConsistency& consistency) const {
+  PEAKKNN_ASSIGN_OR_RETURN(const std::vector<uint64_t> floors,
+                           ReadFloors(consistency));
   const int64_t num_queries =
       static_cast<int64_t>(queries.size()) / schema_.dim;
   const int64_t planned_rows =
@@ -102,7 +137,8 @@ absl::StatusOr<SearchResults> RoutedCollection::Search(
         plan, PlanShardedSearch(planned_rows, params.k, target, shard_count_));
   }
 
-  // Every shard gets the same request.
+  // Every shard gets the same request, but for the position it must have
+  // applied (one request per shard only then).
   v1::SearchRequest request;
   request.set_collection(schema_.name);
   request.mutable_queries()->Add(queries.begin(), queries.end());
@@ -112,13 +148,24 @@ absl::StatusOr<SearchResults> RoutedCollection::Search(
   } else {
     request.set_bins(plan.bins_per_shard);
   }
+  std::vector<v1::SearchRequest> requests;
+  if (std::any_of(floors.begin(), floors.end(),
+                  [](uint64_t f) { return f > 0; })) {
+    requests.assign(shard_count_, request);
+    for (int shard = 0; shard < shard_count_; ++shard) {
+      requests[shard].set_min_applied_sequence(floors[shard]);
+    }
+  } else {
+    requests.push_back(std::move(request));
+  }
   std::vector<v1::SearchResponse> responses(shard_count_);
   PEAKKNN_RETURN_IF_ERROR(FanOut(
-      *context_.channels, Targets(),
+      *context_.channels, Targets(floors),
       [&](v1::VectorSearch::Stub& stub, grpc::ClientContext* rpc, int shard,
           std::function<void(grpc::Status)> done) {
         responses[shard].Clear();
-        stub.async()->Search(rpc, &request, &responses[shard], std::move(done));
+        stub.async()->Search(rpc, &requests[requests.size() == 1 ? 0 : shard],
+                             &responses[shard], std::move(done));
       },
       context_.fan_out));
 
@@ -177,7 +224,8 @@ absl::StatusOr<WriteAck> RoutedCollection::Publish(
   const std::string write_id = NextWriteId();
   WriteAck ack{.sequence = 0,
                .durability = Durability::kNone,
-               .rows = static_cast<int64_t>(ids.size())};
+               .rows = static_cast<int64_t>(ids.size()),
+               .shard_sequences = std::vector<uint64_t>(shard_count_, 0)};
   for (const auto& [shard, part] :
        SplitByShard(ids, vectors, schema_.dim, shard_count_)) {
     absl::StatusOr<nats::PublishAck> published =
@@ -199,6 +247,7 @@ absl::StatusOr<WriteAck> RoutedCollection::Publish(
                        published.status().message()));
     }
     ack.sequence = std::max(ack.sequence, published->sequence);
+    ack.shard_sequences[shard] = published->sequence;
   }
   return ack;
 }
@@ -225,14 +274,17 @@ void RoutedCollection::DeleteAsync(std::span<const uint64_t> ids,
 }
 
 absl::StatusOr<std::vector<std::optional<std::vector<float>>>>
-RoutedCollection::Get(std::span<const uint64_t> ids) const {
+RoutedCollection::Get(std::span<const uint64_t> ids,
+                      const ReadConsistency& consistency) const {
+  PEAKKNN_ASSIGN_OR_RETURN(const std::vector<uint64_t> floors,
+                           ReadFloors(consistency));
   // Only the shards owning some of the ids are asked; `positions` maps
   // each one's answers back to the request's order.
   std::vector<std::vector<size_t>> positions(shard_count_);
   for (size_t i = 0; i < ids.size(); ++i) {
     positions[ShardForId(ids[i], shard_count_)].push_back(i);
   }
-  const std::vector<ShardTargets> all_targets = Targets();
+  const std::vector<ShardTargets> all_targets = Targets(floors);
   std::vector<int> asked;  // shard of each fan-out slot
   std::vector<ShardTargets> targets;
   std::vector<v1::GetRequest> requests;
@@ -242,6 +294,7 @@ RoutedCollection::Get(std::span<const uint64_t> ids) const {
     targets.push_back(all_targets[shard]);
     v1::GetRequest& request = requests.emplace_back();
     request.set_collection(schema_.name);
+    request.set_min_applied_sequence(floors[shard]);
     for (size_t i : positions[shard]) request.add_ids(ids[i]);
   }
   std::vector<v1::GetResponse> responses(asked.size());

@@ -30,7 +30,12 @@
 //     stream's servers" (JetStream file storage, fsynced on the servers'
 //     own schedule, not per write), reported as DURABILITY_NONE; a request
 //     for FSYNC is served the same way. Replicas apply with fsync.
-//   - Reads are eventual: each replica serves what it has applied.
+//   - Reads are eventual by default: each replica serves what it has
+//     applied. Session reads (the tokens of the client's writes) and
+//     strong reads (each shard stream's last sequence when the read starts)
+//     send each shard's replica min_applied_sequence, which it waits for
+//     (replica_core.h) within the attempt's deadline; such reads are
+//     searched alone, not batched with others (server/batcher.h).
 //   - Row counts (row_counts, Describe) are the members' last heartbeats'.
 //
 // Thread-safe.
@@ -74,8 +79,8 @@ class RoutedCollection final : public ServedCollection {
   int shard_count() const { return shard_count_; }
 
   absl::StatusOr<SearchResults> Search(
-      std::span<const float> queries,
-      const SearchParams& params) const override;
+      std::span<const float> queries, const SearchParams& params,
+      const ReadConsistency& consistency) const override;
   void WriteAsync(WriteMode mode, std::span<const uint64_t> ids,
                   std::span<const float> vectors, const WriteOptions& options,
                   WriteCallback done,
@@ -83,13 +88,21 @@ class RoutedCollection final : public ServedCollection {
   void DeleteAsync(std::span<const uint64_t> ids, const WriteOptions& options,
                    WriteCallback done) override;
   absl::StatusOr<std::vector<std::optional<std::vector<float>>>> Get(
-      std::span<const uint64_t> ids) const override;
+      std::span<const uint64_t> ids,
+      const ReadConsistency& consistency) const override;
   RowCounts row_counts() const override;
 
  private:
+  // Per shard, the stream sequence a read must see (0: any): the session
+  // token's, and for a strong read the shard stream's last sequence (one
+  // JetStream request per shard). INVALID_ARGUMENT for a token of another
+  // shard count.
+  absl::StatusOr<std::vector<uint64_t>> ReadFloors(
+      const ReadConsistency& consistency) const;
   // Per shard, the live members holding this collection, rotated by a
-  // counter so consecutive calls start at different replicas.
-  std::vector<ShardTargets> Targets() const;
+  // counter so consecutive calls start at different replicas; members whose
+  // last heartbeat had already applied the shard's floor come first.
+  std::vector<ShardTargets> Targets(const std::vector<uint64_t>& floors) const;
   // Publishes each shard's part of a batch; the highest sequence.
   absl::StatusOr<WriteAck> Publish(v1::ShardWriteBatch::Mode mode,
                                    std::span<const uint64_t> ids,

@@ -1,5 +1,6 @@
 #include "router/router_core.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -63,8 +64,30 @@ absl::Status RouterCore::CreateCollection(const CollectionSchema& schema,
         absl::StrCat("collection \"", schema.name, "\" already exists"));
   }
   PEAKKNN_RETURN_IF_ERROR(created.status());
-  // So that this router's next request sees it (others within a refresh).
-  return view_.Refresh();
+  // So that this router's next request sees it (others within a refresh),
+  // once the replicas have it.
+  const absl::Time deadline = absl::Now() + options_.create_wait;
+  PEAKKNN_RETURN_IF_ERROR(view_.Refresh());
+  while (!Usable(*view_.Snapshot(), schema.name, options_.shards) &&
+         absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(100));
+    PEAKKNN_RETURN_IF_ERROR(view_.Refresh());
+  }
+  return absl::OkStatus();
+}
+
+bool RouterCore::Usable(const ClusterSnapshot& snapshot,
+                        const std::string& name, int shards) const {
+  for (int shard = 0; shard < shards; ++shard) {
+    const std::vector<v1::ClusterMember>& members = snapshot.MembersOf(shard);
+    if (std::none_of(members.begin(), members.end(),
+                     [&](const v1::ClusterMember& m) {
+                       return m.applied_sequence().contains(name);
+                     })) {
+      return false;
+    }
+  }
+  return true;
 }
 
 absl::Status RouterCore::DropCollection(std::string_view name) {

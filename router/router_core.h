@@ -6,8 +6,12 @@
 //   Ready            the cluster view has loaded the metadata once
 //   Create           the collection's shard streams (idempotent), then its
 //                    record (create-if-absent: of two routers creating one
-//                    name, one gets ALREADY_EXISTS); usable once every
-//                    shard has a live replica that created it
+//                    name, one gets ALREADY_EXISTS); then waits (up to
+//                    options.create_wait) until every shard has a live
+//                    replica that created it, so that it is usable when the
+//                    call returns (replicas reconcile every 2 s). Past the
+//                    wait it returns OK all the same: the collection exists,
+//                    and reads say which shard has no replica yet
 //   Drop             the record first (replicas then drop their copies),
 //                    then the streams
 //   List / Describe  the records, with the live rows the members last
@@ -51,6 +55,7 @@ struct RouterOptions {
   // next replica of the shard is tried.
   absl::Duration attempt_timeout = absl::Seconds(5);
   absl::Duration publish_timeout = absl::Seconds(10);
+  absl::Duration create_wait = absl::Seconds(15);
   ClusterViewOptions view;
   ShardChannelOptions channels;
 };
@@ -74,6 +79,9 @@ class RouterCore final : public ServiceCore {
   CoreStats Stats() const override { return {.backend = "router"}; }
 
  private:
+  // Whether every shard of `name` has a live member that created it.
+  bool Usable(const ClusterSnapshot& snapshot, const std::string& name,
+              int shards) const;
   // The collection's info from a snapshot's record.
   absl::StatusOr<CollectionInfo> InfoOf(const ClusterSnapshot& snapshot,
                                         const CollectionRecord& record) const;

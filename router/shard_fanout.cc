@@ -56,8 +56,9 @@ class FanOutCall : public std::enable_shared_from_this<FanOutCall> {
     if (state.next >= targets.size()) {
       Finish(absl::UnavailableError(absl::StrCat(
           "shard ", shard, ": no replica answered",
-          targets.empty() ? " (no live replica: none has heartbeated in the "
-                            "last member TTL)"
+          targets.empty() ? " (no live replica holds the collection: none "
+                            "has heartbeated in the last member TTL, or "
+                            "those alive have not created it yet)"
                           : absl::StrCat(" (", state.errors, ")"))));
       return;
     }

@@ -16,6 +16,7 @@
 // one. The calling thread waits; the calls run on gRPC's threads.
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <string>
 #include <vector>
@@ -30,6 +31,9 @@ namespace peakknn {
 struct ShardTarget {
   std::string replica;  // its name, for messages
   std::string address;  // host:port
+  // The stream sequence its last heartbeat reported applied (for ordering;
+  // the fan-out does not use it).
+  uint64_t applied = 0;
 };
 
 // One shard to call and its replicas, in the order to try.

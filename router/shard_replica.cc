@@ -76,6 +76,12 @@ std::vector<ReplicaCollection> ShardReplica::Collections() const {
   return collections;
 }
 
+uint64_t ShardReplica::AppliedSequence(const std::string& collection) const {
+  std::lock_guard lock(mu_);
+  const auto it = appliers_.find(collection);
+  return it == appliers_.end() ? 0 : it->second->progress().applied_sequence;
+}
+
 void ShardReplica::Poll() {
   if (absl::Status s = Reconcile(); !s.ok()) {
     poll_log_.Log(absl::StrCat(

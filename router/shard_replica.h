@@ -98,6 +98,9 @@ class ShardReplica {
 
   // Sorted by name.
   std::vector<ReplicaCollection> Collections() const;
+  // The stream sequence applied to `collection`'s local copy and visible to
+  // its searches (0 when the replica does not hold it).
+  uint64_t AppliedSequence(const std::string& collection) const;
 
  private:
   ShardReplica(nats::NatsConnection& conn, ClusterMetadata& metadata,

@@ -125,13 +125,23 @@ void Batcher::RunBatch(std::deque<Queued>& batch) {
   // Jobs with a bin count (a router's share of a cluster plan) and jobs
   // with a recall target are searched as two batches: each batch takes the
   // most demanding plan of its jobs (the largest k, and the highest target
-  // or the most bins), which meets every job's promise.
+  // or the most bins), which meets every job's promise. A job that asks
+  // for more than eventual consistency is searched alone: it may wait for
+  // replicas (the others should not), and its token may be refused (the
+  // others should not fail with it).
   std::vector<SearchJob*> by_target;
   std::vector<SearchJob*> by_bins;
-  for (SearchJob* job : live)
-    (job->bins > 0 ? by_bins : by_target).push_back(job);
+  std::vector<SearchJob*> alone;
+  for (SearchJob* job : live) {
+    if (job->consistency.strong || !job->consistency.after.empty()) {
+      alone.push_back(job);
+    } else {
+      (job->bins > 0 ? by_bins : by_target).push_back(job);
+    }
+  }
   if (!by_target.empty()) SearchTogether(by_target);
   if (!by_bins.empty()) SearchTogether(by_bins);
+  for (SearchJob* job : alone) SearchTogether({job});
 }
 
 void Batcher::SearchTogether(const std::vector<SearchJob*>& jobs) {
@@ -160,7 +170,9 @@ void Batcher::SearchTogether(const std::vector<SearchJob*>& jobs) {
   }
 
   const absl::Time start = absl::Now();
-  absl::StatusOr<SearchResults> outcome = search_(queries, params);
+  // Only a job searched alone has a consistency requirement.
+  absl::StatusOr<SearchResults> outcome =
+      search_(queries, params, jobs.front()->consistency);
   const double seconds = absl::ToDoubleSeconds(absl::Now() - start);
   if (!outcome.ok()) {
     for (SearchJob* job : jobs) job->done(outcome.status(), nullptr, 0);

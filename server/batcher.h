@@ -35,6 +35,7 @@
 #include "absl/time/time.h"
 #include "base/on_demand_thread.h"
 #include "engine/collection.h"
+#include "store/service_core.h"
 
 namespace peakknn::server {
 
@@ -68,6 +69,8 @@ struct SearchJob {
   // > 0: scan with this many bins instead of planning from recall_target
   // (SearchParams::bins). Such jobs batch only with each other.
   int64_t bins = 0;
+  // Anything but eventual (the default) is searched in a batch of its own.
+  ReadConsistency consistency;
   absl::Time deadline = absl::InfiniteFuture();
   // Polled when the batch forms; true drops the job with CANCELLED.
   std::function<bool()> cancelled;
@@ -89,7 +92,8 @@ class Batcher {
     absl::Duration idle_timeout = absl::Seconds(5);
   };
   using SearchFn = std::function<absl::StatusOr<SearchResults>(
-      std::span<const float> queries, const SearchParams& params)>;
+      std::span<const float> queries, const SearchParams& params,
+      const ReadConsistency& consistency)>;
 
   // `observer` may be null and must outlive the batcher.
   Batcher(std::string collection, int dim, const Options& options,

@@ -27,8 +27,9 @@ absl::StatusOr<std::shared_ptr<Batcher>> BatcherRegistry::For(
   entry.collection = collection.get();
   entry.batcher = std::make_shared<Batcher>(
       schema.name, schema.dim, options_,
-      [collection](std::span<const float> queries, const SearchParams& params) {
-        return collection->Search(queries, params);
+      [collection](std::span<const float> queries, const SearchParams& params,
+                   const ReadConsistency& consistency) {
+        return collection->Search(queries, params, consistency);
       },
       observer_);
   return entry.batcher;

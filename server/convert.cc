@@ -151,6 +151,41 @@ void SearchResultsToProto(const SearchResults& batch, int64_t first, int64_t n,
       batch.exact ? 1.0 : WorstRankRecall(batch.live_rows, k, batch.bins));
 }
 
+absl::StatusOr<ReadConsistency> ConsistencyFromProto(
+    v1::Consistency mode, const v1::ConsistencyToken& after) {
+  ReadConsistency consistency;
+  switch (mode) {
+    case v1::CONSISTENCY_EVENTUAL:
+      return consistency;
+    case v1::CONSISTENCY_STRONG:
+      consistency.strong = true;
+      return consistency;
+    case v1::CONSISTENCY_SESSION:
+      if (after.shard_sequences_size() == 0) {
+        return absl::InvalidArgumentError(
+            "consistency=CONSISTENCY_SESSION needs `after`: the token (or "
+            "merged tokens) of the writes the read must see");
+      }
+      consistency.after.assign(after.shard_sequences().begin(),
+                               after.shard_sequences().end());
+      return consistency;
+    default:
+      return absl::InvalidArgumentError(
+          absl::StrCat("consistency=", static_cast<int>(mode),
+                       ": must be CONSISTENCY_EVENTUAL, CONSISTENCY_SESSION or "
+                       "CONSISTENCY_STRONG"));
+  }
+}
+
+void TokenToProto(const WriteAck& ack, v1::ConsistencyToken* p) {
+  if (ack.shard_sequences.empty()) {
+    p->add_shard_sequences(ack.sequence);
+    return;
+  }
+  p->mutable_shard_sequences()->Add(ack.shard_sequences.begin(),
+                                    ack.shard_sequences.end());
+}
+
 void StoredVectorsToProto(
     std::span<const uint64_t> ids,
     const std::vector<std::optional<std::vector<float>>>& vectors,

@@ -60,6 +60,13 @@ void StoredVectorsToProto(
     std::span<const uint64_t> ids,
     const std::vector<std::optional<std::vector<float>>>& vectors,
     v1::GetResponse* p);
+// A read's consistency: SESSION needs a token in `after`
+// (INVALID_ARGUMENT otherwise, as for an unknown mode); EVENTUAL ignores it.
+absl::StatusOr<ReadConsistency> ConsistencyFromProto(
+    v1::Consistency mode, const v1::ConsistencyToken& after);
+// An acknowledged write's token: its shard sequences (cluster mode), or
+// its log sequence (a local store).
+void TokenToProto(const WriteAck& ack, v1::ConsistencyToken* p);
 // A recall plan for `n` rows.
 void PlanToProto(const RecallPlan& plan, int64_t n, v1::PlanRecallResponse* p);
 

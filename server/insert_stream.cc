@@ -216,6 +216,7 @@ class InsertStreamReactor final
       slot->ack.set_sequence(result->sequence);
       slot->ack.set_rows(result->rows);
       slot->ack.set_durability(DurabilityToProto(result->durability));
+      TokenToProto(*result, slot->ack.mutable_token());
     } else {
       slot->ack.set_code(static_cast<int32_t>(result.status().code()));
       slot->ack.set_error(std::string(result.status().message()));

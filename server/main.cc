@@ -459,6 +459,12 @@ int Run(int argc, char** argv) {
       return 1;
     }
     shard_role = *std::move(started);
+    // Reads at a stream position (min_applied_sequence) wait on it; reset
+    // before the replica stops (below).
+    replica_core->SetAppliedSequence(
+        [replica = shard_role->replica.get()](const std::string& collection) {
+          return replica->AppliedSequence(collection);
+        });
     Log(absl::StrCat("shard ", config->shard, " replica ", config->replica_name,
                      " applying its write streams"));
   }
@@ -476,6 +482,7 @@ int Run(int argc, char** argv) {
       absl::ToChronoTime(absl::Now() + absl::Seconds(config->drain_seconds)));
   service.StopBatchers();
   // No more writes from the streams; the positions recorded stay valid.
+  if (replica_core.has_value()) replica_core->SetAppliedSequence(nullptr);
   shard_role.reset();
   // Drains the writes still queued and checkpoints every collection, so
   // the next start replays no log.

@@ -210,6 +210,12 @@ absl::Status VectorSearchService::QueueSearch(
   const int64_t num_queries = static_cast<int64_t>(queries.size()) / schema.dim;
   PEAKKNN_RETURN_IF_ERROR(
       CheckVectors(schema, queries, num_queries, "queries"));
+  PEAKKNN_ASSIGN_OR_RETURN(
+      ReadConsistency consistency,
+      ConsistencyFromProto(req->consistency(), req->after()));
+  // A router's read at a position: wait here, before the batch forms.
+  PEAKKNN_RETURN_IF_ERROR(
+      collection->AwaitApplied(req->min_applied_sequence(), DeadlineOf(ctx)));
   PEAKKNN_ASSIGN_OR_RETURN(std::shared_ptr<Batcher> batcher,
                            batchers_.For(collection));
 
@@ -220,6 +226,7 @@ absl::Status VectorSearchService::QueueSearch(
   job.recall_target = req->recall_target() == 0 ? schema.default_recall_target
                                                 : req->recall_target();
   job.bins = req->bins();
+  job.consistency = std::move(consistency);
   job.deadline = DeadlineOf(ctx);
   job.cancelled = [ctx] { return ctx->IsCancelled(); };
   job.done = [this, call, start, k = job.k, num_queries](
@@ -283,6 +290,7 @@ grpc::ServerUnaryReactor* VectorSearchService::Upsert(
                 resp->set_sequence(ack->sequence);
                 resp->set_rows(ack->rows);
                 resp->set_durability(DurabilityToProto(ack->durability));
+                TokenToProto(*ack, resp->mutable_token());
               }
               Finish(call, "Upsert", start, ack.status());
             },
@@ -305,6 +313,7 @@ grpc::ServerUnaryReactor* VectorSearchService::Delete(
                 resp->set_sequence(ack->sequence);
                 resp->set_deleted(ack->rows);
                 resp->set_durability(DurabilityToProto(ack->durability));
+                TokenToProto(*ack, resp->mutable_token());
               }
               Finish(call, "Delete", start, ack.status());
             });
@@ -328,7 +337,13 @@ grpc::ServerUnaryReactor* VectorSearchService::Get(
         PEAKKNN_RETURN_IF_ERROR(
             limits_.CheckGetAnswer(req->ids_size(), collection->schema().dim));
         const std::span<const uint64_t> ids = SpanOf(req->ids());
-        PEAKKNN_ASSIGN_OR_RETURN(const auto vectors, collection->Get(ids));
+        PEAKKNN_ASSIGN_OR_RETURN(
+            const ReadConsistency consistency,
+            ConsistencyFromProto(req->consistency(), req->after()));
+        PEAKKNN_RETURN_IF_ERROR(collection->AwaitApplied(
+            req->min_applied_sequence(), DeadlineOf(ctx)));
+        PEAKKNN_ASSIGN_OR_RETURN(const auto vectors,
+                                 collection->Get(ids, consistency));
         StoredVectorsToProto(ids, vectors, resp);
         return absl::OkStatus();
       });

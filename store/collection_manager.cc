@@ -40,9 +40,11 @@ class ManagedCollection final : public ServedCollection {
         checkpoint_errors_(absl::Minutes(1), std::move(log)) {}
 
   const CollectionSchema& schema() const override { return c_->schema(); }
+  // A local store's acknowledged writes are visible at once: every
+  // consistency requirement is met.
   absl::StatusOr<SearchResults> Search(
-      std::span<const float> queries,
-      const SearchParams& params) const override {
+      std::span<const float> queries, const SearchParams& params,
+      const ReadConsistency& /*consistency*/) const override {
     return c_->collection().SearchChecked(queries, params);
   }
   void WriteAsync(WriteMode mode, std::span<const uint64_t> ids,
@@ -57,7 +59,8 @@ class ManagedCollection final : public ServedCollection {
     c_->DeleteAsync(ids, options.durability, std::move(done));
   }
   absl::StatusOr<std::vector<std::optional<std::vector<float>>>> Get(
-      std::span<const uint64_t> ids) const override {
+      std::span<const uint64_t> ids,
+      const ReadConsistency& /*consistency*/) const override {
     return c_->collection().Get(ids);
   }
   RowCounts row_counts() const override {

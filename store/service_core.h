@@ -34,6 +34,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "engine/collection.h"
 #include "engine/schema.h"
 #include "store/durability.h"
@@ -51,6 +52,24 @@ struct WriteAck {
   uint64_t sequence = 0;
   Durability durability = Durability::kFsync;  // kFsync or kNone, as applied
   int64_t rows = 0;  // rows written, or ids deleted (unknown ids not counted)
+  // Cluster mode: per shard, the stream sequence of the batch's part (0
+  // where it had none): what a session read must wait for. Empty from a
+  // local store (its acknowledged writes are visible at once).
+  std::vector<uint64_t> shard_sequences;
+};
+
+// How fresh a read must be (the API's Consistency). A local store reads
+// its latest state, which satisfies every requirement; a router
+// (router/routed_collection.h) waits for the shard replicas it reads from.
+struct ReadConsistency {
+  bool strong = false;  // every write acknowledged before the read
+  // Session: per shard, the stream sequence the read must see (empty:
+  // none).
+  std::vector<uint64_t> after;
+
+  // Makes this the stricter of both (a batch of reads waits for the
+  // strictest of them).
+  void Include(const ReadConsistency& other);
 };
 
 // Runs exactly once per write: on the thread that acknowledges it (keep it
@@ -91,10 +110,11 @@ class ServedCollection {
   virtual const CollectionSchema& schema() const = 0;
 
   // Searches queries (row-major [n][dim]) that passed CheckVectors for this
-  // schema, as one batch over one snapshot. The results say how many rows
-  // were searched.
+  // schema, as one batch over one snapshot, at least as fresh as
+  // `consistency` asks. The results say how many rows were searched.
   virtual absl::StatusOr<SearchResults> Search(
-      std::span<const float> queries, const SearchParams& params) const = 0;
+      std::span<const float> queries, const SearchParams& params,
+      const ReadConsistency& consistency) const = 0;
 
   // Asynchronous writes, acknowledged once durable (per the options) and
   // visible to every search that starts after the acknowledgement. A batch
@@ -112,7 +132,16 @@ class ServedCollection {
 
   // The stored vector of each id (as Collection::Get), nullopt if unknown.
   virtual absl::StatusOr<std::vector<std::optional<std::vector<float>>>> Get(
-      std::span<const uint64_t> ids) const = 0;
+      std::span<const uint64_t> ids,
+      const ReadConsistency& consistency) const = 0;
+
+  // Shard replicas (router/replica_core.h): waits until this copy has
+  // applied its shard's write stream up to `stream_sequence`, at most until
+  // `deadline` (DEADLINE_EXCEEDED saying how far it got). Every other
+  // collection refuses a non-zero sequence with INVALID_ARGUMENT: only a
+  // replica has a stream.
+  virtual absl::Status AwaitApplied(uint64_t stream_sequence,
+                                    absl::Time deadline) const;
 
   virtual RowCounts row_counts() const = 0;
 };

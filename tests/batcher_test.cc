@@ -42,7 +42,8 @@ class BatcherTest : public ::testing::Test {
   std::unique_ptr<Batcher> Make(const Batcher::Options& options) {
     return std::make_unique<Batcher>(
         "b", kDim, options,
-        [this](std::span<const float> q, const SearchParams& p) {
+        [this](std::span<const float> q, const SearchParams& p,
+               const ReadConsistency&) {
           calls_.fetch_add(1);
           last_k_ = p.k;
           last_target_ = p.recall_target;

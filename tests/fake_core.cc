@@ -29,7 +29,8 @@ const CollectionSchema& FakeCollection::schema() const {
 }
 
 absl::StatusOr<SearchResults> FakeCollection::Search(
-    std::span<const float> queries, const SearchParams& params) const {
+    std::span<const float> queries, const SearchParams& params,
+    const ReadConsistency& /*consistency*/) const {
   PEAKKNN_RETURN_IF_ERROR(core_->Enter(CoreCall::kSearch));
   searches_.fetch_add(1);
   return collection_->SearchChecked(queries, params);
@@ -104,7 +105,8 @@ void FakeCollection::DeleteAsync(std::span<const uint64_t> ids,
 }
 
 absl::StatusOr<std::vector<std::optional<std::vector<float>>>>
-FakeCollection::Get(std::span<const uint64_t> ids) const {
+FakeCollection::Get(std::span<const uint64_t> ids,
+                    const ReadConsistency& /*consistency*/) const {
   PEAKKNN_RETURN_IF_ERROR(core_->Enter(CoreCall::kGet));
   return collection_->Get(ids);
 }

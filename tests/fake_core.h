@@ -60,8 +60,8 @@ class FakeCollection final : public ServedCollection {
 
   const CollectionSchema& schema() const override;
   absl::StatusOr<SearchResults> Search(
-      std::span<const float> queries,
-      const SearchParams& params) const override;
+      std::span<const float> queries, const SearchParams& params,
+      const ReadConsistency& consistency) const override;
   void WriteAsync(WriteMode mode, std::span<const uint64_t> ids,
                   std::span<const float> vectors, const WriteOptions& options,
                   WriteCallback done,
@@ -69,7 +69,8 @@ class FakeCollection final : public ServedCollection {
   void DeleteAsync(std::span<const uint64_t> ids, const WriteOptions& options,
                    WriteCallback done) override;
   absl::StatusOr<std::vector<std::optional<std::vector<float>>>> Get(
-      std::span<const uint64_t> ids) const override;
+      std::span<const uint64_t> ids,
+      const ReadConsistency& consistency) const override;
   RowCounts row_counts() const override;
 
   // Searches of this handle (each batch the service searched).

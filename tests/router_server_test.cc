@@ -299,6 +299,79 @@ TEST_F(RouterServerTest, SearchesFailOverWhenAReplicaIsKilled) {
   EXPECT_THAT(r.status().message(), HasSubstr("shard 1"));
 }
 
+// Read-your-writes: a search or read with the token of a write just
+// acknowledged sees it at once, whichever replica answers; a strong read
+// sees every acknowledged write without a token.
+TEST_F(RouterServerTest, SessionAndStrongReadsSeeAcknowledgedWrites) {
+  v1::CollectionSchema schema;
+  schema.set_name("docs");
+  schema.set_dim(kDim);
+  schema.set_metric(v1::METRIC_L2);
+  ASSERT_TRUE(client_->CreateCollection(schema).ok());
+  const std::vector<float> rows = RandomRows(40, 23);
+  auto search = [&](int i, v1::Consistency consistency,
+                    const v1::ConsistencyToken* after) {
+    v1::SearchRequest request;
+    request.set_collection("docs");
+    request.set_k(1);
+    request.set_recall_target(1.0);
+    request.mutable_queries()->Add(rows.begin() + i * kDim,
+                                   rows.begin() + (i + 1) * kDim);
+    request.set_consistency(consistency);
+    if (after != nullptr) *request.mutable_after() = *after;
+    grpc::ClientContext ctx;
+    client_->Authenticate(&ctx);
+    v1::SearchResponse response;
+    const grpc::Status status =
+        client_->stub().Search(&ctx, request, &response);
+    EXPECT_TRUE(status.ok()) << i << ": " << status.error_message();
+    return response;
+  };
+  v1::ConsistencyToken session;  // merged over this client's writes
+  for (int i = 0; i < 40; ++i) {
+    const std::vector<uint64_t> id = {static_cast<uint64_t>(i)};
+    absl::StatusOr<v1::UpsertResponse> ack = client_->Upsert(
+        "docs", id, std::span<const float>(rows).subspan(i * kDim, kDim));
+    ASSERT_TRUE(ack.ok()) << ack.status();
+    ASSERT_EQ(ack->token().shard_sequences_size(), kShards);
+    session = client::MergeTokens(session, ack->token());
+    const bool strong = i % 2 == 1;
+    const v1::SearchResponse found =
+        strong ? search(i, v1::CONSISTENCY_STRONG, nullptr)
+               : search(i, v1::CONSISTENCY_SESSION, &session);
+    ASSERT_EQ(found.results_size(), 1);
+    ASSERT_EQ(found.results(0).ids_size(), 1) << "write " << i;
+    EXPECT_EQ(found.results(0).ids(0), static_cast<uint64_t>(i))
+        << (strong ? "strong" : "session") << " read of write " << i;
+    EXPECT_EQ(found.live_rows(), i + 1);
+
+    v1::GetRequest get;
+    get.set_collection("docs");
+    get.add_ids(i);
+    get.set_consistency(v1::CONSISTENCY_SESSION);
+    *get.mutable_after() = session;
+    grpc::ClientContext ctx;
+    v1::GetResponse got;
+    ASSERT_TRUE(client_->stub().Get(&ctx, get, &got).ok());
+    EXPECT_TRUE(got.vectors(0).found()) << "get of write " << i;
+  }
+
+  // A token of another shard count is refused, naming the collection.
+  v1::ConsistencyToken wrong;
+  wrong.add_shard_sequences(1);
+  v1::SearchRequest request;
+  request.set_collection("docs");
+  request.set_k(1);
+  request.mutable_queries()->Add(rows.begin(), rows.begin() + kDim);
+  request.set_consistency(v1::CONSISTENCY_SESSION);
+  *request.mutable_after() = wrong;
+  grpc::ClientContext ctx;
+  v1::SearchResponse response;
+  const grpc::Status status = client_->stub().Search(&ctx, request, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), HasSubstr("collection docs has 2"));
+}
+
 TEST(RouterServerFlagsTest, ARouterNeedsACluster) {
   absl::StatusOr<ServerProcess> bad = ServerProcess::Start({"--role=router"});
   ASSERT_FALSE(bad.ok());

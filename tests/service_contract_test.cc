@@ -237,6 +237,59 @@ TEST_F(ServiceTest, SearchBinsAreCheckedAndNotMixedWithATarget) {
   EXPECT_TRUE(status.ok()) << status.error_message();
 }
 
+// A local store reads its latest state: every consistency mode is
+// served, writes carry their log sequence as a token, and the replica-only
+// min_applied_sequence is refused naming it.
+TEST_F(ServiceTest, ConsistencyModesOnALocalStore) {
+  ASSERT_NO_FATAL_FAILURE(StartReady());
+  ASSERT_NO_FATAL_FAILURE(Create("c"));
+  const std::vector<uint64_t> id = {7};
+  const std::vector<float> row(kDim, 1.0f);
+  absl::StatusOr<v1::UpsertResponse> ack = client_->Upsert("c", id, row);
+  ASSERT_TRUE(ack.ok()) << ack.status();
+  ASSERT_EQ(ack->token().shard_sequences_size(), 1);
+  EXPECT_EQ(ack->token().shard_sequences(0), ack->sequence());
+
+  v1::SearchRequest req;
+  req.set_collection("c");
+  req.set_k(1);
+  req.mutable_queries()->Add(row.begin(), row.end());
+  auto search = [&](v1::SearchResponse* response) {
+    grpc::ClientContext ctx;
+    return client_->stub().Search(&ctx, req, response);
+  };
+  v1::SearchResponse response;
+  req.set_consistency(v1::CONSISTENCY_SESSION);
+  grpc::Status status = search(&response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), HasSubstr("needs `after`"));
+  *req.mutable_after() = ack->token();
+  status = search(&response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  ASSERT_EQ(response.results(0).ids_size(), 1);
+  EXPECT_EQ(response.results(0).ids(0), 7u);
+  req.set_consistency(v1::CONSISTENCY_STRONG);
+  EXPECT_TRUE(search(&response).ok());
+  req.set_consistency(static_cast<v1::Consistency>(9));
+  status = search(&response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), HasSubstr("consistency=9"));
+  req.set_consistency(v1::CONSISTENCY_EVENTUAL);
+  req.set_min_applied_sequence(3);
+  status = search(&response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), HasSubstr("min_applied_sequence=3"));
+
+  v1::GetRequest get;
+  get.set_collection("c");
+  get.add_ids(7);
+  get.set_min_applied_sequence(3);
+  grpc::ClientContext ctx;
+  v1::GetResponse got;
+  status = client_->stub().Get(&ctx, get, &got);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+}
+
 // Writes raw messages on one InsertStream and reads every ack (the C++
 // client can only send well-formed InsertRequests).
 class RawInsertStream
