@@ -218,6 +218,16 @@ absl::StatusOr<SearchResults> RoutedCollection::Search(
   return results;
 }
 
+int64_t RoutedCollection::RowsPerMessage() const {
+  // A row costs its floats and its id (protobuf: 8 bytes fixed64 each,
+  // packed); 4 KiB of the payload are left for the message's framing and
+  // the stream's headers. At least one row (a row over the payload limit
+  // fails with Publish's INVALID_ARGUMENT naming the limit).
+  const int64_t payload = context_.conn->MaxPayload();
+  const int64_t row_bytes = int64_t{4} * schema_.dim + 8;
+  return std::max<int64_t>(1, (payload - 4096) / row_bytes);
+}
+
 absl::StatusOr<WriteAck> RoutedCollection::Publish(
     v1::ShardWriteBatch::Mode mode, std::span<const uint64_t> ids,
     std::span<const float> vectors) {
@@ -226,28 +236,39 @@ absl::StatusOr<WriteAck> RoutedCollection::Publish(
                .durability = Durability::kNone,
                .rows = static_cast<int64_t>(ids.size()),
                .shard_sequences = std::vector<uint64_t>(shard_count_, 0)};
+  const int64_t per_message = RowsPerMessage();
+  const int64_t floats_per_row = vectors.empty() ? 0 : schema_.dim;
   for (const auto& [shard, part] :
        SplitByShard(ids, vectors, schema_.dim, shard_count_)) {
-    absl::StatusOr<nats::PublishAck> published =
-        nats::Publish(*context_.conn, ShardSubject(schema_.name, shard),
-                      absl::StrCat(write_id, "-", shard),
-                      EncodeShardWriteBatch(mode, part.ids, part.vectors),
-                      {.expected_stream = ShardStreamName(schema_.name, shard),
-                       .timeout = context_.publish_timeout});
-    if (!published.ok()) {
-      // Earlier shards' parts may be stored: the batch is not atomic
-      // across shards. Retrying the whole batch is safe for upserts and
-      // deletes (they are idempotent).
-      return absl::Status(
-          published.status().code(),
-          absl::StrCat("collection ", schema_.name, " shard ", shard,
-                       ": the write was not acknowledged by its stream "
-                       "(parts for other shards may be stored; retry the "
-                       "batch): ",
-                       published.status().message()));
+    // A part larger than one NATS message goes as several, in order.
+    for (size_t first = 0, chunk = 0; first < part.ids.size();
+         first += per_message, ++chunk) {
+      const size_t count =
+          std::min<size_t>(per_message, part.ids.size() - first);
+      absl::StatusOr<nats::PublishAck> published = nats::Publish(
+          *context_.conn, ShardSubject(schema_.name, shard),
+          absl::StrCat(write_id, "-", shard, "-", chunk),
+          EncodeShardWriteBatch(
+              mode, std::span(part.ids).subspan(first, count),
+              std::span(part.vectors)
+                  .subspan(first * floats_per_row, count * floats_per_row)),
+          {.expected_stream = ShardStreamName(schema_.name, shard),
+           .timeout = context_.publish_timeout});
+      if (!published.ok()) {
+        // Earlier parts may be stored: a batch is atomic within one
+        // message only. Retrying the whole batch is safe for upserts and
+        // deletes (they are idempotent).
+        return absl::Status(
+            published.status().code(),
+            absl::StrCat("collection ", schema_.name, " shard ", shard,
+                         ": the write was not acknowledged by its stream "
+                         "(parts sent before may be stored; retry the "
+                         "batch): ",
+                         published.status().message()));
+      }
+      ack.sequence = std::max(ack.sequence, published->sequence);
+      ack.shard_sequences[shard] = published->sequence;
     }
-    ack.sequence = std::max(ack.sequence, published->sequence);
-    ack.shard_sequences[shard] = published->sequence;
   }
   return ack;
 }
@@ -329,7 +350,7 @@ RoutedCollection::Get(std::span<const uint64_t> ids,
 RowCounts RoutedCollection::row_counts() const {
   const int64_t live =
       context_.view->Snapshot()->LiveRows(schema_.name, shard_count_);
-  return {.rows = live, .live_rows = live};
+  return {.rows = live, .live_rows = live, .shards = shard_count_};
 }
 
 }  // namespace peakknn

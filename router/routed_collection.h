@@ -20,7 +20,10 @@
 // a random 64-bit tag and a counter, plus the shard), so Publish's own
 // retries never store it twice. The acknowledgement (a majority of the
 // stream's NATS servers stored it) is the durability point; the ack's
-// `sequence` is the highest shard stream sequence of the batch.
+// `sequence` is the highest shard stream sequence of the batch. A shard's
+// part larger than one NATS message (max_payload, 1 MiB by default: 2040
+// rows of 128-d f32) is published as several messages, in order, so a
+// batch is atomic per message only.
 //
 // Not like a standalone server:
 //   - Insert does not refuse ids that exist: the router cannot see every
@@ -103,7 +106,10 @@ class RoutedCollection final : public ServedCollection {
   // counter so consecutive calls start at different replicas; members whose
   // last heartbeat had already applied the shard's floor come first.
   std::vector<ShardTargets> Targets(const std::vector<uint64_t>& floors) const;
-  // Publishes each shard's part of a batch; the highest sequence.
+  // Rows of this collection that fit one NATS message.
+  int64_t RowsPerMessage() const;
+  // Publishes each shard's part of a batch (in messages of at most
+  // RowsPerMessage rows); the highest sequence.
   absl::StatusOr<WriteAck> Publish(v1::ShardWriteBatch::Mode mode,
                                    std::span<const uint64_t> ids,
                                    std::span<const float> vectors);

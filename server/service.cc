@@ -364,17 +364,19 @@ grpc::ServerUnaryReactor* VectorSearchService::PlanRecall(
               limits_.CheckName("collection", req->collection()));
         }
         int64_t n = req->n();
-        if (!req->collection().empty() && n == 0) {
+        // In range after CheckPlan.
+        int shards = req->shards() == 0 ? 1 : static_cast<int>(req->shards());
+        if (!req->collection().empty()) {
           PEAKKNN_RETURN_IF_ERROR(core_->Ready());
           PEAKKNN_ASSIGN_OR_RETURN(std::shared_ptr<ServedCollection> collection,
                                    core_->OpenCollection(req->collection()));
-          n = collection->row_counts().live_rows;
+          const RowCounts counts = collection->row_counts();
+          if (n == 0) n = counts.live_rows;
+          // A router's collection: planned for its shards.
+          if (req->shards() == 0) shards = counts.shards;
         }
-        // In range after CheckPlan.
         const int per_bin =
             req->per_bin() == 0 ? 1 : static_cast<int>(req->per_bin());
-        const int shards =
-            req->shards() == 0 ? 1 : static_cast<int>(req->shards());
         absl::StatusOr<RecallPlan> plan = peakknn::PlanRecall(
             n, req->k(), req->recall_target(), per_bin, shards);
         if (!plan.ok())

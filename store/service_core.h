@@ -98,6 +98,9 @@ struct CoreStats {
 struct RowCounts {
   int64_t rows = 0;
   int64_t live_rows = 0;
+  // Shards a search of the collection spans (a router's collections: their
+  // shard count), for PlanRecall.
+  int shards = 1;
 };
 
 // One collection, opened for serving. A handle stays valid after its

@@ -203,6 +203,17 @@ TEST_F(RouterServerTest, DdlWritesReadsAndSearchesThroughTheRouter) {
     ASSERT_TRUE(approx.ok()) << approx.status();
     EXPECT_FALSE(approx->exact()) << "target " << target;
     EXPECT_GE(approx->expected_recall(), target);
+    // PlanRecall answers for the cluster: the same shares of the bins.
+    v1::PlanRecallRequest plan_request;
+    plan_request.set_collection("docs");
+    plan_request.set_k(kK);
+    plan_request.set_recall_target(target);
+    absl::StatusOr<v1::PlanRecallResponse> plan =
+        client_->PlanRecall(plan_request);
+    ASSERT_TRUE(plan.ok()) << plan.status();
+    EXPECT_EQ(plan->n(), kRows);
+    EXPECT_EQ(approx->bins(), kShards * plan->bins_per_shard())
+        << "target " << target;
     int64_t found = 0;
     for (int q = 0; q < 400; ++q) {
       const std::vector<uint64_t> want =
@@ -370,6 +381,43 @@ TEST_F(RouterServerTest, SessionAndStrongReadsSeeAcknowledgedWrites) {
   const grpc::Status status = client_->stub().Search(&ctx, request, &response);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_THAT(status.error_message(), HasSubstr("collection docs has 2"));
+}
+
+// A batch whose shard parts exceed one NATS message (1 MiB) is published
+// as several and arrives whole.
+TEST_F(RouterServerTest, BatchesLargerThanANatsMessageArriveWhole) {
+  constexpr int kWide = 512;
+  constexpr int kN = 1500;  // 3 MiB of rows: two messages per shard
+  v1::CollectionSchema schema;
+  schema.set_name("wide");
+  schema.set_dim(kWide);
+  schema.set_metric(v1::METRIC_INNER_PRODUCT);
+  ASSERT_TRUE(client_->CreateCollection(schema).ok());
+  std::vector<uint64_t> ids(kN);
+  std::vector<float> rows(static_cast<size_t>(kN) * kWide);
+  for (int i = 0; i < kN; ++i) {
+    ids[i] = 10 * i + 1;
+    for (int j = 0; j < kWide; ++j) rows[i * kWide + j] = (i + j % 7) * 0.01f;
+  }
+  absl::StatusOr<v1::UpsertResponse> ack = client_->Upsert("wide", ids, rows);
+  ASSERT_TRUE(ack.ok()) << ack.status();
+  EXPECT_EQ(ack->rows(), kN);
+  v1::GetRequest get;
+  get.set_collection("wide");
+  get.mutable_ids()->Add(ids.begin(), ids.end());
+  get.set_consistency(v1::CONSISTENCY_SESSION);
+  *get.mutable_after() = ack->token();
+  grpc::ClientContext ctx;
+  v1::GetResponse got;
+  const grpc::Status status = client_->stub().Get(&ctx, get, &got);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  ASSERT_EQ(got.vectors_size(), kN);
+  for (int i = 0; i < kN; ++i) {
+    ASSERT_TRUE(got.vectors(i).found()) << "id " << ids[i];
+    ASSERT_THAT(got.vectors(i).values(),
+                ::testing::ElementsAreArray(&rows[i * kWide], kWide))
+        << "id " << ids[i];
+  }
 }
 
 TEST(RouterServerFlagsTest, ARouterNeedsACluster) {

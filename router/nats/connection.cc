@@ -80,6 +80,10 @@ NatsConnection::~NatsConnection() {
   natsConnection_Destroy(conn_);
 }
 
+int64_t NatsConnection::MaxPayload() const {
+  return natsConnection_GetMaxPayload(conn_);
+}
+
 std::string NatsConnection::ConnectedUrl() const {
   char url[256] = {};
   if (natsConnection_GetConnectedUrl(conn_, url, sizeof(url)) != NATS_OK) {

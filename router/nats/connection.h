@@ -54,6 +54,9 @@ class NatsConnection {
 
   // The URL of the server in use, or "" while disconnected.
   std::string ConnectedUrl() const;
+  // The largest message the server in use accepts, in bytes (its
+  // max_payload: 1 MiB by default); 0 while disconnected.
+  int64_t MaxPayload() const;
 
   jsCtx* jetstream() const { return js_; }
   absl::Duration jetstream_timeout() const { return jetstream_timeout_; }
