@@ -95,7 +95,7 @@ server() {
 
 # live_rows NAME: the live rows of collection "loadgen" as NAME reports.
 live_rows() {
-  "$build/client/peakknn" --target="127.0.0.1:${port_of[$1]}" list 2>/dev/null |
+  "$build/client/peakknn" --server="127.0.0.1:${port_of[$1]}" list 2>/dev/null |
     awk '$1 == "loadgen" { print $6 }'
 }
 

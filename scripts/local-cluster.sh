@@ -26,7 +26,7 @@
 # streams and buckets with 3 replicas survive one node's loss, 2 shards
 # x 2 replicas (peakknn-server --role=shard, data in sN-rM/) and the router
 # (peakknn-server --role=router --shards=2, no data): clients talk to
-# 127.0.0.1:50061, e.g. `peakknn --target 127.0.0.1:50061 demo`. The
+# 127.0.0.1:50061, e.g. `peakknn --server=127.0.0.1:50061 demo`. The
 # binary is $PEAKKNN_SERVER_BIN or build/server/peakknn-server.
 #
 # Each process runs in the background with its log in <name>.log and its pid
