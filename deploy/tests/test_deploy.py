@@ -266,9 +266,35 @@ class FlagsTest(unittest.TestCase):
                     settings = effective_settings(sc)
                     print(f"{sc.source}: {sc.binary} --check_config accepts "
                           f"{len([v for v in sc.env if v.startswith('PEAKKNN_')])} PEAKKNN_* variables and "
-                          f"{len(sc.argv) - 1} arguments; backend {settings['backend']}, drain "
+                          f"{len(sc.argv) - 1} arguments; role {settings['role']}, backend {settings['backend']}, drain "
                           f"{settings['drain_seconds']} s, grace {sc.pod_spec.get('terminationGracePeriodSeconds', 30)} s")
         self.assertGreater(checked, 0, "no container runs a binary the Dockerfile ships")
+
+    def test_cluster_topology_is_complete(self):
+        for overlay in dl.overlays():
+            self.assertEqual(cluster_topology_problems(overlay), [])
+        roles = sorted(effective_settings(sc)["role"] for sc in dl.server_containers("cluster"))
+        self.assertEqual(set(roles), {"router", "shard"}, roles)
+
+    def test_the_checks_catch_a_wrong_advertise_address_and_a_missing_shard(self):
+        shard = next(sc for sc in dl.server_containers("cluster") if sc.env.get("PEAKKNN_ROLE") == "shard")
+        shard.env["PEAKKNN_ADVERTISE_ADDRESS"] = "peakknn-shard-0-0.nats-headless.peakknn.svc:50051"
+        shard.env["PEAKKNN_REPLICA_NAME"] = "replica"
+        shard.env["PEAKKNN_NATS_URLS"] = "nats://nats-3.nats-headless:4222,nats://nats-0.nats-headless:4223"
+        problems = "\n".join(server_container_problems(shard))
+        self.assertIn("not the pod's stable DNS name", problems)
+        self.assertIn("not the pod's name", problems)
+        self.assertIn("nats-3.nats-headless:4222 names no pod", problems)
+        self.assertIn("has no port 4223", problems)
+        objects = dl.render("cluster")
+        router = next(w for w in objects if w["kind"] == "Deployment")
+        env = router["spec"]["template"]["spec"]["containers"][0]["env"]
+        saved = copy.deepcopy(env)
+        try:
+            next(v for v in env if v["name"] == "PEAKKNN_SHARDS")["value"] = "3"
+            self.assertIn("no replica holds shard(s) [2]", "\n".join(cluster_topology_problems("cluster")))
+        finally:
+            env[:] = saved
 
     def test_the_checks_catch_a_short_grace_period_and_an_unknown_variable(self):
         sc = dl.server_containers("standalone")[0]
@@ -365,18 +391,17 @@ def server_container_problems(sc):
             problems.append(f"{where}: no gRPC {probe} (the server reports grpc.health.v1)")
         elif grpc["port"] != dl.port_of(settings[probed]):
             problems.append(f"{where}: {probe} probes port {grpc['port']}, the server's {probed} is {settings[probed]}")
-    # The data directory is a writable volume (the root file system is not).
+    problems += cluster_role_problems(sc, settings)
+    # The data directory is a writable volume (the root file system is not);
+    # a router keeps no data and never opens it.
     data_dir = os.path.normpath(settings["data_dir"])
-    mounts = sorted(
-        (m for m in container.get("volumeMounts", [])
-         if data_dir == m["mountPath"] or data_dir.startswith(m["mountPath"].rstrip("/") + "/")),
-        key=lambda m: len(m["mountPath"]),
-    )  # the innermost mount holds data_dir
-    if not mounts or mounts[-1].get("readOnly"):
+    if settings.get("role") == "router":
+        pass
+    elif not mounts_for(container, data_dir) or mounts_for(container, data_dir)[-1].get("readOnly"):
         problems.append(f"{where}: data_dir {data_dir} is on no writable volume")
     elif sc.workload["kind"] == "StatefulSet":
         claims = {t["metadata"]["name"] for t in sc.workload["spec"].get("volumeClaimTemplates", [])}
-        if mounts[-1]["name"] not in claims:
+        if mounts_for(container, data_dir)[-1]["name"] not in claims:
             problems.append(f"{where}: data_dir {data_dir} is not on a PersistentVolumeClaim")
     # The image's user is the pod's.
     run_as = container.get("securityContext", {}).get("runAsUser", spec.get("securityContext", {}).get("runAsUser"))
@@ -393,6 +418,100 @@ def server_container_problems(sc):
             problems.append(f"{where}: backend=cuda, but image {sc.image.target} has no CUDA plugin")
     elif gpus:
         problems.append(f"{where}: an nvidia.com/gpu limit, but backend={settings['backend']}")
+    return problems
+
+
+def mounts_for(container, path):
+    """The container's volume mounts that hold `path`, innermost last."""
+    return sorted(
+        (m for m in container.get("volumeMounts", [])
+         if path == m["mountPath"] or path.startswith(m["mountPath"].rstrip("/") + "/")),
+        key=lambda m: len(m["mountPath"]),
+    )
+
+
+def cluster_role_problems(sc, settings):
+    """What the cluster roles assume of the overlay: the NATS URLs name NATS
+    pods (or a Service) of this overlay on their client port; a shard
+    replica is a StatefulSet pod named after itself (its replica name, unique
+    and stable), advertising its own stable DNS name on its gRPC port."""
+    role = settings.get("role", "standalone")
+    if role == "standalone":
+        return []
+    problems, where = [], sc.source
+    objects = dl.render(sc.overlay)
+    urls = [u for u in settings.get("nats_urls", "").split(",") if u]
+    if not urls:
+        problems.append(f"{where}: role {role} without nats_urls")
+    for url in urls:
+        m = re.fullmatch(r"nats://([^:/]+):(\d+)", url)
+        target = dl.resolve_host(objects, m.group(1)) if m else None
+        if target is None:
+            problems.append(f"{where}: nats_urls {url} names no pod or Service of the overlay")
+            continue
+        kind, obj, _ = target
+        if kind == "pod":
+            ports = container_ports(obj["spec"]["template"]["spec"])
+            if int(m.group(2)) not in ports.values():
+                problems.append(f"{where}: nats_urls {url}: {dl.name_of(obj)} has no port {m.group(2)}")
+        elif int(m.group(2)) not in [p["port"] for p in obj["spec"].get("ports", [])]:
+            problems.append(f"{where}: nats_urls {url}: {dl.name_of(obj)} has no port {m.group(2)}")
+    if role == "shard":
+        pod = dl.pod_identity(sc.workload)["pod_name"]
+        if sc.workload["kind"] != "StatefulSet":
+            problems.append(f"{where}: a shard replica needs a stable name and its own volume: a StatefulSet")
+        if settings.get("replica_name") != pod:
+            problems.append(f"{where}: replica_name={settings.get('replica_name')!r}, not the pod's name "
+                            f"(metadata.name, {pod!r} for the first pod): replicas of a shard would share it")
+        address = settings.get("advertise_address", "")
+        host, _, port = address.rpartition(":")
+        target = dl.resolve_host(objects, host) if host else None
+        if target is None or target[:2] != ("pod", sc.workload) or target[2] != 0:
+            problems.append(f"{where}: advertise_address={address!r} is not the pod's stable DNS name "
+                            f"({pod}.{sc.workload['spec'].get('serviceName')}.<namespace>.svc)")
+        ports = {p["name"]: p["containerPort"] for p in sc.container.get("ports", [])}
+        if not port.isdigit() or int(port) != ports.get("grpc"):
+            problems.append(f"{where}: advertise_address port {port} is not containerPort grpc ({ports.get('grpc')})")
+    return problems
+
+
+def cluster_topology_problems(overlay):
+    """Across an overlay's routers and shard replicas: every shard a router
+    creates collections with has a workload; they all agree on NATS (URLs,
+    replicas), and NATS has as many servers as streams want copies."""
+    problems = []
+    routers, shards = [], {}
+    for sc in dl.server_containers(overlay):
+        settings = effective_settings(sc)
+        if settings["role"] == "router":
+            routers.append((sc, settings))
+        elif settings["role"] == "shard":
+            shards.setdefault(int(settings["shard"]), []).append((sc, settings))
+    everyone = routers + [x for v in shards.values() for x in v]
+    if not routers and not shards:
+        return []
+    if not routers:
+        problems.append(f"overlay {overlay}: shard replicas and no router")
+    for sc, settings in routers:
+        missing = sorted(set(range(int(settings["shards"]))) - shards.keys())
+        if missing:
+            problems.append(f"{sc.source}: shards={settings['shards']}, but no replica holds shard(s) {missing}")
+        extra = sorted(s for s in shards if s >= int(settings["shards"]))
+        if extra:
+            problems.append(f"{sc.source}: shards={settings['shards']}, but replicas hold shard(s) {extra}")
+    for key in ("nats_urls", "nats_replicas"):
+        values = {settings[key] for _, settings in everyone}
+        if len(values) > 1:
+            problems.append(f"overlay {overlay}: routers and shards disagree on {key}: {sorted(values)}")
+    objects = dl.render(overlay)
+    for sc, settings in everyone:
+        hosts = [re.sub(r"^nats://|:\d+$", "", u) for u in settings["nats_urls"].split(",")]
+        for host in hosts:
+            target = dl.resolve_host(objects, host)
+            if target and target[0] == "pod" and target[1]["spec"].get("replicas", 1) < int(settings["nats_replicas"]):
+                problems.append(f"{sc.source}: nats_replicas={settings['nats_replicas']}, but "
+                                f"{dl.name_of(target[1])} has {target[1]['spec'].get('replicas', 1)} servers")
+                break
     return problems
 
 
@@ -801,6 +920,20 @@ class LocalServer:
 
 
 class SelfTest(unittest.TestCase):
+    def test_resolve_host(self):
+        objects = [
+            {"kind": "StatefulSet", "metadata": {"name": "db", "namespace": "ns"}, "spec": {"serviceName": "db-h", "replicas": 2}},
+            {"kind": "Service", "metadata": {"name": "db-h", "namespace": "ns"}, "spec": {"clusterIP": "None"}},
+            {"kind": "Service", "metadata": {"name": "web", "namespace": "ns"}, "spec": {}},
+        ]
+        sts = objects[0]
+        self.assertEqual(dl.resolve_host(objects, "db-1.db-h"), ("pod", sts, 1))
+        self.assertEqual(dl.resolve_host(objects, "db-0.db-h.ns.svc"), ("pod", sts, 0))
+        self.assertEqual(dl.resolve_host(objects, "db-0.db-h.ns.svc.cluster.local"), ("pod", sts, 0))
+        self.assertEqual(dl.resolve_host(objects, "web.ns.svc")[:2], ("service", objects[2]))
+        for host in ("db-2.db-h", "db-0.web", "db-0.db-h.other.svc", "nothing"):
+            self.assertIsNone(dl.resolve_host(objects, host), host)
+
     def test_metric_names(self):
         cases = {
             'histogram_quantile(0.99, sum by (namespace, pod, le) (rate(a_bucket{job="x", method=~"A|B"}[5m]))) > 0.25':
@@ -851,6 +984,17 @@ class SelfTest(unittest.TestCase):
         image = dl.Image("t", [], {}, {"PEAKKNN_A": "0", "PEAKKNN_C": "9"}, [], True, "1")
         env = dl.container_env(container, {}, objects, image)
         self.assertEqual(env, {"PEAKKNN_A": "1", "PEAKKNN_B": "3", "PEAKKNN_C": "9", "PEAKKNN_T": "2", "PEAKKNN_S": "0"})
+        pod = {
+            "name": "c",
+            "env": [
+                {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+                {"name": "A", "value": "$(POD_NAME).svc:1 $$(POD_NAME) $(LATER) $(PEAKKNN_C)"},
+                {"name": "LATER", "value": "x"},
+            ],
+        }
+        env = dl.container_env(pod, {}, objects, image, pod_name="s-0")
+        # PEAKKNN_C is the image's ENV, which the kubelet does not see.
+        self.assertEqual(env["A"], "s-0.svc:1 $(POD_NAME) $(LATER) $(PEAKKNN_C)")
         with self.assertRaisesRegex(dl.CheckError, "ConfigMap missing"):
             dl.container_env({"name": "c", "envFrom": [{"configMapRef": {"name": "missing"}}]}, {}, objects, image)
 
