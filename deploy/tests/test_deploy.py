@@ -11,14 +11,20 @@ ctest runs one class per entry (tests/CMakeLists.txt):
   FlagsTest     every container's flags and PEAKKNN_* variables through the
                 real binary (--check_config), and what the manifests assume
                 of the settings in force: ports, probes, data volume,
-                termination grace above the drain, the CUDA plugin
+                termination grace above the drain, the CUDA plugin; cluster
+                roles: NATS URLs and advertised addresses name pods of the
+                overlay, every shard the router creates has replicas
   RulesTest     promtool check rules and promtool test rules
   ImageTest     the Dockerfile: COPY sources exist in the build tree; the
                 runtime packages provide every library the binaries load
   LocalRunTest  each overlay's server started as a process on loopback from
                 the rendered container's settings: probes SERVING, inserts
                 and searches, every metric a rule or panel reads is exported,
-                SIGTERM within the grace period keeps every acknowledged row
+                SIGTERM within the grace period keeps every acknowledged row;
+                an overlay with cluster roles as a whole cluster: its NATS
+                pods as nats-server processes from the rendered
+                configuration, its shard replicas and router, traffic
+                through the router (needs nats-server)
   SelfTest      the parsers the checks rely on
 
   /usr/bin/python3 deploy/tests/test_deploy.py -v RenderTest
@@ -701,7 +707,16 @@ class LocalRunTest(unittest.TestCase):
     def test_overlays_serve_export_their_metrics_and_restart_without_loss(self):
         ran = 0
         for overlay in dl.overlays():
-            for sc in dl.server_containers(overlay):
+            containers = dl.server_containers(overlay)
+            if any(effective_settings(sc)["role"] != "standalone" for sc in containers):
+                if not os.access(nats_server_binary(), os.X_OK):
+                    print(f"overlay {overlay}: not run here: no nats-server (Debian package nats-server, scripts/install-deps.sh)")
+                    continue
+                with self.subTest(f"overlay {overlay}: the cluster"):
+                    self.run_cluster(overlay, containers)
+                    ran += 1
+                continue
+            for sc in containers:
                 with self.subTest(sc.source):
                     settings = effective_settings(sc)
                     if settings["backend"] == "cuda" and dl.run(["sh", "-c", "nvidia-smi -L"]).returncode != 0:
@@ -724,16 +739,7 @@ class LocalRunTest(unittest.TestCase):
                 rows = 300
                 server.traffic(rows)
                 exported = dl.exposition_names(dl.http_get(f"http://127.0.0.1:{server.metrics_port}/metrics"))
-                used, recorded = dl.used_metrics(dl.render(sc.overlay))
-                external = dl.external_metrics()
-                absent = {
-                    name: where for name, where in used.items()
-                    if name not in exported and name not in recorded and name not in external
-                }
-                self.assertEqual(absent, {}, f"{sc.source}: metrics the rules or dashboards read that the server does not export")
-                self.assertFalse(external.keys() & exported, "a metric listed as external is exported by the server: drop it from external-metrics.txt")
-                print(f"{sc.source}: {len(used)} metric names used, all exported "
-                      f"(or recorded: {sorted(recorded)}; external: {sorted(used.keys() & external.keys())})")
+                self.check_metrics(sc.overlay, sc.source, exported)
                 # A rolling update: SIGTERM, exit 0 inside the grace period,
                 # then the next pod on the same volume has every row.
                 grace = sc.pod_spec.get("terminationGracePeriodSeconds", 30)
@@ -748,6 +754,250 @@ class LocalRunTest(unittest.TestCase):
                 self.assertEqual(rc, 0)
             finally:
                 server.kill()
+
+
+    def check_metrics(self, overlay, source, exported):
+        """Every metric a rule or panel of the overlay reads is in
+        `exported` (the names of every scraped process), recorded by a
+        rule, or another exporter's."""
+        used, recorded = dl.used_metrics(dl.render(overlay))
+        external = dl.external_metrics()
+        absent = {
+            name: where for name, where in used.items()
+            if name not in exported and name not in recorded and name not in external
+        }
+        self.assertEqual(absent, {}, f"{source}: metrics the rules or dashboards read that the server does not export")
+        self.assertFalse(external.keys() & exported, "a metric listed as external is exported by the server: drop it from external-metrics.txt")
+        print(f"{source}: {len(used)} metric names used, all exported "
+              f"(or recorded: {sorted(recorded)}; external: {sorted(used.keys() & external.keys())})")
+
+    def run_cluster(self, overlay, containers):
+        """The cluster overlay as processes on loopback: every NATS pod as a
+        nats-server from the rendered configuration, every shard replica
+        (up to 2 per shard) and one router from their containers' settings,
+        with NATS addresses moved to the local servers. Through the router:
+        create, insert, search; every role's /metrics together export what
+        the rules and dashboards read; SIGTERM of every peakknn process exits
+        0 inside its grace period, and a restart of all of them on the same
+        data (NATS kept) has every row."""
+        objects = dl.render(overlay)
+        with tempfile.TemporaryDirectory(prefix="peakknn-deploy-cluster-") as tmp:
+            nats = LocalNats(objects, os.path.join(tmp, "nats"))
+            servers = []
+            try:
+                nats.start()
+                print(f"overlay {overlay}: {len(nats.processes)} nats-server processes from "
+                      f"{dl.name_of(nats.workload)}: every probe path answers 200, JetStream has a meta leader")
+                shards = [sc for sc in containers if effective_settings(sc)["role"] == "shard"]
+                routers = [sc for sc in containers if effective_settings(sc)["role"] == "router"]
+                self.assertTrue(shards and routers, f"overlay {overlay}: shards {len(shards)}, routers {len(routers)}")
+                for sc in shards:
+                    for ordinal in range(min(2, sc.workload["spec"].get("replicas", 1))):
+                        servers.append(self.cluster_member(sc, ordinal, objects, nats, tmp))
+                router = self.cluster_member(routers[0], 0, objects, nats, tmp)
+                servers.append(router)
+                for server in servers:
+                    server.start()
+                    for service in sorted(server.probe_services()):
+                        self.assertEqual(server.health(service), "SERVING", f"{server.name}: health of {service!r}")
+                rows = 300
+                router.traffic(rows)
+                self.assertEqual(router.wait_live_rows(rows), rows, "live rows through the router")
+                exported = set()
+                for server in servers:
+                    names = dl.exposition_names(dl.http_get(f"http://127.0.0.1:{server.metrics_port}/metrics"))
+                    print(f"overlay {overlay}: {server.name}: {len(names)} series names on /metrics")
+                    exported |= names
+                self.check_metrics(overlay, f"overlay {overlay} (router and shards)", exported)
+                # A rolling update of every peakknn pod (NATS stays): the
+                # router first, then the replicas.
+                for server in [router] + servers[:-1]:
+                    grace = server.sc.pod_spec.get("terminationGracePeriodSeconds", 30)
+                    rc, seconds = server.stop(grace)
+                    self.assertEqual(rc, 0, f"{server.name}: exit after SIGTERM\n{server.log()}")
+                    self.assertLess(seconds, grace, server.name)
+                for server in servers:
+                    server.start()
+                self.assertEqual(router.wait_live_rows(rows), rows, "live rows through the router after the restart")
+                print(f"overlay {overlay}: {len(servers) - 1} shard replicas and the router: created, inserted "
+                      f"{rows} rows and searched through the router; SIGTERM exit 0 each, all rows back after the restart")
+                for server in servers:
+                    rc, _ = server.stop(30)
+                    self.assertEqual(rc, 0, f"{server.name}\n{server.log()}")
+            finally:
+                for server in servers:
+                    server.kill()
+                nats.kill()
+
+    def cluster_member(self, sc, ordinal, objects, nats, tmp):
+        """A LocalServer for pod `ordinal` of a router or shard container:
+        the environment that pod gets (its name), the NATS URLs moved to the
+        local servers, and the advertised address left to the server (the
+        loopback port it picks): the pod DNS name does not resolve here."""
+        _, _, labels = next(x for x in dl.pod_templates(objects) if x[0] is sc.workload)
+        identity = dl.pod_identity(sc.workload)
+        pod = f"{sc.workload['metadata']['name']}-{ordinal}"
+        env = dl.container_env(sc.container, labels, objects, sc.image, pod_name=pod, namespace=identity["namespace"])
+        settings = effective_settings(sc)
+        extra = [f"--nats_urls={nats.local_urls(settings['nats_urls'])}"]
+        if settings["role"] == "shard":
+            extra.append("--advertise_address=")
+        server = LocalServer(sc, os.path.join(tmp, pod), env=env, extra_args=extra)
+        server.name = pod
+        return server
+
+
+def nats_server_binary():
+    return shutil.which("nats-server") or "/usr/sbin/nats-server"
+
+
+def free_port():
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class LocalNats:
+    """The overlay's NATS StatefulSet as nats-server processes on loopback:
+    each pod's configuration file is the rendered ConfigMap's, with every
+    container port moved to a free loopback port of that pod, every route
+    (nats://<pod>.<headless service>:<port>) to the loopback port of that
+    pod, and every mounted path to a directory of its own."""
+
+    def __init__(self, objects, tmp):
+        self.objects, self.tmp = objects, tmp
+        self.binary = nats_server_binary()
+        found = [
+            (w, spec, labels, c) for w, spec, labels in dl.pod_templates(objects) for c in spec["containers"]
+            if os.path.basename((c.get("command") or [""])[0]) == "nats-server"
+        ]
+        if len(found) != 1:
+            raise dl.CheckError(f"expected one container running nats-server, found {len(found)}")
+        self.workload, self.spec, self.labels, self.container = found[0]
+        if self.workload["kind"] != "StatefulSet":
+            raise dl.CheckError(f"{dl.name_of(self.workload)}: NATS pods need stable names (a StatefulSet)")
+        self.replicas = self.workload["spec"].get("replicas", 1)
+        self.container_ports = {p["name"]: p["containerPort"] for p in self.container.get("ports", [])}
+        # pod ordinal -> {container port: loopback port}
+        self.ports = [{port: free_port() for port in self.container_ports.values()} for _ in range(self.replicas)]
+        self.processes = []
+
+    def config_text(self):
+        """The configuration file the container's --config names, from the
+        ConfigMap volume mounted there."""
+        argv = self.container["command"] + list(self.container.get("args") or [])
+        flag = next((i for i, a in enumerate(argv) if a in ("--config", "-c")), None)
+        if flag is None:
+            raise dl.CheckError(f"{dl.name_of(self.workload)}: nats-server runs without --config")
+        path = argv[flag + 1]
+        mount = mounts_for(self.container, path)
+        volumes = {v["name"]: v for v in self.spec.get("volumes", [])}
+        volume = volumes.get(mount[-1]["name"]) if mount else None
+        if not volume or "configMap" not in volume:
+            raise dl.CheckError(f"{dl.name_of(self.workload)}: {path} is on no ConfigMap volume")
+        cm = dl.find(self.objects, "ConfigMap", volume["configMap"]["name"])
+        key = os.path.relpath(path, mount[-1]["mountPath"])
+        if cm is None or key not in cm.get("data", {}):
+            raise dl.CheckError(f"{dl.name_of(self.workload)}: ConfigMap {volume['configMap']['name']} has no key {key}")
+        return argv, flag, cm["data"][key]
+
+    def pod_port(self, host, port):
+        """The loopback port for <pod DNS name>:<container port>, or None."""
+        target = dl.resolve_host(self.objects, host)
+        if target and target[0] == "pod" and target[1] is self.workload:
+            return self.ports[target[2]].get(port)
+        if target and target[0] == "service" and dl.selects(target[1]["spec"].get("selector", {}), self.labels):
+            svc_port = next((p for p in target[1]["spec"].get("ports", []) if p["port"] == port), None)
+            if svc_port is not None:
+                wanted = svc_port.get("targetPort", port)
+                return self.ports[0].get(self.container_ports.get(wanted, wanted))
+        return None
+
+    def local_urls(self, urls):
+        out = []
+        for url in urls.split(","):
+            m = re.fullmatch(r"nats://([^:/]+):(\d+)", url)
+            port = self.pod_port(m.group(1), int(m.group(2))) if m else None
+            if port is None:
+                raise dl.CheckError(f"nats URL {url} names no NATS pod or Service of the overlay")
+            out.append(f"nats://127.0.0.1:{port}")
+        return ",".join(out)
+
+    def start(self):
+        argv, flag, text = self.config_text()
+        for ordinal in range(self.replicas):
+            pod = f"{self.workload['metadata']['name']}-{ordinal}"
+            root = os.path.join(self.tmp, pod)
+            local = text
+            # Listen addresses: a container port on every interface.
+            for port, mine in self.ports[ordinal].items():
+                local = re.sub(rf"(?<![\w.])(0\.0\.0\.0|\[::\])?:{port}\b", f"127.0.0.1:{mine}", local)
+
+            def route(m):
+                port = self.pod_port(m.group(1), int(m.group(2)))
+                if port is None:
+                    raise dl.CheckError(f"{pod}: nats.conf names {m.group(0)}, no NATS pod of the overlay")
+                return f"nats://127.0.0.1:{port}"
+
+            local = re.sub(r"nats://([A-Za-z][\w.-]*):(\d+)", route, local)
+            for m in sorted(self.container.get("volumeMounts", []), key=lambda m: -len(m["mountPath"])):
+                directory = os.path.join(root, m["name"])
+                os.makedirs(directory, exist_ok=True)
+                local = re.sub(rf"(?<![\w/]){re.escape(m['mountPath'].rstrip('/'))}(?=/|\s|$)", directory, local)
+            conf = os.path.join(root, "nats.conf")
+            with open(conf, "w") as f:
+                f.write(local)
+            env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+            env.update(dl.container_env(self.container, self.labels, self.objects, None, pod_name=pod))
+            args = list(argv[1:])
+            args[flag] = conf  # the value after --config (argv[flag] in args is at flag - 1)
+            check = dl.run([self.binary, "-t"] + args, env=env, timeout=30)
+            if check.returncode != 0:
+                raise dl.CheckError(f"{pod}: nats-server -t rejects the rendered configuration:\n{check.stdout}{check.stderr}\n{local}")
+            with open(os.path.join(root, "nats.log"), "a") as log:
+                self.processes.append(subprocess.Popen([self.binary] + args, env=env, stdout=log, stderr=subprocess.STDOUT))
+        # Every probe's path answers 200 (the startup probe waits for
+        # JetStream to be current: a meta leader, streams caught up).
+        deadline = time.monotonic() + 60
+        probes = [self.container[p]["httpGet"] for p in ("startupProbe", "readinessProbe", "livenessProbe") if "httpGet" in self.container.get(p, {})]
+        if not probes:
+            raise dl.CheckError(f"{dl.name_of(self.workload)}: no httpGet probes to wait on")
+        for ordinal in range(self.replicas):
+            for probe in probes:
+                port = self.container_ports.get(probe["port"], probe["port"])
+                url = f"http://127.0.0.1:{self.ports[ordinal][port]}{probe.get('path', '/')}"
+                while True:
+                    try:
+                        dl.http_get(url, timeout=5)
+                        break
+                    except OSError as e:
+                        if self.processes[ordinal].poll() is not None or time.monotonic() > deadline:
+                            raise dl.CheckError(f"nats pod {ordinal}: {url}: {e}\n{self.log(ordinal)}")
+                        time.sleep(0.2)
+        # And the JetStream cluster has a meta leader (what the streams and
+        # buckets of --nats_replicas 3 need), on the monitoring port.
+        monitor = self.container_ports.get(probes[0]["port"], probes[0]["port"])
+        while '"leader": "' not in dl.http_get(f"http://127.0.0.1:{self.ports[0][monitor]}/jsz"):
+            if time.monotonic() > deadline:
+                raise dl.CheckError(f"no JetStream meta leader after 60 s\n{self.log(0)}")
+            time.sleep(0.2)
+
+    def log(self, ordinal):
+        pod = f"{self.workload['metadata']['name']}-{ordinal}"
+        with open(os.path.join(self.tmp, pod, "nats.log")) as f:
+            return f.read()[-4000:]
+
+    def kill(self):
+        for p in self.processes:
+            if p.poll() is None:
+                p.terminate()
+                try:
+                    p.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait()
 
 
 def secret_fixture(secret, directory):
@@ -782,8 +1032,14 @@ class LocalServer:
 
     COLLECTION = "deploycheck"
 
-    def __init__(self, sc, tmp):
+    def __init__(self, sc, tmp, env=None, extra_args=()):
+        """env: the pod's environment when not the workload's first pod's
+        (sc.env); extra_args: flags that move what the pod reaches (NATS) to
+        loopback, after the container's own (flags win over variables)."""
         self.sc, self.tmp = sc, tmp
+        self.env = sc.env if env is None else env
+        self.extra_args = list(extra_args)
+        os.makedirs(tmp, exist_ok=True)
         self.process = None
         self.cli = os.environ.get("PEAKKNN_CLI_BIN", os.path.join(dl.BUILD_DIR, "client", "peakknn"))
         # Secret volumes: mount path -> a local directory holding the files
@@ -806,11 +1062,11 @@ class LocalServer:
             "--metrics_listen=127.0.0.1:0",
             f"--data_dir={self.tmp}/data",
             f"--port_file={ports}",
-        ]
-        if self.sc.env.get("PEAKKNN_HEALTH_LISTEN"):
+        ] + self.extra_args
+        if self.env.get("PEAKKNN_HEALTH_LISTEN"):
             argv.append("--health_listen=127.0.0.1:0")
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
-        env.update({k: self.local_setting(v) for k, v in self.sc.env.items()})
+        env.update({k: self.local_setting(v) for k, v in self.env.items()})
         with open(os.path.join(self.tmp, "server.log"), "a") as log:
             self.process = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 60
@@ -843,10 +1099,10 @@ class LocalServer:
         """What the CLI needs to talk to this server: the CA of its TLS
         certificate, an admin token."""
         flags = []
-        cert = self.sc.env.get("PEAKKNN_TLS_CERT_FILE")
+        cert = self.env.get("PEAKKNN_TLS_CERT_FILE")
         if cert:
             flags.append(f"--tls_ca={os.path.join(os.path.dirname(self.local_path(cert)), 'ca.crt')}")
-        tokens = self.sc.env.get("PEAKKNN_AUTH_TOKENS_FILE")
+        tokens = self.env.get("PEAKKNN_AUTH_TOKENS_FILE")
         if tokens:
             with open(self.local_path(tokens)) as f:
                 admin = next(line.split()[1] for line in f if line.split()[:1] == ["admin"])
@@ -891,6 +1147,19 @@ class LocalServer:
         out = self.peakknn("search", self.COLLECTION, data, "-k", "5", "--format=json")
         if not out.strip():
             raise dl.CheckError("search printed nothing")
+
+    def wait_live_rows(self, rows, seconds=60):
+        """live_rows once it reaches `rows` (a cluster's replicas apply
+        their streams asynchronously), or what it is after `seconds`."""
+        deadline = time.monotonic() + seconds
+        while True:
+            try:
+                live = self.live_rows()
+            except dl.CheckError:
+                live = None
+            if live == rows or time.monotonic() > deadline:
+                return live
+            time.sleep(0.5)
 
     def live_rows(self):
         lines = self.peakknn("describe", self.COLLECTION).splitlines()
