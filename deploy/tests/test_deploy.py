@@ -93,6 +93,19 @@ class RenderTest(unittest.TestCase):
         monitor["spec"]["podMetricsEndpoints"][0]["port"] = "metric"
         self.assertTrue(any("port metric" in p for p in reference_problems("standalone", objects)))
 
+    def test_reference_check_catches_a_policy_peer_and_a_budget_selecting_nothing(self):
+        objects = copy.deepcopy(dl.render("cluster"))
+        policy = next(o for o in objects if o["kind"] == "NetworkPolicy" and o["metadata"]["name"] == "peakknn-shard")
+        policy["spec"]["ingress"][0]["from"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/component"] = "routr"
+        budget = next(o for o in objects if o["kind"] == "PodDisruptionBudget")
+        budget["spec"]["selector"]["matchLabels"]["app.kubernetes.io/name"] = "nothing"
+        hpa = next(o for o in objects if o["kind"] == "HorizontalPodAutoscaler")
+        hpa["spec"]["scaleTargetRef"]["name"] = "router"
+        problems = "\n".join(reference_problems("cluster", objects))
+        self.assertRegex(problems, r"NetworkPolicy/peakknn-shard: ingress from .*'routr'.* selects no pod")
+        self.assertIn(f"PodDisruptionBudget/{budget['metadata']['name']}: selects no pod", problems)
+        self.assertIn("scaleTargetRef Deployment/router", problems)
+
     def test_pods_meet_the_restricted_pod_security_standard(self):
         problems = []
         for overlay in dl.overlays():
@@ -192,6 +205,36 @@ def reference_problems(overlay, objects):
                 for port in rule.get("ports", []):
                     if isinstance(port.get("port"), str) and not any(port["port"] in container_ports(s) for _, s in pods):
                         problems.append(f"{name}: port {port['port']} is not a port of the pods it selects")
+            # Peers in this namespace (a podSelector alone) are pods of the
+            # overlay; a named egress port is a port of those peers.
+            for direction, peers_key in (("ingress", "from"), ("egress", "to")):
+                for rule in obj["spec"].get(direction, []):
+                    peers = []
+                    for peer in rule.get(peers_key, []):
+                        if "podSelector" in peer and "namespaceSelector" not in peer:
+                            found = selected_pods(objects, peer["podSelector"].get("matchLabels", {}))
+                            if not found:
+                                problems.append(f"{name}: {direction} {peers_key} {peer['podSelector']} selects no pod")
+                            peers += found
+                    if direction == "egress" and peers:
+                        for port in rule.get("ports", []):
+                            if isinstance(port.get("port"), str) and not any(port["port"] in container_ports(s) for _, s in peers):
+                                problems.append(f"{name}: egress port {port['port']} is not a port of the pods it allows")
+        elif obj["kind"] == "PodDisruptionBudget":
+            if not selected_pods(objects, obj["spec"]["selector"].get("matchLabels", {})):
+                problems.append(f"{name}: selects no pod")
+        elif obj["kind"] == "HorizontalPodAutoscaler":
+            ref = obj["spec"]["scaleTargetRef"]
+            target = dl.find(objects, ref["kind"], ref["name"])
+            if target is None:
+                problems.append(f"{name}: scaleTargetRef {ref['kind']}/{ref['name']} is not in the overlay")
+            elif any(m.get("type") == "Resource" for m in obj["spec"].get("metrics", [])):
+                # Utilisation is measured against requests.
+                for c in target["spec"]["template"]["spec"]["containers"]:
+                    for m in obj["spec"]["metrics"]:
+                        what = m.get("resource", {}).get("name")
+                        if what and what not in c.get("resources", {}).get("requests", {}):
+                            problems.append(f"{name}: {dl.name_of(target)} container {c['name']} requests no {what}")
     return problems
 
 
