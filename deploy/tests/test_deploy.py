@@ -847,9 +847,12 @@ class LocalRunTest(unittest.TestCase):
                 router.traffic(rows)
                 self.assertEqual(router.wait_live_rows(rows), rows, "live rows through the router")
                 exported = set()
+                used, recorded = dl.used_metrics(objects)
+                wanted = used.keys() - recorded - dl.external_metrics().keys()
                 for server in servers:
                     names = dl.exposition_names(dl.http_get(f"http://127.0.0.1:{server.metrics_port}/metrics"))
-                    print(f"overlay {overlay}: {server.name}: {len(names)} series names on /metrics")
+                    print(f"overlay {overlay}: {server.name}: {len(names)} series names on /metrics; "
+                          f"of those the rules and dashboards read, not here: {sorted(wanted - names) or 'none'}")
                     exported |= names
                 self.check_metrics(overlay, f"overlay {overlay} (router and shards)", exported)
                 # A rolling update of every peakknn pod (NATS stays): the
@@ -867,6 +870,11 @@ class LocalRunTest(unittest.TestCase):
                 for server in servers:
                     rc, _ = server.stop(30)
                     self.assertEqual(rc, 0, f"{server.name}\n{server.log()}")
+                stopped = nats.stop()
+                if nats.container.get("lifecycle", {}).get("preStop"):
+                    self.assertTrue(all(by_hook for by_hook, _ in stopped), f"nats: not stopped by the preStop hook: {stopped}")
+                print(f"overlay {overlay}: nats-server processes stopped by their preStop hook in "
+                      f"{', '.join(f'{t:.1f} s' for _, t in stopped)}")
             finally:
                 for server in servers:
                     server.kill()
@@ -985,10 +993,7 @@ class LocalNats:
                 return f"nats://127.0.0.1:{port}"
 
             local = re.sub(r"nats://([A-Za-z][\w.-]*):(\d+)", route, local)
-            for m in sorted(self.container.get("volumeMounts", []), key=lambda m: -len(m["mountPath"])):
-                directory = os.path.join(root, m["name"])
-                os.makedirs(directory, exist_ok=True)
-                local = re.sub(rf"(?<![\w/]){re.escape(m['mountPath'].rstrip('/'))}(?=/|\s|$)", directory, local)
+            local = self.local_paths(local, ordinal)
             conf = os.path.join(root, "nats.conf")
             with open(conf, "w") as f:
                 f.write(local)
@@ -1026,6 +1031,43 @@ class LocalNats:
             if time.monotonic() > deadline:
                 raise dl.CheckError(f"no JetStream meta leader after 60 s\n{self.log(0)}")
             time.sleep(0.2)
+
+    def local_paths(self, text, ordinal):
+        """Every mounted path in `text` moved to a directory of pod
+        `ordinal`'s own."""
+        root = os.path.join(self.tmp, f"{self.workload['metadata']['name']}-{ordinal}")
+        for m in sorted(self.container.get("volumeMounts", []), key=lambda m: -len(m["mountPath"])):
+            directory = os.path.join(root, m["name"])
+            os.makedirs(directory, exist_ok=True)
+            text = re.sub(rf"(?<![\w/]){re.escape(m['mountPath'].rstrip('/'))}(?=/|\s|$)", directory, text)
+        return text
+
+    def stop(self):
+        """Stops every server as the kubelet would: the preStop hook (lame
+        duck mode, through the pid file), then SIGTERM if it is still up.
+        Returns, per pod, whether it exited on the preStop hook alone, and
+        how long it took."""
+        grace = self.spec.get("terminationGracePeriodSeconds", 30)
+        hook = self.container.get("lifecycle", {}).get("preStop", {}).get("exec", {}).get("command")
+        results = []
+        for ordinal, process in enumerate(self.processes):
+            start = time.monotonic()
+            by_hook = False
+            if hook:
+                argv = [self.binary if a == "nats-server" else self.local_paths(a, ordinal) for a in hook]
+                p = dl.run(argv, timeout=30)
+                if p.returncode != 0:
+                    raise dl.CheckError(f"nats pod {ordinal}: preStop {' '.join(hook)} failed: {p.stdout}{p.stderr}")
+                try:
+                    process.wait(timeout=grace)
+                    by_hook = True
+                except subprocess.TimeoutExpired:
+                    pass
+            if process.poll() is None:
+                process.terminate()
+                process.wait(timeout=grace)
+            results.append((by_hook, time.monotonic() - start))
+        return results
 
     def log(self, ordinal):
         pod = f"{self.workload['metadata']['name']}-{ordinal}"
