@@ -444,13 +444,14 @@ def server_container_problems(sc):
     # The data directory is a writable volume (the root file system is not);
     # a router keeps no data and never opens it.
     data_dir = os.path.normpath(settings["data_dir"])
+    mounts = mounts_for(container, data_dir)  # the innermost mount holds data_dir
     if settings.get("role") == "router":
         pass
-    elif not mounts_for(container, data_dir) or mounts_for(container, data_dir)[-1].get("readOnly"):
+    elif not mounts or mounts[-1].get("readOnly"):
         problems.append(f"{where}: data_dir {data_dir} is on no writable volume")
     elif sc.workload["kind"] == "StatefulSet":
         claims = {t["metadata"]["name"] for t in sc.workload["spec"].get("volumeClaimTemplates", [])}
-        if mounts_for(container, data_dir)[-1]["name"] not in claims:
+        if mounts[-1]["name"] not in claims:
             problems.append(f"{where}: data_dir {data_dir} is not on a PersistentVolumeClaim")
     # The image's user is the pod's.
     run_as = container.get("securityContext", {}).get("runAsUser", spec.get("securityContext", {}).get("runAsUser"))
@@ -893,9 +894,7 @@ class LocalRunTest(unittest.TestCase):
         extra = [f"--nats_urls={nats.local_urls(settings['nats_urls'])}"]
         if settings["role"] == "shard":
             extra.append("--advertise_address=")
-        server = LocalServer(sc, os.path.join(tmp, pod), env=env, extra_args=extra)
-        server.name = pod
-        return server
+        return LocalServer(sc, os.path.join(tmp, pod), env=env, extra_args=extra, name=pod)
 
 
 def nats_server_binary():
@@ -1117,11 +1116,13 @@ class LocalServer:
 
     COLLECTION = "deploycheck"
 
-    def __init__(self, sc, tmp, env=None, extra_args=()):
+    def __init__(self, sc, tmp, env=None, extra_args=(), name=None):
         """env: the pod's environment when not the workload's first pod's
         (sc.env); extra_args: flags that move what the pod reaches (NATS) to
-        loopback, after the container's own (flags win over variables)."""
+        loopback, after the container's own (flags win over variables);
+        name: the pod's, for messages."""
         self.sc, self.tmp = sc, tmp
+        self.name = name or sc.source
         self.env = sc.env if env is None else env
         self.extra_args = list(extra_args)
         os.makedirs(tmp, exist_ok=True)
