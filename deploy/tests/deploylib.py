@@ -341,13 +341,27 @@ def _cpu_count(quantity):
     return math.ceil(float(text))
 
 
-def container_env(container, pod_labels, objects, image):
+def expand_dependent(value, env):
+    """$(VAR) references in an env value, command or argument, expanded as
+    the kubelet does: from the variables the pod spec defines before it
+    (not the image's ENV); $$ is a literal
+    $; a reference to an undefined variable stays as written."""
+    return re.sub(
+        r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)",
+        lambda m: "$" if m.group(0) == "$$" else env.get(m.group(1), m.group(0)),
+        value,
+    )
+
+
+def container_env(container, pod_labels, objects, image, pod_name="pod-0", namespace="default"):
     """The environment a container starts with: the image's ENV, then its
-    envFrom, then env (later wins, as the kubelet does). Values from
-    ConfigMaps and Secrets come from the rendered objects; resourceFieldRef
-    from the container's resources; fieldRef from the pod's labels or a
-    stand-in for what only a running pod has."""
+    envFrom, then env (later wins, as the kubelet does), with $(VAR)
+    references expanded. Values from ConfigMaps and Secrets come from the
+    rendered objects; resourceFieldRef from the container's resources;
+    fieldRef from the pod's labels or a stand-in for what only a running pod
+    has (pod_name: the workload's first pod)."""
     env = dict(image.env) if image else {}
+    spec_names = set()  # what the pod spec defines, for $(VAR)
 
     def data_of(kind, name, source):
         obj = find(objects, kind, name)
@@ -362,11 +376,16 @@ def container_env(container, pod_labels, objects, image):
         else:
             data = data_of("Secret", ref["secretRef"]["name"], "envFrom")
         env.update({prefix + k: v for k, v in data.items()})
+        spec_names.update(prefix + k for k in data)
     for var in container.get("env", []):
         name = var["name"]
         if "value" in var:
-            env[name] = var["value"]
+            # The kubelet knows the pod spec's variables, not the image's.
+            spec_env = {k: v for k, v in env.items() if k in spec_names}
+            env[name] = expand_dependent(var["value"], spec_env)
+            spec_names.add(name)
             continue
+        spec_names.add(name)
         source = var.get("valueFrom", {})
         if "configMapKeyRef" in source:
             ref = source["configMapKeyRef"]
@@ -387,7 +406,7 @@ def container_env(container, pod_labels, objects, image):
         elif "fieldRef" in source:
             path = source["fieldRef"]["fieldPath"]
             label = re.fullmatch(r"metadata\.labels\['(.+)'\]", path)
-            stand_ins = {"metadata.name": "pod-0", "metadata.namespace": "default", "status.podIP": "127.0.0.1"}
+            stand_ins = {"metadata.name": pod_name, "metadata.namespace": namespace, "status.podIP": "127.0.0.1"}
             if label and label.group(1) == "apps.kubernetes.io/pod-index":
                 env[name] = "0"  # the StatefulSet's first pod
             elif label:
@@ -441,9 +460,50 @@ def server_containers(overlay, dockerfile=None):
                     f"overlay {overlay}: container {c['name']} runs {argv[0]}, which "
                     f"the Dockerfile's target {target} does not COPY in"
                 )
-            env = container_env(c, labels, objects, image)
+            env = container_env(c, labels, objects, image, **pod_identity(workload))
+            argv = [expand_dependent(a, env) for a in argv]
             found.append(ServerContainer(overlay, workload, spec, c, image, binary, argv, env))
     return found
+
+
+def pod_identity(workload):
+    """The stand-ins for a workload's first pod: its name (a StatefulSet's
+    ordinal 0) and namespace."""
+    meta = workload["metadata"]
+    return {"pod_name": f"{meta['name']}-0", "namespace": meta.get("namespace", "default")}
+
+
+def resolve_host(objects, host):
+    """What a DNS name in the settings names inside the overlay:
+    ("pod", StatefulSet, ordinal) for <statefulset>-<n>.<serviceName>[.<ns>
+    .svc[.cluster.local]], whose governing Service is headless; ("service",
+    Service, None) for <service>[.<ns>.svc[.cluster.local]]; None if it
+    names nothing here (the name must resolve in the pods' namespace)."""
+    labels = host.split(".")
+    for suffix in (["svc", "cluster", "local"], ["svc"], []):
+        if suffix and labels[-len(suffix):] == suffix:
+            labels = labels[: -len(suffix)]
+            break
+    namespaces = {o["metadata"].get("namespace") for o in objects if o["kind"] in WORKLOAD_KINDS}
+    if len(labels) == 3 and labels[2] in namespaces:
+        labels = labels[:2]  # <pod>.<service>.<namespace>
+    elif len(labels) == 2 and labels[1] in namespaces and find(objects, "Service", labels[0]):
+        labels = labels[:1]  # <service>.<namespace>
+    if len(labels) == 1:
+        svc = find(objects, "Service", labels[0])
+        return ("service", svc, None) if svc else None
+    if len(labels) != 2:
+        return None
+    pod, service = labels
+    for o in objects:
+        if o["kind"] != "StatefulSet" or o["spec"].get("serviceName") != service:
+            continue
+        m = re.fullmatch(re.escape(o["metadata"]["name"]) + r"-(\d+)", pod)
+        if m and int(m.group(1)) < o["spec"].get("replicas", 1):
+            svc = find(objects, "Service", service)
+            if svc is not None and svc["spec"].get("clusterIP") == "None":
+                return ("pod", o, int(m.group(1)))
+    return None
 
 
 def secret_mounts(sc):

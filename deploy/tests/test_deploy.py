@@ -11,14 +11,20 @@ ctest runs one class per entry (tests/CMakeLists.txt):
   FlagsTest     every container's flags and PEAKKNN_* variables through the
                 real binary (--check_config), and what the manifests assume
                 of the settings in force: ports, probes, data volume,
-                termination grace above the drain, the CUDA plugin
+                termination grace above the drain, the CUDA plugin; cluster
+                roles: NATS URLs and advertised addresses name pods of the
+                overlay, every shard the router creates has replicas
   RulesTest     promtool check rules and promtool test rules
   ImageTest     the Dockerfile: COPY sources exist in the build tree; the
                 runtime packages provide every library the binaries load
   LocalRunTest  each overlay's server started as a process on loopback from
                 the rendered container's settings: probes SERVING, inserts
                 and searches, every metric a rule or panel reads is exported,
-                SIGTERM within the grace period keeps every acknowledged row
+                SIGTERM within the grace period keeps every acknowledged row;
+                an overlay with cluster roles as a whole cluster: its NATS
+                pods as nats-server processes from the rendered
+                configuration, its shard replicas and router, traffic
+                through the router (needs nats-server)
   SelfTest      the parsers the checks rely on
 
   /usr/bin/python3 deploy/tests/test_deploy.py -v RenderTest
@@ -86,6 +92,19 @@ class RenderTest(unittest.TestCase):
         monitor = next(o for o in objects if o["kind"] == "PodMonitor")
         monitor["spec"]["podMetricsEndpoints"][0]["port"] = "metric"
         self.assertTrue(any("port metric" in p for p in reference_problems("standalone", objects)))
+
+    def test_reference_check_catches_a_policy_peer_and_a_budget_selecting_nothing(self):
+        objects = copy.deepcopy(dl.render("cluster"))
+        policy = next(o for o in objects if o["kind"] == "NetworkPolicy" and o["metadata"]["name"] == "peakknn-shard")
+        policy["spec"]["ingress"][0]["from"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/component"] = "routr"
+        budget = next(o for o in objects if o["kind"] == "PodDisruptionBudget")
+        budget["spec"]["selector"]["matchLabels"]["app.kubernetes.io/name"] = "nothing"
+        hpa = next(o for o in objects if o["kind"] == "HorizontalPodAutoscaler")
+        hpa["spec"]["scaleTargetRef"]["name"] = "router"
+        problems = "\n".join(reference_problems("cluster", objects))
+        self.assertRegex(problems, r"NetworkPolicy/peakknn-shard: ingress from .*'routr'.* selects no pod")
+        self.assertIn(f"PodDisruptionBudget/{budget['metadata']['name']}: selects no pod", problems)
+        self.assertIn("scaleTargetRef Deployment/router", problems)
 
     def test_pods_meet_the_restricted_pod_security_standard(self):
         problems = []
@@ -186,6 +205,36 @@ def reference_problems(overlay, objects):
                 for port in rule.get("ports", []):
                     if isinstance(port.get("port"), str) and not any(port["port"] in container_ports(s) for _, s in pods):
                         problems.append(f"{name}: port {port['port']} is not a port of the pods it selects")
+            # Peers in this namespace (a podSelector alone) are pods of the
+            # overlay; a named egress port is a port of those peers.
+            for direction, peers_key in (("ingress", "from"), ("egress", "to")):
+                for rule in obj["spec"].get(direction, []):
+                    peers = []
+                    for peer in rule.get(peers_key, []):
+                        if "podSelector" in peer and "namespaceSelector" not in peer:
+                            found = selected_pods(objects, peer["podSelector"].get("matchLabels", {}))
+                            if not found:
+                                problems.append(f"{name}: {direction} {peers_key} {peer['podSelector']} selects no pod")
+                            peers += found
+                    if direction == "egress" and peers:
+                        for port in rule.get("ports", []):
+                            if isinstance(port.get("port"), str) and not any(port["port"] in container_ports(s) for _, s in peers):
+                                problems.append(f"{name}: egress port {port['port']} is not a port of the pods it allows")
+        elif obj["kind"] == "PodDisruptionBudget":
+            if not selected_pods(objects, obj["spec"]["selector"].get("matchLabels", {})):
+                problems.append(f"{name}: selects no pod")
+        elif obj["kind"] == "HorizontalPodAutoscaler":
+            ref = obj["spec"]["scaleTargetRef"]
+            target = dl.find(objects, ref["kind"], ref["name"])
+            if target is None:
+                problems.append(f"{name}: scaleTargetRef {ref['kind']}/{ref['name']} is not in the overlay")
+            elif any(m.get("type") == "Resource" for m in obj["spec"].get("metrics", [])):
+                # Utilisation is measured against requests.
+                for c in target["spec"]["template"]["spec"]["containers"]:
+                    for m in obj["spec"]["metrics"]:
+                        what = m.get("resource", {}).get("name")
+                        if what and what not in c.get("resources", {}).get("requests", {}):
+                            problems.append(f"{name}: {dl.name_of(target)} container {c['name']} requests no {what}")
     return problems
 
 
@@ -266,9 +315,35 @@ class FlagsTest(unittest.TestCase):
                     settings = effective_settings(sc)
                     print(f"{sc.source}: {sc.binary} --check_config accepts "
                           f"{len([v for v in sc.env if v.startswith('PEAKKNN_')])} PEAKKNN_* variables and "
-                          f"{len(sc.argv) - 1} arguments; backend {settings['backend']}, drain "
+                          f"{len(sc.argv) - 1} arguments; role {settings['role']}, backend {settings['backend']}, drain "
                           f"{settings['drain_seconds']} s, grace {sc.pod_spec.get('terminationGracePeriodSeconds', 30)} s")
         self.assertGreater(checked, 0, "no container runs a binary the Dockerfile ships")
+
+    def test_cluster_topology_is_complete(self):
+        for overlay in dl.overlays():
+            self.assertEqual(cluster_topology_problems(overlay), [])
+        roles = sorted(effective_settings(sc)["role"] for sc in dl.server_containers("cluster"))
+        self.assertEqual(set(roles), {"router", "shard"}, roles)
+
+    def test_the_checks_catch_a_wrong_advertise_address_and_a_missing_shard(self):
+        shard = next(sc for sc in dl.server_containers("cluster") if sc.env.get("PEAKKNN_ROLE") == "shard")
+        shard.env["PEAKKNN_ADVERTISE_ADDRESS"] = "peakknn-shard-0-0.nats-headless.peakknn.svc:50051"
+        shard.env["PEAKKNN_REPLICA_NAME"] = "replica"
+        shard.env["PEAKKNN_NATS_URLS"] = "nats://nats-3.nats-headless:4222,nats://nats-0.nats-headless:4223"
+        problems = "\n".join(server_container_problems(shard))
+        self.assertIn("not the pod's stable DNS name", problems)
+        self.assertIn("not the pod's name", problems)
+        self.assertIn("nats-3.nats-headless:4222 names no pod", problems)
+        self.assertIn("has no port 4223", problems)
+        objects = dl.render("cluster")
+        router = next(w for w in objects if w["kind"] == "Deployment")
+        env = router["spec"]["template"]["spec"]["containers"][0]["env"]
+        saved = copy.deepcopy(env)
+        try:
+            next(v for v in env if v["name"] == "PEAKKNN_SHARDS")["value"] = "3"
+            self.assertIn("no replica holds shard(s) [2]", "\n".join(cluster_topology_problems("cluster")))
+        finally:
+            env[:] = saved
 
     def test_the_checks_catch_a_short_grace_period_and_an_unknown_variable(self):
         sc = dl.server_containers("standalone")[0]
@@ -365,14 +440,14 @@ def server_container_problems(sc):
             problems.append(f"{where}: no gRPC {probe} (the server reports grpc.health.v1)")
         elif grpc["port"] != dl.port_of(settings[probed]):
             problems.append(f"{where}: {probe} probes port {grpc['port']}, the server's {probed} is {settings[probed]}")
-    # The data directory is a writable volume (the root file system is not).
+    problems += cluster_role_problems(sc, settings)
+    # The data directory is a writable volume (the root file system is not);
+    # a router keeps no data and never opens it.
     data_dir = os.path.normpath(settings["data_dir"])
-    mounts = sorted(
-        (m for m in container.get("volumeMounts", [])
-         if data_dir == m["mountPath"] or data_dir.startswith(m["mountPath"].rstrip("/") + "/")),
-        key=lambda m: len(m["mountPath"]),
-    )  # the innermost mount holds data_dir
-    if not mounts or mounts[-1].get("readOnly"):
+    mounts = mounts_for(container, data_dir)  # the innermost mount holds data_dir
+    if settings.get("role") == "router":
+        pass
+    elif not mounts or mounts[-1].get("readOnly"):
         problems.append(f"{where}: data_dir {data_dir} is on no writable volume")
     elif sc.workload["kind"] == "StatefulSet":
         claims = {t["metadata"]["name"] for t in sc.workload["spec"].get("volumeClaimTemplates", [])}
@@ -393,6 +468,100 @@ def server_container_problems(sc):
             problems.append(f"{where}: backend=cuda, but image {sc.image.target} has no CUDA plugin")
     elif gpus:
         problems.append(f"{where}: an nvidia.com/gpu limit, but backend={settings['backend']}")
+    return problems
+
+
+def mounts_for(container, path):
+    """The container's volume mounts that hold `path`, innermost last."""
+    return sorted(
+        (m for m in container.get("volumeMounts", [])
+         if path == m["mountPath"] or path.startswith(m["mountPath"].rstrip("/") + "/")),
+        key=lambda m: len(m["mountPath"]),
+    )
+
+
+def cluster_role_problems(sc, settings):
+    """What the cluster roles assume of the overlay: the NATS URLs name NATS
+    pods (or a Service) of this overlay on their client port; a shard
+    replica is a StatefulSet pod named after itself (its replica name, unique
+    and stable), advertising its own stable DNS name on its gRPC port."""
+    role = settings.get("role", "standalone")
+    if role == "standalone":
+        return []
+    problems, where = [], sc.source
+    objects = dl.render(sc.overlay)
+    urls = [u for u in settings.get("nats_urls", "").split(",") if u]
+    if not urls:
+        problems.append(f"{where}: role {role} without nats_urls")
+    for url in urls:
+        m = re.fullmatch(r"nats://([^:/]+):(\d+)", url)
+        target = dl.resolve_host(objects, m.group(1)) if m else None
+        if target is None:
+            problems.append(f"{where}: nats_urls {url} names no pod or Service of the overlay")
+            continue
+        kind, obj, _ = target
+        if kind == "pod":
+            ports = container_ports(obj["spec"]["template"]["spec"])
+            if int(m.group(2)) not in ports.values():
+                problems.append(f"{where}: nats_urls {url}: {dl.name_of(obj)} has no port {m.group(2)}")
+        elif int(m.group(2)) not in [p["port"] for p in obj["spec"].get("ports", [])]:
+            problems.append(f"{where}: nats_urls {url}: {dl.name_of(obj)} has no port {m.group(2)}")
+    if role == "shard":
+        pod = dl.pod_identity(sc.workload)["pod_name"]
+        if sc.workload["kind"] != "StatefulSet":
+            problems.append(f"{where}: a shard replica needs a stable name and its own volume: a StatefulSet")
+        if settings.get("replica_name") != pod:
+            problems.append(f"{where}: replica_name={settings.get('replica_name')!r}, not the pod's name "
+                            f"(metadata.name, {pod!r} for the first pod): replicas of a shard would share it")
+        address = settings.get("advertise_address", "")
+        host, _, port = address.rpartition(":")
+        target = dl.resolve_host(objects, host) if host else None
+        if target is None or target[:2] != ("pod", sc.workload) or target[2] != 0:
+            problems.append(f"{where}: advertise_address={address!r} is not the pod's stable DNS name "
+                            f"({pod}.{sc.workload['spec'].get('serviceName')}.<namespace>.svc)")
+        ports = {p["name"]: p["containerPort"] for p in sc.container.get("ports", [])}
+        if not port.isdigit() or int(port) != ports.get("grpc"):
+            problems.append(f"{where}: advertise_address port {port} is not containerPort grpc ({ports.get('grpc')})")
+    return problems
+
+
+def cluster_topology_problems(overlay):
+    """Across an overlay's routers and shard replicas: every shard a router
+    creates collections with has a workload; they all agree on NATS (URLs,
+    replicas), and NATS has as many servers as streams want copies."""
+    problems = []
+    routers, shards = [], {}
+    for sc in dl.server_containers(overlay):
+        settings = effective_settings(sc)
+        if settings["role"] == "router":
+            routers.append((sc, settings))
+        elif settings["role"] == "shard":
+            shards.setdefault(int(settings["shard"]), []).append((sc, settings))
+    everyone = routers + [x for v in shards.values() for x in v]
+    if not routers and not shards:
+        return []
+    if not routers:
+        problems.append(f"overlay {overlay}: shard replicas and no router")
+    for sc, settings in routers:
+        missing = sorted(set(range(int(settings["shards"]))) - shards.keys())
+        if missing:
+            problems.append(f"{sc.source}: shards={settings['shards']}, but no replica holds shard(s) {missing}")
+        extra = sorted(s for s in shards if s >= int(settings["shards"]))
+        if extra:
+            problems.append(f"{sc.source}: shards={settings['shards']}, but replicas hold shard(s) {extra}")
+    for key in ("nats_urls", "nats_replicas"):
+        values = {settings[key] for _, settings in everyone}
+        if len(values) > 1:
+            problems.append(f"overlay {overlay}: routers and shards disagree on {key}: {sorted(values)}")
+    objects = dl.render(overlay)
+    for sc, settings in everyone:
+        hosts = [re.sub(r"^nats://|:\d+$", "", u) for u in settings["nats_urls"].split(",")]
+        for host in hosts:
+            target = dl.resolve_host(objects, host)
+            if target and target[0] == "pod" and target[1]["spec"].get("replicas", 1) < int(settings["nats_replicas"]):
+                problems.append(f"{sc.source}: nats_replicas={settings['nats_replicas']}, but "
+                                f"{dl.name_of(target[1])} has {target[1]['spec'].get('replicas', 1)} servers")
+                break
     return problems
 
 
@@ -582,7 +751,16 @@ class LocalRunTest(unittest.TestCase):
     def test_overlays_serve_export_their_metrics_and_restart_without_loss(self):
         ran = 0
         for overlay in dl.overlays():
-            for sc in dl.server_containers(overlay):
+            containers = dl.server_containers(overlay)
+            if any(effective_settings(sc)["role"] != "standalone" for sc in containers):
+                if not os.access(nats_server_binary(), os.X_OK):
+                    print(f"overlay {overlay}: not run here: no nats-server (Debian package nats-server, scripts/install-deps.sh)")
+                    continue
+                with self.subTest(f"overlay {overlay}: the cluster"):
+                    self.run_cluster(overlay, containers)
+                    ran += 1
+                continue
+            for sc in containers:
                 with self.subTest(sc.source):
                     settings = effective_settings(sc)
                     if settings["backend"] == "cuda" and dl.run(["sh", "-c", "nvidia-smi -L"]).returncode != 0:
@@ -605,16 +783,7 @@ class LocalRunTest(unittest.TestCase):
                 rows = 300
                 server.traffic(rows)
                 exported = dl.exposition_names(dl.http_get(f"http://127.0.0.1:{server.metrics_port}/metrics"))
-                used, recorded = dl.used_metrics(dl.render(sc.overlay))
-                external = dl.external_metrics()
-                absent = {
-                    name: where for name, where in used.items()
-                    if name not in exported and name not in recorded and name not in external
-                }
-                self.assertEqual(absent, {}, f"{sc.source}: metrics the rules or dashboards read that the server does not export")
-                self.assertFalse(external.keys() & exported, "a metric listed as external is exported by the server: drop it from external-metrics.txt")
-                print(f"{sc.source}: {len(used)} metric names used, all exported "
-                      f"(or recorded: {sorted(recorded)}; external: {sorted(used.keys() & external.keys())})")
+                self.check_metrics(sc.overlay, sc.source, exported)
                 # A rolling update: SIGTERM, exit 0 inside the grace period,
                 # then the next pod on the same volume has every row.
                 grace = sc.pod_spec.get("terminationGracePeriodSeconds", 30)
@@ -629,6 +798,290 @@ class LocalRunTest(unittest.TestCase):
                 self.assertEqual(rc, 0)
             finally:
                 server.kill()
+
+
+    def check_metrics(self, overlay, source, exported):
+        """Every metric a rule or panel of the overlay reads is in
+        `exported` (the names of every scraped process), recorded by a
+        rule, or another exporter's."""
+        used, recorded = dl.used_metrics(dl.render(overlay))
+        external = dl.external_metrics()
+        absent = {
+            name: where for name, where in used.items()
+            if name not in exported and name not in recorded and name not in external
+        }
+        self.assertEqual(absent, {}, f"{source}: metrics the rules or dashboards read that the server does not export")
+        self.assertFalse(external.keys() & exported, "a metric listed as external is exported by the server: drop it from external-metrics.txt")
+        print(f"{source}: {len(used)} metric names used, all exported "
+              f"(or recorded: {sorted(recorded)}; external: {sorted(used.keys() & external.keys())})")
+
+    def run_cluster(self, overlay, containers):
+        """The cluster overlay as processes on loopback: every NATS pod as a
+        nats-server from the rendered configuration, every shard replica
+        (up to 2 per shard) and one router from their containers' settings,
+        with NATS addresses moved to the local servers. Through the router:
+        create, insert, search; every role's /metrics together export what
+        the rules and dashboards read; SIGTERM of every peakknn process exits
+        0 inside its grace period, and a restart of all of them on the same
+        data (NATS kept) has every row."""
+        objects = dl.render(overlay)
+        with tempfile.TemporaryDirectory(prefix="peakknn-deploy-cluster-") as tmp:
+            nats = LocalNats(objects, os.path.join(tmp, "nats"))
+            servers = []
+            try:
+                nats.start()
+                print(f"overlay {overlay}: {len(nats.processes)} nats-server processes from "
+                      f"{dl.name_of(nats.workload)}: every probe path answers 200, JetStream has a meta leader")
+                shards = [sc for sc in containers if effective_settings(sc)["role"] == "shard"]
+                routers = [sc for sc in containers if effective_settings(sc)["role"] == "router"]
+                self.assertTrue(shards and routers, f"overlay {overlay}: shards {len(shards)}, routers {len(routers)}")
+                for sc in shards:
+                    for ordinal in range(min(2, sc.workload["spec"].get("replicas", 1))):
+                        servers.append(self.cluster_member(sc, ordinal, objects, nats, tmp))
+                router = self.cluster_member(routers[0], 0, objects, nats, tmp)
+                servers.append(router)
+                for server in servers:
+                    server.start()
+                    for service in sorted(server.probe_services()):
+                        self.assertEqual(server.health(service), "SERVING", f"{server.name}: health of {service!r}")
+                rows = 300
+                router.traffic(rows)
+                self.assertEqual(router.wait_live_rows(rows), rows, "live rows through the router")
+                exported = set()
+                used, recorded = dl.used_metrics(objects)
+                wanted = used.keys() - recorded - dl.external_metrics().keys()
+                for server in servers:
+                    names = dl.exposition_names(dl.http_get(f"http://127.0.0.1:{server.metrics_port}/metrics"))
+                    print(f"overlay {overlay}: {server.name}: {len(names)} series names on /metrics; "
+                          f"of those the rules and dashboards read, not here: {sorted(wanted - names) or 'none'}")
+                    exported |= names
+                self.check_metrics(overlay, f"overlay {overlay} (router and shards)", exported)
+                # A rolling update of every peakknn pod (NATS stays): the
+                # router first, then the replicas.
+                for server in [router] + servers[:-1]:
+                    grace = server.sc.pod_spec.get("terminationGracePeriodSeconds", 30)
+                    rc, seconds = server.stop(grace)
+                    self.assertEqual(rc, 0, f"{server.name}: exit after SIGTERM\n{server.log()}")
+                    self.assertLess(seconds, grace, server.name)
+                for server in servers:
+                    server.start()
+                self.assertEqual(router.wait_live_rows(rows), rows, "live rows through the router after the restart")
+                print(f"overlay {overlay}: {len(servers) - 1} shard replicas and the router: created, inserted "
+                      f"{rows} rows and searched through the router; SIGTERM exit 0 each, all rows back after the restart")
+                for server in servers:
+                    rc, _ = server.stop(30)
+                    self.assertEqual(rc, 0, f"{server.name}\n{server.log()}")
+                stopped = nats.stop()
+                if nats.container.get("lifecycle", {}).get("preStop"):
+                    self.assertTrue(all(by_hook for by_hook, _ in stopped), f"nats: not stopped by the preStop hook: {stopped}")
+                print(f"overlay {overlay}: nats-server processes stopped by their preStop hook in "
+                      f"{', '.join(f'{t:.1f} s' for _, t in stopped)}")
+            finally:
+                for server in servers:
+                    server.kill()
+                nats.kill()
+
+    def cluster_member(self, sc, ordinal, objects, nats, tmp):
+        """A LocalServer for pod `ordinal` of a router or shard container:
+        the environment that pod gets (its name), the NATS URLs moved to the
+        local servers, and the advertised address left to the server (the
+        loopback port it picks): the pod DNS name does not resolve here."""
+        _, _, labels = next(x for x in dl.pod_templates(objects) if x[0] is sc.workload)
+        identity = dl.pod_identity(sc.workload)
+        pod = f"{sc.workload['metadata']['name']}-{ordinal}"
+        env = dl.container_env(sc.container, labels, objects, sc.image, pod_name=pod, namespace=identity["namespace"])
+        settings = effective_settings(sc)
+        extra = [f"--nats_urls={nats.local_urls(settings['nats_urls'])}"]
+        if settings["role"] == "shard":
+            extra.append("--advertise_address=")
+        return LocalServer(sc, os.path.join(tmp, pod), env=env, extra_args=extra, name=pod)
+
+
+def nats_server_binary():
+    return shutil.which("nats-server") or "/usr/sbin/nats-server"
+
+
+def free_port():
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class LocalNats:
+    """The overlay's NATS StatefulSet as nats-server processes on loopback:
+    each pod's configuration file is the rendered ConfigMap's, with every
+    container port moved to a free loopback port of that pod, every route
+    (nats://<pod>.<headless service>:<port>) to the loopback port of that
+    pod, and every mounted path to a directory of its own."""
+
+    def __init__(self, objects, tmp):
+        self.objects, self.tmp = objects, tmp
+        self.binary = nats_server_binary()
+        found = [
+            (w, spec, labels, c) for w, spec, labels in dl.pod_templates(objects) for c in spec["containers"]
+            if os.path.basename((c.get("command") or [""])[0]) == "nats-server"
+        ]
+        if len(found) != 1:
+            raise dl.CheckError(f"expected one container running nats-server, found {len(found)}")
+        self.workload, self.spec, self.labels, self.container = found[0]
+        if self.workload["kind"] != "StatefulSet":
+            raise dl.CheckError(f"{dl.name_of(self.workload)}: NATS pods need stable names (a StatefulSet)")
+        self.replicas = self.workload["spec"].get("replicas", 1)
+        self.container_ports = {p["name"]: p["containerPort"] for p in self.container.get("ports", [])}
+        # pod ordinal -> {container port: loopback port}
+        self.ports = [{port: free_port() for port in self.container_ports.values()} for _ in range(self.replicas)]
+        self.processes = []
+
+    def config_text(self):
+        """The configuration file the container's --config names, from the
+        ConfigMap volume mounted there."""
+        argv = self.container["command"] + list(self.container.get("args") or [])
+        flag = next((i for i, a in enumerate(argv) if a in ("--config", "-c")), None)
+        if flag is None:
+            raise dl.CheckError(f"{dl.name_of(self.workload)}: nats-server runs without --config")
+        path = argv[flag + 1]
+        mount = mounts_for(self.container, path)
+        volumes = {v["name"]: v for v in self.spec.get("volumes", [])}
+        volume = volumes.get(mount[-1]["name"]) if mount else None
+        if not volume or "configMap" not in volume:
+            raise dl.CheckError(f"{dl.name_of(self.workload)}: {path} is on no ConfigMap volume")
+        cm = dl.find(self.objects, "ConfigMap", volume["configMap"]["name"])
+        key = os.path.relpath(path, mount[-1]["mountPath"])
+        if cm is None or key not in cm.get("data", {}):
+            raise dl.CheckError(f"{dl.name_of(self.workload)}: ConfigMap {volume['configMap']['name']} has no key {key}")
+        return argv, flag, cm["data"][key]
+
+    def pod_port(self, host, port):
+        """The loopback port for <pod DNS name>:<container port>, or None."""
+        target = dl.resolve_host(self.objects, host)
+        if target and target[0] == "pod" and target[1] is self.workload:
+            return self.ports[target[2]].get(port)
+        if target and target[0] == "service" and dl.selects(target[1]["spec"].get("selector", {}), self.labels):
+            svc_port = next((p for p in target[1]["spec"].get("ports", []) if p["port"] == port), None)
+            if svc_port is not None:
+                wanted = svc_port.get("targetPort", port)
+                return self.ports[0].get(self.container_ports.get(wanted, wanted))
+        return None
+
+    def local_urls(self, urls):
+        out = []
+        for url in urls.split(","):
+            m = re.fullmatch(r"nats://([^:/]+):(\d+)", url)
+            port = self.pod_port(m.group(1), int(m.group(2))) if m else None
+            if port is None:
+                raise dl.CheckError(f"nats URL {url} names no NATS pod or Service of the overlay")
+            out.append(f"nats://127.0.0.1:{port}")
+        return ",".join(out)
+
+    def start(self):
+        argv, flag, text = self.config_text()
+        for ordinal in range(self.replicas):
+            pod = f"{self.workload['metadata']['name']}-{ordinal}"
+            root = os.path.join(self.tmp, pod)
+            local = text
+            # Listen addresses: a container port on every interface.
+            for port, mine in self.ports[ordinal].items():
+                local = re.sub(rf"(?<![\w.])(0\.0\.0\.0|\[::\])?:{port}\b", f"127.0.0.1:{mine}", local)
+
+            def route(m):
+                port = self.pod_port(m.group(1), int(m.group(2)))
+                if port is None:
+                    raise dl.CheckError(f"{pod}: nats.conf names {m.group(0)}, no NATS pod of the overlay")
+                return f"nats://127.0.0.1:{port}"
+
+            local = re.sub(r"nats://([A-Za-z][\w.-]*):(\d+)", route, local)
+            local = self.local_paths(local, ordinal)
+            conf = os.path.join(root, "nats.conf")
+            with open(conf, "w") as f:
+                f.write(local)
+            env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+            env.update(dl.container_env(self.container, self.labels, self.objects, None, pod_name=pod))
+            args = list(argv[1:])
+            args[flag] = conf  # the value after --config (argv[flag] in args is at flag - 1)
+            check = dl.run([self.binary, "-t"] + args, env=env, timeout=30)
+            if check.returncode != 0:
+                raise dl.CheckError(f"{pod}: nats-server -t rejects the rendered configuration:\n{check.stdout}{check.stderr}\n{local}")
+            with open(os.path.join(root, "nats.log"), "a") as log:
+                self.processes.append(subprocess.Popen([self.binary] + args, env=env, stdout=log, stderr=subprocess.STDOUT))
+        # Every probe's path answers 200 (the startup probe waits for
+        # JetStream to be current: a meta leader, streams caught up).
+        deadline = time.monotonic() + 60
+        probes = [self.container[p]["httpGet"] for p in ("startupProbe", "readinessProbe", "livenessProbe") if "httpGet" in self.container.get(p, {})]
+        if not probes:
+            raise dl.CheckError(f"{dl.name_of(self.workload)}: no httpGet probes to wait on")
+        for ordinal in range(self.replicas):
+            for probe in probes:
+                port = self.container_ports.get(probe["port"], probe["port"])
+                url = f"http://127.0.0.1:{self.ports[ordinal][port]}{probe.get('path', '/')}"
+                while True:
+                    try:
+                        dl.http_get(url, timeout=5)
+                        break
+                    except OSError as e:
+                        if self.processes[ordinal].poll() is not None or time.monotonic() > deadline:
+                            raise dl.CheckError(f"nats pod {ordinal}: {url}: {e}\n{self.log(ordinal)}")
+                        time.sleep(0.2)
+        # And the JetStream cluster has a meta leader (what the streams and
+        # buckets of --nats_replicas 3 need), on the monitoring port.
+        monitor = self.container_ports.get(probes[0]["port"], probes[0]["port"])
+        while '"leader": "' not in dl.http_get(f"http://127.0.0.1:{self.ports[0][monitor]}/jsz"):
+            if time.monotonic() > deadline:
+                raise dl.CheckError(f"no JetStream meta leader after 60 s\n{self.log(0)}")
+            time.sleep(0.2)
+
+    def local_paths(self, text, ordinal):
+        """Every mounted path in `text` moved to a directory of pod
+        `ordinal`'s own."""
+        root = os.path.join(self.tmp, f"{self.workload['metadata']['name']}-{ordinal}")
+        for m in sorted(self.container.get("volumeMounts", []), key=lambda m: -len(m["mountPath"])):
+            directory = os.path.join(root, m["name"])
+            os.makedirs(directory, exist_ok=True)
+            text = re.sub(rf"(?<![\w/]){re.escape(m['mountPath'].rstrip('/'))}(?=/|\s|$)", directory, text)
+        return text
+
+    def stop(self):
+        """Stops every server as the kubelet would: the preStop hook (lame
+        duck mode, through the pid file), then SIGTERM if it is still up.
+        Returns, per pod, whether it exited on the preStop hook alone, and
+        how long it took."""
+        grace = self.spec.get("terminationGracePeriodSeconds", 30)
+        hook = self.container.get("lifecycle", {}).get("preStop", {}).get("exec", {}).get("command")
+        results = []
+        for ordinal, process in enumerate(self.processes):
+            start = time.monotonic()
+            by_hook = False
+            if hook:
+                argv = [self.binary if a == "nats-server" else self.local_paths(a, ordinal) for a in hook]
+                p = dl.run(argv, timeout=30)
+                if p.returncode != 0:
+                    raise dl.CheckError(f"nats pod {ordinal}: preStop {' '.join(hook)} failed: {p.stdout}{p.stderr}")
+                try:
+                    process.wait(timeout=grace)
+                    by_hook = True
+                except subprocess.TimeoutExpired:
+                    pass
+            if process.poll() is None:
+                process.terminate()
+                process.wait(timeout=grace)
+            results.append((by_hook, time.monotonic() - start))
+        return results
+
+    def log(self, ordinal):
+        pod = f"{self.workload['metadata']['name']}-{ordinal}"
+        with open(os.path.join(self.tmp, pod, "nats.log")) as f:
+            return f.read()[-4000:]
+
+    def kill(self):
+        for p in self.processes:
+            if p.poll() is None:
+                p.terminate()
+                try:
+                    p.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait()
 
 
 def secret_fixture(secret, directory):
@@ -663,8 +1116,16 @@ class LocalServer:
 
     COLLECTION = "deploycheck"
 
-    def __init__(self, sc, tmp):
+    def __init__(self, sc, tmp, env=None, extra_args=(), name=None):
+        """env: the pod's environment when not the workload's first pod's
+        (sc.env); extra_args: flags that move what the pod reaches (NATS) to
+        loopback, after the container's own (flags win over variables);
+        name: the pod's, for messages."""
         self.sc, self.tmp = sc, tmp
+        self.name = name or sc.source
+        self.env = sc.env if env is None else env
+        self.extra_args = list(extra_args)
+        os.makedirs(tmp, exist_ok=True)
         self.process = None
         self.cli = os.environ.get("PEAKKNN_CLI_BIN", os.path.join(dl.BUILD_DIR, "client", "peakknn"))
         # Secret volumes: mount path -> a local directory holding the files
@@ -687,11 +1148,11 @@ class LocalServer:
             "--metrics_listen=127.0.0.1:0",
             f"--data_dir={self.tmp}/data",
             f"--port_file={ports}",
-        ]
-        if self.sc.env.get("PEAKKNN_HEALTH_LISTEN"):
+        ] + self.extra_args
+        if self.env.get("PEAKKNN_HEALTH_LISTEN"):
             argv.append("--health_listen=127.0.0.1:0")
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
-        env.update({k: self.local_setting(v) for k, v in self.sc.env.items()})
+        env.update({k: self.local_setting(v) for k, v in self.env.items()})
         with open(os.path.join(self.tmp, "server.log"), "a") as log:
             self.process = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 60
@@ -724,10 +1185,10 @@ class LocalServer:
         """What the CLI needs to talk to this server: the CA of its TLS
         certificate, an admin token."""
         flags = []
-        cert = self.sc.env.get("PEAKKNN_TLS_CERT_FILE")
+        cert = self.env.get("PEAKKNN_TLS_CERT_FILE")
         if cert:
             flags.append(f"--tls_ca={os.path.join(os.path.dirname(self.local_path(cert)), 'ca.crt')}")
-        tokens = self.sc.env.get("PEAKKNN_AUTH_TOKENS_FILE")
+        tokens = self.env.get("PEAKKNN_AUTH_TOKENS_FILE")
         if tokens:
             with open(self.local_path(tokens)) as f:
                 admin = next(line.split()[1] for line in f if line.split()[:1] == ["admin"])
@@ -773,6 +1234,19 @@ class LocalServer:
         if not out.strip():
             raise dl.CheckError("search printed nothing")
 
+    def wait_live_rows(self, rows, seconds=60):
+        """live_rows once it reaches `rows` (a cluster's replicas apply
+        their streams asynchronously), or what it is after `seconds`."""
+        deadline = time.monotonic() + seconds
+        while True:
+            try:
+                live = self.live_rows()
+            except dl.CheckError:
+                live = None
+            if live == rows or time.monotonic() > deadline:
+                return live
+            time.sleep(0.5)
+
     def live_rows(self):
         lines = self.peakknn("describe", self.COLLECTION).splitlines()
         header = lines[0].split()
@@ -801,6 +1275,20 @@ class LocalServer:
 
 
 class SelfTest(unittest.TestCase):
+    def test_resolve_host(self):
+        objects = [
+            {"kind": "StatefulSet", "metadata": {"name": "db", "namespace": "ns"}, "spec": {"serviceName": "db-h", "replicas": 2}},
+            {"kind": "Service", "metadata": {"name": "db-h", "namespace": "ns"}, "spec": {"clusterIP": "None"}},
+            {"kind": "Service", "metadata": {"name": "web", "namespace": "ns"}, "spec": {}},
+        ]
+        sts = objects[0]
+        self.assertEqual(dl.resolve_host(objects, "db-1.db-h"), ("pod", sts, 1))
+        self.assertEqual(dl.resolve_host(objects, "db-0.db-h.ns.svc"), ("pod", sts, 0))
+        self.assertEqual(dl.resolve_host(objects, "db-0.db-h.ns.svc.cluster.local"), ("pod", sts, 0))
+        self.assertEqual(dl.resolve_host(objects, "web.ns.svc")[:2], ("service", objects[2]))
+        for host in ("db-2.db-h", "db-0.web", "db-0.db-h.other.svc", "nothing"):
+            self.assertIsNone(dl.resolve_host(objects, host), host)
+
     def test_metric_names(self):
         cases = {
             'histogram_quantile(0.99, sum by (namespace, pod, le) (rate(a_bucket{job="x", method=~"A|B"}[5m]))) > 0.25':
@@ -851,6 +1339,17 @@ class SelfTest(unittest.TestCase):
         image = dl.Image("t", [], {}, {"PEAKKNN_A": "0", "PEAKKNN_C": "9"}, [], True, "1")
         env = dl.container_env(container, {}, objects, image)
         self.assertEqual(env, {"PEAKKNN_A": "1", "PEAKKNN_B": "3", "PEAKKNN_C": "9", "PEAKKNN_T": "2", "PEAKKNN_S": "0"})
+        pod = {
+            "name": "c",
+            "env": [
+                {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+                {"name": "A", "value": "$(POD_NAME).svc:1 $$(POD_NAME) $(LATER) $(PEAKKNN_C)"},
+                {"name": "LATER", "value": "x"},
+            ],
+        }
+        env = dl.container_env(pod, {}, objects, image, pod_name="s-0")
+        # PEAKKNN_C is the image's ENV, which the kubelet does not see.
+        self.assertEqual(env["A"], "s-0.svc:1 $(POD_NAME) $(LATER) $(PEAKKNN_C)")
         with self.assertRaisesRegex(dl.CheckError, "ConfigMap missing"):
             dl.container_env({"name": "c", "envFrom": [{"configMapRef": {"name": "missing"}}]}, {}, objects, image)
 
