@@ -217,7 +217,7 @@ TEST(ShardServerFlagsTest, AShardNeedsAClusterAndAName) {
            {{"--role=shard", "--nats_urls=nats://127.0.0.1:1",
              "--replica_name=r1", "--shard=-1"},
             "--shard=-1: must be >= 0"},
-           {{"--role=router"}, "must be standalone or shard"},
+           {{"--role=primary"}, "must be standalone, shard or router"},
        }) {
     absl::StatusOr<ServerProcess> bad = ServerProcess::Start(flags);
     ASSERT_FALSE(bad.ok()) << flags.back();
