@@ -26,6 +26,7 @@
 // --nats_urls first (the same 60 s), then serves the cluster through the
 // same API: no data directory, no store; SIGTERM drains in-flight calls
 // and exits 0.
+#include <algorithm>
 #include <csignal>
 #include <cstdio>
 #include <fstream>
@@ -376,9 +377,14 @@ int Run(int argc, char** argv) {
   // flow-control windows that BDP probing grows) are not in the in-flight
   // budget; without a quota, clients that send and never read their acks
   // grew the server to 14x the budget. Under pressure gRPC shrinks its
-  // windows, so senders slow down rather than the server growing.
+  // windows, so senders slow down rather than the server growing. Never
+  // below kMinTransportQuota: with a budget of a few MiB (tests), a quota
+  // that small starved the transport itself and it dropped a stream whose
+  // batch the budget would have refused with an ack (seen in CI).
+  constexpr int64_t kMinTransportQuota = int64_t{8} << 20;
   grpc::ResourceQuota quota("peakknn-transport");
-  quota.Resize(static_cast<size_t>(config->max_inflight_bytes));
+  quota.Resize(static_cast<size_t>(
+      std::max(config->max_inflight_bytes, kMinTransportQuota)));
   builder.SetResourceQuota(quota);
   builder.SetMaxReceiveMessageSize(static_cast<int>(config->max_message_bytes));
   builder.SetMaxSendMessageSize(static_cast<int>(config->max_message_bytes));
